@@ -1,0 +1,70 @@
+// Conv2DBackpropFilter for the wasm backend: dW = im2col(x)ᵀ · dy on the XNNPACK matmul.
+import type {
+  Conv2DBackpropFilterAttrs,
+  Conv2DBackpropFilterInputs,
+  KernelConfig,
+  KernelFunc,
+  TensorInfo,
+} from '@tensorflow/tfjs';
+import { nhwcConvGeometry, type ConvGeometry } from './conv-geometry.js';
+import { fillTransposedIm2col } from './im2col.js';
+import { matMulOnWasm } from './wasm-matmul.js';
+import { allocateFloat32, asWasmBackend, heapFloat32, release, withShape, type WasmBackend } from './wasm-backend.js';
+
+/** tfjs never passes dilations to this kernel (its conv2d gradient requires 1); honour them if given. */
+type FilterGradAttrs = Conv2DBackpropFilterAttrs & { dilations?: number | [number, number] };
+
+export function assertGradientShape(kernelName: string, dy: TensorInfo, g: ConvGeometry): void {
+  const expected = [g.batch, g.outHeight, g.outWidth, g.outChannels];
+  if (dy.shape.length !== 4 || dy.shape.some((size, axis) => size !== expected[axis])) {
+    throw new Error(`${kernelName}: dy has shape [${dy.shape.join(',')}], the convolution produces [${expected.join(',')}]`);
+  }
+}
+
+function conv2dBackpropFilter(args: { inputs: Conv2DBackpropFilterInputs; attrs: FilterGradAttrs; backend: unknown }): TensorInfo {
+  const backend = asWasmBackend(args.backend);
+  const { x, dy } = args.inputs;
+  if (x === undefined || dy === undefined) throw new Error('Conv2DBackpropFilter: needs inputs x and dy');
+  const { strides, pad, dataFormat, dimRoundingMode, filterShape, dilations } = args.attrs;
+  const g = nhwcConvGeometry({
+    kernelName: 'Conv2DBackpropFilter',
+    xShape: x.shape,
+    filterShape,
+    strides,
+    pad,
+    dilations,
+    dimRoundingMode,
+    dataFormat,
+    depthwise: false,
+  });
+  assertGradientShape('Conv2DBackpropFilter', dy, g);
+  return filterGradient(backend, x, dy, g, [...filterShape]);
+}
+
+function filterGradient(backend: WasmBackend, x: TensorInfo, dy: TensorInfo, g: ConvGeometry, filterShape: number[]): TensorInfo {
+  const taps = g.filterHeight * g.filterWidth * g.inChannels;
+  const positions = g.batch * g.outHeight * g.outWidth;
+  if (positions === 0 || taps === 0 || g.outChannels === 0) {
+    const zeros = allocateFloat32(backend, filterShape);
+    heapFloat32(backend, zeros).fill(0);
+    return zeros;
+  }
+  const colT = allocateFloat32(backend, [1, taps, positions]);
+  // A private copy of dy as the right-hand matrix: XNNPACK caches its packed right-hand
+  // matrix keyed on the tensor id, so passing dy itself would leave a cache entry that a
+  // later matmul using dy under another [rows, cols] split would wrongly reuse.
+  const dyCopy = allocateFloat32(backend, [1, positions, g.outChannels]);
+  // Views only after the last allocation above: malloc may grow (and detach) the heap.
+  heapFloat32(backend, dyCopy).set(heapFloat32(backend, dy));
+  fillTransposedIm2col(heapFloat32(backend, x), g, heapFloat32(backend, colT));
+  const product = matMulOnWasm(backend, colT, dyCopy);
+  release(backend, colT);
+  release(backend, dyCopy);
+  return withShape(product, filterShape);
+}
+
+export const conv2dBackpropFilterConfig: KernelConfig = {
+  kernelName: 'Conv2DBackpropFilter',
+  backendName: 'wasm',
+  kernelFunc: conv2dBackpropFilter as unknown as KernelFunc,
+};
