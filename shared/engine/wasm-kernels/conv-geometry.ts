@@ -1,6 +1,7 @@
 // Conv geometry for the NHWC kernels, computed by tfjs itself so padding ('valid', 'same',
 // explicit, numeric + dimRoundingMode) matches the forward op exactly.
 import * as tf from '@tensorflow/tfjs';
+import type { TensorInfo } from '@tensorflow/tfjs';
 
 type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
 type RoundingMode = 'floor' | 'round' | 'ceil' | undefined;
@@ -80,4 +81,12 @@ export function validOutputRange(tapOffset: number, stride: number, inSize: numb
   const first = Math.min(outSize, tapOffset >= 0 ? 0 : Math.ceil(-tapOffset / stride));
   const end = Math.min(outSize, Math.floor((inSize - 1 - tapOffset) / stride) + 1);
   return [first, Math.max(first, end)];
+}
+
+/** Rejects a dy whose shape is not what the convolution described by `g` produces. */
+export function assertGradientShape(kernelName: string, dy: TensorInfo, g: ConvGeometry): void {
+  const expected = [g.batch, g.outHeight, g.outWidth, g.outChannels];
+  if (dy.shape.length !== 4 || dy.shape.some((size, axis) => size !== expected[axis])) {
+    throw new Error(`${kernelName}: dy has shape [${dy.shape.join(',')}], the convolution produces [${expected.join(',')}]`);
+  }
 }

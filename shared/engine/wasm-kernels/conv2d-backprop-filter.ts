@@ -6,20 +6,13 @@ import type {
   KernelFunc,
   TensorInfo,
 } from '@tensorflow/tfjs';
-import { nhwcConvGeometry, type ConvGeometry } from './conv-geometry.js';
+import { assertGradientShape, nhwcConvGeometry, type ConvGeometry } from './conv-geometry.js';
 import { fillTransposedIm2col } from './im2col.js';
 import { matMulOnWasm } from './wasm-matmul.js';
 import { allocateFloat32, asWasmBackend, heapFloat32, release, withShape, type WasmBackend } from './wasm-backend.js';
 
 /** tfjs never passes dilations to this kernel (its conv2d gradient requires 1); honour them if given. */
 type FilterGradAttrs = Conv2DBackpropFilterAttrs & { dilations?: number | [number, number] };
-
-export function assertGradientShape(kernelName: string, dy: TensorInfo, g: ConvGeometry): void {
-  const expected = [g.batch, g.outHeight, g.outWidth, g.outChannels];
-  if (dy.shape.length !== 4 || dy.shape.some((size, axis) => size !== expected[axis])) {
-    throw new Error(`${kernelName}: dy has shape [${dy.shape.join(',')}], the convolution produces [${expected.join(',')}]`);
-  }
-}
 
 function conv2dBackpropFilter(args: { inputs: Conv2DBackpropFilterInputs; attrs: FilterGradAttrs; backend: unknown }): TensorInfo {
   const backend = asWasmBackend(args.backend);
