@@ -1,0 +1,71 @@
+/**
+ * `npm run train -- [flags]`: trains one model in this process (no cluster), evaluates it on the
+ * test set and saves it as a TensorFlow.js LayersModel.
+ */
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { createProgress } from '../shared/cli/progress.js';
+import { jobFromFlags, TRAINING_FLAGS_HELP, trainingFlagOptions } from '../shared/cli/training-flags.js';
+import { describeSelection, selectBackend } from '../shared/engine/select-backend.js';
+import { createLogger } from '../shared/log/logger.js';
+import { describeZoo } from '../shared/models/zoo.js';
+import { trainLocally } from '../peer/trainer/local-training.js';
+
+const HELP = `Usage: npm run train -- [flags]
+
+Trains a model on MNIST in this process and saves it (TensorFlow.js LayersModel format).
+
+${TRAINING_FLAGS_HELP}
+  --out DIR           where to save model.json + weights.bin        [runs/train-<time>/model]
+  --help              this text
+
+Models:
+${describeZoo().replace(/^/gm, '  ')}`;
+
+export async function main(argv: string[]): Promise<number> {
+  const log = createLogger('train');
+  let values;
+  try {
+    ({ values } = parseArgs({ args: argv, options: { ...trainingFlagOptions, out: { type: 'string' }, help: { type: 'boolean' } }, strict: true }));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${HELP}\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  const job = await jobFromFlags(values);
+  const selection = await selectBackend(job.backend === 'auto' ? {} : { force: job.backend });
+  log.info(describeSelection(selection), `tensor backend: ${selection.flag}`);
+
+  const saveDir = values.out ?? path.join('runs', `train-${new Date().toISOString().replace(/[:.]/g, '-')}`, 'model');
+  log.info({ job }, 'training');
+  let progress: ReturnType<typeof createProgress> | undefined;
+  const result = await trainLocally(job, {
+    saveDir,
+    onStep(report) {
+      progress ??= createProgress(report.totalSteps, `${job.model}`, (fields) => log.info(fields, 'progress'));
+      progress.update(report.step, { loss: report.loss.toFixed(4), speed: Math.round(report.samplesPerSecond) });
+    },
+  });
+  progress?.stop();
+  log.info({ ...result }, 'done');
+  process.stdout.write(
+    `model ${job.model} (${result.parameters.toLocaleString('en')} parameters) on ${selection.flag}: ` +
+      `${result.steps} steps in ${result.trainSeconds.toFixed(1)} s (${Math.round(result.samplesPerSecond)} samples/s)\n` +
+      `test accuracy ${(result.test.accuracy * 100).toFixed(2)}% (loss ${result.test.loss.toFixed(4)}, ${result.test.samples} samples)\n` +
+      `saved to ${result.savedTo}\n`,
+  );
+  return 0;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,76 @@
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * Built-in models. All output logits (no softmax layer): the loss applies softmax itself, and
+ * knowledge distillation needs the raw logits to soften with a temperature.
+ */
+export interface ModelSpec {
+  inputShape: number[];
+  numClasses: number;
+  seed: number;
+}
+
+type Builder = (spec: ModelSpec) => tf.Sequential;
+
+/** Each layer gets its own seed derived from the model seed, so the whole model is reproducible. */
+function seeded(spec: ModelSpec) {
+  let layerIndex = 0;
+  return () => {
+    const seed = spec.seed * 1000 + layerIndex++;
+    return { kernelInitializer: tf.initializers.glorotUniform({ seed }), biasInitializer: 'zeros' as const };
+  };
+}
+
+const builders: Record<string, { describe: string; build: Builder }> = {
+  mlp: {
+    describe: 'MLP 784-512-256-10 (≈ 535k parameters)',
+    build(spec) {
+      const init = seeded(spec);
+      return tf.sequential({
+        name: 'mlp',
+        layers: [
+          tf.layers.flatten({ inputShape: spec.inputShape }),
+          tf.layers.dense({ units: 512, activation: 'relu', ...init() }),
+          tf.layers.dense({ units: 256, activation: 'relu', ...init() }),
+          tf.layers.dense({ units: spec.numClasses, ...init() }),
+        ],
+      });
+    },
+  },
+  cnn: {
+    describe: 'CNN conv3x3x32-pool-conv3x3x64-pool-fc128-fc10 (≈ 225k parameters)',
+    build(spec) {
+      const init = seeded(spec);
+      return tf.sequential({
+        name: 'cnn',
+        layers: [
+          tf.layers.conv2d({ inputShape: spec.inputShape, filters: 32, kernelSize: 3, activation: 'relu', ...init() }),
+          tf.layers.maxPooling2d({ poolSize: 2 }),
+          tf.layers.conv2d({ filters: 64, kernelSize: 3, activation: 'relu', ...init() }),
+          tf.layers.maxPooling2d({ poolSize: 2 }),
+          tf.layers.flatten(),
+          tf.layers.dense({ units: 128, activation: 'relu', ...init() }),
+          tf.layers.dense({ units: spec.numClasses, ...init() }),
+        ],
+      });
+    },
+  },
+};
+
+export const ZOO_MODELS = Object.keys(builders);
+
+export function describeZoo(): string {
+  return Object.entries(builders)
+    .map(([name, b]) => `${name}: ${b.describe}`)
+    .join('\n');
+}
+
+export function isZooModel(name: string): boolean {
+  return Object.hasOwn(builders, name);
+}
+
+export function buildZooModel(name: string, spec: ModelSpec): tf.Sequential {
+  const entry = builders[name];
+  if (!entry) throw new Error(`unknown model '${name}': choose one of ${ZOO_MODELS.join(', ')} or give the path of a model.json`);
+  return entry.build(spec);
+}
