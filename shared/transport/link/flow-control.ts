@@ -1,0 +1,64 @@
+import { protocolError } from '../errors.js';
+
+/**
+ * Credit-based flow control for tensor bytes, as in HTTP/2: the receiver announces a window in the
+ * handshake and hands credit back as the application consumes frames. A receiver that stops reading
+ * therefore stops the sender after one window, while its socket keeps being read, so heartbeats and
+ * control messages still get through (pausing the socket would make a slow reader look dead).
+ */
+export class SendCredit {
+  constructor(
+    private available: number,
+    private readonly window: number,
+  ) {}
+
+  get bytes(): number {
+    return this.available;
+  }
+
+  canTake(bytes: number): boolean {
+    return bytes <= this.available;
+  }
+
+  take(bytes: number): void {
+    this.available -= bytes;
+  }
+
+  /** The peer's credit message; more than its own window would mean it lost count: a violation. */
+  grant(bytes: number): void {
+    if (this.available + bytes > this.window) {
+      throw protocolError(`peer granted credit beyond its window (${this.available} + ${bytes} > ${this.window})`);
+    }
+    this.available += bytes;
+  }
+}
+
+export class ReceiveWindow {
+  /** Bytes received and not yet credited back: what the peer believes is still in flight. */
+  private outstanding = 0;
+  private consumedNotCredited = 0;
+
+  constructor(
+    readonly window: number,
+    private readonly sendCredit: (bytes: number) => void,
+  ) {}
+
+  received(bytes: number): void {
+    this.outstanding += bytes;
+    if (this.outstanding > this.window) {
+      throw protocolError(`peer sent ${this.outstanding} tensor bytes without credit (window ${this.window})`);
+    }
+  }
+
+  /** Hands credit back in batches (a quarter window), or at once when nothing is left unread. */
+  consumed(bytes: number, nothingQueued: boolean): void {
+    this.consumedNotCredited += bytes;
+    if (this.consumedNotCredited === 0) return;
+    if (nothingQueued || this.consumedNotCredited >= this.window / 4) {
+      const credit = this.consumedNotCredited;
+      this.consumedNotCredited = 0;
+      this.outstanding -= credit;
+      this.sendCredit(credit);
+    }
+  }
+}

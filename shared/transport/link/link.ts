@@ -1,0 +1,270 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../../log/logger.js';
+import { TransportError, protocolError } from '../errors.js';
+import type { TransportLimits } from '../limits.js';
+import type { ControlMessage, MessageRegistry } from '../messages/define-messages.js';
+import type { SessionMessage } from '../messages/session-messages.js';
+import { encodeControlFrame } from '../wire/control-codec.js';
+import { dtypeOf, type TensorArray } from '../wire/dtype.js';
+import { FrameKind } from '../wire/frame-prefix.js';
+import { checkTensorHeader, encodeTensorHeader, type TensorHeader } from '../wire/tensor-header.js';
+import { CloseCode, type LinkCloseInfo } from './close-info.js';
+import { ControlInbox } from './control-inbox.js';
+import { ReceiveWindow, SendCredit } from './flow-control.js';
+import { Heartbeat } from './heartbeat.js';
+import { OrderedSender } from './ordered-sender.js';
+import { checkTimeout } from './pending-wait.js';
+import { TensorInbox, type TensorFrame } from './tensor-inbox.js';
+import type { FrameSink, WireEndpoint } from './wire-endpoint.js';
+
+/** Who is at the other end, as proven by the handshake (address as seen on the socket). */
+export interface PeerInfo {
+  nodeId: string;
+  role: string;
+  cluster: string;
+  address: string;
+  port: number;
+}
+
+/** What the sender supplies; `length` and `dtype` come from the data array itself. */
+export interface TensorSendHeader {
+  epoch: number;
+  step: number;
+  tensorId: number;
+  /** First element of this frame within the whole tensor (default 0). */
+  offset?: number;
+  /** Elements in the whole tensor (default offset + data.length). */
+  totalLength?: number;
+}
+
+export interface WaitOptions {
+  /** Defaults to limits.defaultWaitTimeoutMs. Infinity is allowed; the link dying still ends the wait. */
+  timeoutMs?: number;
+}
+
+export interface NextTensorOptions<T extends TensorArray> extends WaitOptions {
+  /**
+   * Reusable buffer for the whole tensor: the frame's elements are copied to
+   * `into[offset, offset + length)` and `data` is that sub-array. Without it, `data` is a view over
+   * the received bytes (copied only if misaligned), valid until you drop it.
+   */
+  into?: T;
+}
+
+export interface LinkInternals<M extends ControlMessage> {
+  endpoint: WireEndpoint;
+  messages: MessageRegistry<M>;
+  limits: TransportLimits;
+  peer: PeerInfo;
+  peerReceiveWindow: number;
+  log: Logger;
+}
+
+export interface LinkEvents {
+  close: [LinkCloseInfo];
+}
+
+/**
+ * An authenticated connection to one peer: ordered control messages, flow-controlled tensor frames,
+ * heartbeats. Obtained from `connect()` or a `listen()` server, never constructed directly.
+ */
+export class Link<M extends ControlMessage = ControlMessage> extends EventEmitter<LinkEvents> {
+  readonly peer: PeerInfo;
+  /** Resolves (never rejects) when the link has closed, with the reason. */
+  readonly closed: Promise<LinkCloseInfo>;
+
+  private readonly endpoint: WireEndpoint;
+  private readonly messages: MessageRegistry<M>;
+  private readonly limits: TransportLimits;
+  private readonly log: Logger;
+  private readonly controlInbox: ControlInbox<M>;
+  private readonly tensorInbox: TensorInbox;
+  private readonly receiveWindow: ReceiveWindow;
+  private readonly sendCredit: SendCredit;
+  private readonly sender: OrderedSender;
+  private readonly heartbeat: Heartbeat;
+  private closeInfoValue: LinkCloseInfo | undefined;
+  private resolveClosed!: (info: LinkCloseInfo) => void;
+
+  constructor(internals: LinkInternals<M>) {
+    super();
+    this.endpoint = internals.endpoint;
+    this.messages = internals.messages;
+    this.limits = internals.limits;
+    this.peer = internals.peer;
+    this.log = internals.log;
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.controlInbox = new ControlInbox<M>(this.limits.maxQueuedControlMessages, this.log);
+    this.receiveWindow = new ReceiveWindow(this.limits.receiveWindowBytes, (bytes) =>
+      this.endpoint.sendSession({ type: 'credit', bytes }),
+    );
+    this.tensorInbox = new TensorInbox((bytes, nothingQueued) => this.receiveWindow.consumed(bytes, nothingQueued));
+    this.sendCredit = new SendCredit(internals.peerReceiveWindow, internals.peerReceiveWindow);
+    this.sender = new OrderedSender(this.endpoint, this.sendCredit, this.limits.sendHighWaterBytes);
+    this.heartbeat = new Heartbeat(this.endpoint, this.limits.heartbeatIntervalMs, this.limits.heartbeatTimeoutMs, (silentMs) =>
+      this.endpoint.end(
+        { code: CloseCode.heartbeatTimeout, reason: `heartbeat timeout: nothing heard from the peer for ${silentMs} ms`, byPeer: false },
+        false,
+      ),
+    );
+    const sink: FrameSink = {
+      onSession: (message) => this.receiveSession(message),
+      onControl: (message) => this.controlInbox.deliver(this.messages.parse(message)),
+      onTensor: (header, payload) => this.receiveTensor(header, payload),
+      onEnded: (info) => this.ended(info),
+    };
+    this.endpoint.sink = sink;
+    this.heartbeat.start();
+  }
+
+  /** "node-2 (peer) at 10.0.0.5:41234", for logs and error messages. */
+  get peerLabel(): string {
+    return `${this.peer.nodeId} (${this.peer.role}) at ${this.peer.address}:${this.peer.port}`;
+  }
+
+  get isOpen(): boolean {
+    return this.closeInfoValue === undefined;
+  }
+
+  /** Why the link closed, once it has. */
+  get closeInfo(): LinkCloseInfo | undefined {
+    return this.closeInfoValue;
+  }
+
+  /** Bytes accepted by the socket layer but not yet written to the kernel. */
+  get bufferedAmount(): number {
+    return this.endpoint.bufferedAmount;
+  }
+
+  /** Tensor bytes received but not yet taken with nextTensor (at most the receive window). */
+  get queuedTensorBytes(): number {
+    return this.tensorInbox.queuedBytes;
+  }
+
+  /**
+   * Sends a control message after everything sent before it. Throws a `usage` error at once if the
+   * message does not match the link's registry; resolves when the frame is handed to the socket.
+   */
+  sendControl(message: M): Promise<void> {
+    this.throwIfClosed();
+    let frame: Buffer;
+    try {
+      this.messages.parse(message);
+      frame = encodeControlFrame(FrameKind.control, this.endpoint.version, message, this.limits.maxControlBytes);
+    } catch (error) {
+      throw new TransportError('usage', `cannot send control message: ${(error as Error).message}`);
+    }
+    return this.sender.send({
+      creditBytes: 0,
+      deadline: Infinity,
+      describe: `sending '${message.type}'`,
+      settleOnFlush: false,
+      write: (written) => this.endpoint.sendControlFrame(frame, written),
+    });
+  }
+
+  /**
+   * Sends one tensor frame (at most limits.maxTensorBytes of payload; split bigger tensors using
+   * `offset`). Waits for flow-control credit and for the socket to drain below the high-water mark,
+   * then resolves once the bytes are written to the kernel: only then may `data` be reused.
+   */
+  sendTensor(header: TensorSendHeader, data: TensorArray, options: WaitOptions = {}): Promise<void> {
+    this.throwIfClosed();
+    const dtype = dtypeOf(data);
+    if (dtype === undefined) throw new TransportError('usage', 'sendTensor data must be a Float32Array, Int32Array or Uint8Array');
+    const offset = header.offset ?? 0;
+    const full: TensorHeader = {
+      epoch: header.epoch,
+      step: header.step,
+      tensorId: header.tensorId,
+      offset,
+      length: data.length,
+      totalLength: header.totalLength ?? offset + data.length,
+      dtype,
+    };
+    const problem = checkTensorHeader(full);
+    if (problem !== undefined) throw new TransportError('usage', problem);
+    if (data.byteLength > this.limits.maxTensorBytes) {
+      throw new TransportError(
+        'usage',
+        `tensor frame of ${data.byteLength} bytes exceeds maxTensorBytes ${this.limits.maxTensorBytes}: split it into chunks with header.offset`,
+      );
+    }
+    const timeoutMs = checkTimeout(options.timeoutMs ?? this.limits.defaultWaitTimeoutMs, 'sendTensor');
+    const headerBytes = encodeTensorHeader(full, this.endpoint.version);
+    const payload = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    return this.sender.send({
+      creditBytes: payload.length,
+      deadline: Date.now() + timeoutMs,
+      describe: `sendTensor to ${this.peerLabel} timed out after ${timeoutMs} ms: the peer is not reading (flow-control window full) or the network is too slow`,
+      settleOnFlush: true,
+      write: (written) => this.endpoint.sendTensor(headerBytes, payload, written),
+    });
+  }
+
+  /** The next control message of `type` (queued ones first). Rejects on timeout or when the link closes. */
+  nextControl<T extends M['type']>(type: T, options: WaitOptions = {}): Promise<Extract<M, { type: T }>> {
+    if (!this.messages.types.has(type)) {
+      return Promise.reject(new TransportError('usage', `nextControl: '${type}' is not a message type of this link`));
+    }
+    if (this.closeInfoValue) return Promise.reject(this.closedError(`wait for a '${type}' message`));
+    const timeoutMs = checkTimeout(options.timeoutMs ?? this.limits.defaultWaitTimeoutMs, 'nextControl');
+    return this.controlInbox.next(type, timeoutMs, () => `timed out after ${timeoutMs} ms waiting for a '${type}' message from ${this.peerLabel}`);
+  }
+
+  /** Calls `handler` for every message of `type` (including ones already queued). Returns an unsubscribe function. */
+  onControl<T extends M['type']>(type: T, handler: (message: Extract<M, { type: T }>) => void): () => void {
+    return this.controlInbox.subscribe(type, handler);
+  }
+
+  /** The next tensor frame, in arrival order. Rejects on timeout or when the link closes. */
+  nextTensor<T extends TensorArray = TensorArray>(options: NextTensorOptions<T> = {}): Promise<TensorFrame<T>> {
+    if (this.closeInfoValue) return Promise.reject(this.closedError('wait for a tensor frame'));
+    const timeoutMs = checkTimeout(options.timeoutMs ?? this.limits.defaultWaitTimeoutMs, 'nextTensor');
+    try {
+      return this.tensorInbox.next(options.into, timeoutMs, () => `timed out after ${timeoutMs} ms waiting for a tensor frame from ${this.peerLabel}`);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Closes the link; the peer sees `reason`. Pending waits and sends reject. */
+  close(reason = 'closed by the application'): void {
+    this.endpoint.end({ code: CloseCode.normal, reason, byPeer: false }, true);
+  }
+
+  // ---- called by the wire endpoint ------------------------------------------------------------
+
+  private receiveSession(message: SessionMessage): void {
+    if (message.type !== 'credit') throw protocolError(`unexpected '${message.type}' session message after the handshake`);
+    this.sendCredit.grant(message.bytes);
+    this.sender.wake();
+  }
+
+  private receiveTensor(header: TensorHeader, payload: Uint8Array): void {
+    this.receiveWindow.received(payload.length);
+    this.tensorInbox.deliver(header, payload);
+  }
+
+  private ended(info: LinkCloseInfo): void {
+    if (this.closeInfoValue) return;
+    this.closeInfoValue = info;
+    this.heartbeat.stop();
+    const error = new TransportError('closed', `link to ${this.peerLabel} closed: ${info.reason}`);
+    this.sender.fail(error);
+    this.controlInbox.failAll(error);
+    this.tensorInbox.failAll(error);
+    const level = info.code === CloseCode.normal || info.code === CloseCode.goingAway ? 'info' : 'warn';
+    this.log[level]({ peer: this.peerLabel, code: info.code, reason: info.reason, byPeer: info.byPeer }, 'link closed');
+    this.resolveClosed(info);
+    this.emit('close', info);
+  }
+
+  private throwIfClosed(): void {
+    if (this.closeInfoValue) throw this.closedError('send');
+  }
+
+  private closedError(action: string): TransportError {
+    return new TransportError('closed', `link to ${this.peerLabel} is closed (${this.closeInfoValue?.reason}); cannot ${action}`);
+  }
+}

@@ -1,0 +1,127 @@
+import { TransportError } from '../errors.js';
+import type { SendCredit } from './flow-control.js';
+import type { WireEndpoint } from './wire-endpoint.js';
+
+/** One frame waiting to go out. `creditBytes` is 0 for control messages (not flow-controlled). */
+export interface SendJob {
+  creditBytes: number;
+  /** Absolute time (Date.now()) after which the job fails instead of waiting longer. */
+  deadline: number;
+  describe: string;
+  /** Writes the frame; must call `written` once the bytes are handed to the kernel (or failed). */
+  write(written: (error?: Error) => void): void;
+  /** Control jobs settle as soon as they are written to ws; tensor jobs when flushed (buffer reusable). */
+  settleOnFlush: boolean;
+}
+
+const RECHECK_MS = 100;
+
+interface QueuedJob extends SendJob {
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+/**
+ * Sends frames strictly in call order (a control message never overtakes a tensor sent before it)
+ * and with back-pressure: a tensor frame waits until the peer has credit for it and the socket holds
+ * at most `highWaterBytes` unsent bytes, so a slow or stalled peer never makes us queue without bound.
+ */
+export class OrderedSender {
+  private readonly queue: QueuedJob[] = [];
+  private readonly inFlight = new Set<QueuedJob>();
+  private pumping = false;
+  private wakeUp: (() => void) | undefined;
+  private failure: Error | undefined;
+
+  constructor(
+    private readonly endpoint: WireEndpoint,
+    private readonly credit: SendCredit,
+    private readonly highWaterBytes: number,
+  ) {}
+
+  send(job: SendJob): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ ...job, resolve, reject });
+      if (!this.pumping) void this.pump();
+    });
+  }
+
+  /** Something that can unblock the head job happened (credit arrived, a write completed). */
+  wake(): void {
+    const wakeUp = this.wakeUp;
+    this.wakeUp = undefined;
+    wakeUp?.();
+  }
+
+  /** The link is gone: every queued and in-flight send fails with `error`. */
+  fail(error: Error): void {
+    if (this.failure) return;
+    this.failure = error;
+    for (const job of this.queue.splice(0)) job.reject(error);
+    for (const job of this.inFlight) job.reject(error);
+    this.inFlight.clear();
+    this.wake();
+  }
+
+  private canSend(job: QueuedJob): boolean {
+    if (job.creditBytes === 0) return true;
+    return this.credit.canTake(job.creditBytes) && this.endpoint.bufferedAmount <= this.highWaterBytes;
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      while (this.queue.length > 0 && !this.failure) {
+        const job = this.queue[0] as QueuedJob;
+        if (!this.canSend(job)) {
+          const remaining = job.deadline - Date.now();
+          if (remaining <= 0) {
+            if (this.queue[0] === job) this.queue.shift();
+            job.reject(new TransportError('timeout', job.describe));
+            continue;
+          }
+          // Woken by credit or a completed write; the cap re-checks now and then in case bytes
+          // drained without a callback of ours (pongs, credits).
+          await this.sleepUntilWoken(Math.min(remaining, RECHECK_MS));
+          continue;
+        }
+        this.queue.shift();
+        this.credit.take(job.creditBytes);
+        this.write(job);
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private write(job: QueuedJob): void {
+    if (job.settleOnFlush) this.inFlight.add(job);
+    try {
+      job.write((error) => {
+        this.inFlight.delete(job);
+        if (error) job.reject(this.failure ?? new TransportError('closed', `send failed: ${error.message}`));
+        else job.resolve();
+        this.wake();
+      });
+    } catch (error) {
+      this.inFlight.delete(job);
+      job.reject(error as Error);
+      return;
+    }
+    if (!job.settleOnFlush) job.resolve();
+  }
+
+  private sleepUntilWoken(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.wakeUp = undefined;
+        resolve();
+      }, ms);
+      this.wakeUp = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}

@@ -1,0 +1,96 @@
+import { protocolError } from '../errors.js';
+import { DTYPES, dtypeFromCode, type DType } from './dtype.js';
+import { FRAME_PREFIX_BYTES, FrameKind, writeFramePrefix } from './frame-prefix.js';
+
+/**
+ * Fixed 32-byte header in front of every tensor payload (little-endian):
+ *   0   prefix 'R' 'P' 'T' version
+ *   4   u32 epoch        membership epoch the data belongs to (stale epochs are easy to drop)
+ *   8   u32 step         training step / micro-batch
+ *   12  u32 tensorId     which tensor or chunk
+ *   16  u32 offset       first element of this frame within the whole tensor
+ *   20  u32 length       elements in this frame (payload bytes = length × bytes per element)
+ *   24  u32 totalLength  elements in the whole tensor (offset + length ≤ totalLength)
+ *   28  u8  dtype        see DTYPES
+ *   29  3 bytes reserved, must be zero
+ * 32 bytes keeps the payload 4-byte aligned when header and payload share a buffer.
+ */
+export const TENSOR_HEADER_BYTES = 32;
+
+export interface TensorHeader {
+  epoch: number;
+  step: number;
+  tensorId: number;
+  offset: number;
+  length: number;
+  totalLength: number;
+  dtype: DType;
+}
+
+const U32_MAX = 0xffff_ffff;
+
+function isU32(value: number): boolean {
+  return Number.isInteger(value) && value >= 0 && value <= U32_MAX;
+}
+
+/** Checks the header fields against each other; used on both the send and the receive side. */
+export function checkTensorHeader(header: TensorHeader): string | undefined {
+  for (const field of ['epoch', 'step', 'tensorId', 'offset', 'length', 'totalLength'] as const) {
+    if (!isU32(header[field])) return `tensor header field ${field} must be an unsigned 32-bit integer, got ${header[field]}`;
+  }
+  if (header.offset + header.length > header.totalLength) {
+    return `tensor frame covers elements [${header.offset}, ${header.offset + header.length}) beyond totalLength ${header.totalLength}`;
+  }
+  return undefined;
+}
+
+export function encodeTensorHeader(header: TensorHeader, version: number): Buffer {
+  const bytes = Buffer.allocUnsafe(TENSOR_HEADER_BYTES);
+  writeFramePrefix(bytes, FrameKind.tensor, version);
+  bytes.writeUInt32LE(header.epoch, 4);
+  bytes.writeUInt32LE(header.step, 8);
+  bytes.writeUInt32LE(header.tensorId, 12);
+  bytes.writeUInt32LE(header.offset, 16);
+  bytes.writeUInt32LE(header.length, 20);
+  bytes.writeUInt32LE(header.totalLength, 24);
+  bytes[28] = DTYPES[header.dtype].code;
+  bytes[29] = 0;
+  bytes[30] = 0;
+  bytes[31] = 0;
+  return bytes;
+}
+
+/**
+ * Parses and validates a header whose prefix was already checked, against the payload that came with
+ * it: the declared length must match the payload exactly, and the payload must respect the limit.
+ */
+export function decodeTensorHeader(bytes: Uint8Array, payloadBytes: number, maxTensorBytes: number): TensorHeader {
+  if (bytes.length < TENSOR_HEADER_BYTES) {
+    throw protocolError(`tensor frame of ${bytes.length} bytes is shorter than the ${TENSOR_HEADER_BYTES}-byte header`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, TENSOR_HEADER_BYTES);
+  if (bytes[29] !== 0 || bytes[30] !== 0 || bytes[31] !== 0) throw protocolError('tensor header reserved bytes are not zero');
+  const header: TensorHeader = {
+    epoch: view.getUint32(4, true),
+    step: view.getUint32(8, true),
+    tensorId: view.getUint32(12, true),
+    offset: view.getUint32(16, true),
+    length: view.getUint32(20, true),
+    totalLength: view.getUint32(24, true),
+    dtype: dtypeFromCode(view.getUint8(28)),
+  };
+  const problem = checkTensorHeader(header);
+  if (problem !== undefined) throw protocolError(problem);
+  const expectedBytes = header.length * DTYPES[header.dtype].bytesPerElement;
+  if (expectedBytes !== payloadBytes) {
+    throw protocolError(
+      `tensor header says ${header.length} ${header.dtype} elements (${expectedBytes} bytes) but the payload has ${payloadBytes} bytes`,
+    );
+  }
+  if (payloadBytes > maxTensorBytes) {
+    throw protocolError(`tensor payload of ${payloadBytes} bytes exceeds maxTensorBytes ${maxTensorBytes}`);
+  }
+  return header;
+}
+
+export { FRAME_PREFIX_BYTES };
