@@ -1,0 +1,46 @@
+/**
+ * One measurement for `npm run bench:train`, in its own process because a tensor backend is
+ * process-wide: trains `--model` on `--backend` for warm-up + timed steps on real MNIST batches
+ * and prints one JSON line with samples/s of each timed run.
+ */
+import { parseArgs } from 'node:util';
+import { EpochBatches } from '../../shared/data/epoch-batches.js';
+import { loadMnist } from '../../shared/data/mnist.js';
+import { isBackendFlag } from '../../shared/engine/backend-candidates.js';
+import { selectBackend } from '../../shared/engine/select-backend.js';
+import { buildZooModel } from '../../shared/models/zoo.js';
+import { outputKindOf } from '../../peer/trainer/loss.js';
+import { createOptimizer } from '../../peer/trainer/optimizer.js';
+import { trainStep, type StepContext } from '../../peer/trainer/train-step.js';
+
+const { values } = parseArgs({
+  options: {
+    backend: { type: 'string', default: 'wasm' },
+    model: { type: 'string', default: 'mlp' },
+    batch: { type: 'string', default: '128' },
+    warmup: { type: 'string', default: '3' },
+    steps: { type: 'string', default: '20' },
+    runs: { type: 'string', default: '3' },
+  },
+});
+if (!isBackendFlag(values.backend)) throw new Error(`unknown backend ${values.backend}`);
+await selectBackend({ force: values.backend });
+const batchSize = Number(values.batch);
+const train = await loadMnist('train');
+const inputShape = [28, 28, 1];
+const model = buildZooModel(values.model, { inputShape, numClasses: 10, seed: 1 });
+const ctx: StepContext = { model, optimizer: createOptimizer({ optimizer: 'adam', learningRate: 1e-3 }), inputShape, numClasses: 10, outputKind: outputKindOf(model) };
+const batches = new EpochBatches(train, { batchSize, seed: 1 });
+// Batches are prepared up front so only the training step is timed.
+const prepared = Array.from({ length: 16 }, () => batches.next());
+let cursor = 0;
+const nextBatch = () => prepared[cursor++ % prepared.length]!;
+
+for (let i = 0; i < Number(values.warmup); i++) await trainStep(ctx, nextBatch());
+const samplesPerSecond: number[] = [];
+for (let run = 0; run < Number(values.runs); run++) {
+  const start = performance.now();
+  for (let i = 0; i < Number(values.steps); i++) await trainStep(ctx, nextBatch());
+  samplesPerSecond.push((Number(values.steps) * batchSize * 1000) / (performance.now() - start));
+}
+process.stdout.write(`${JSON.stringify({ backend: values.backend, model: values.model, batchSize, samplesPerSecond })}\n`);
