@@ -13,7 +13,7 @@ export class JsonLineReader {
   private exited: string | undefined;
 
   constructor(
-    private readonly child: ChildProcess,
+    readonly child: ChildProcess,
     readonly label: string,
   ) {
     child.stdout?.setEncoding('utf8');

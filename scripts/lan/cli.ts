@@ -1,6 +1,7 @@
 /**
  * Emulated-LAN command line:
- *   tsx scripts/lan/cli.ts up [--hosts N] [--rate MBIT] [--no-multicast] [--loopback-only]
+ *   tsx scripts/lan/cli.ts up   [--hosts N] [--rate MBIT] [--no-multicast] [--loopback-only] [--json]
+ *   tsx scripts/lan/cli.ts hold [same options]   (LAN lives as long as this process)
  *   tsx scripts/lan/cli.ts down <lan-id> | --all
  *   tsx scripts/lan/cli.ts list
  *   tsx scripts/lan/cli.ts cleanup --all-stale [--include-kept]
@@ -12,8 +13,9 @@ import { isAlive, listHarnessNamespaces } from './namespaces.js';
 import { checkLanSupport } from './support.js';
 
 const USAGE = `usage: tsx scripts/lan/cli.ts <command>
-  up [--hosts N] [--rate MBIT] [--no-multicast] [--loopback-only]
+  up [--hosts N] [--rate MBIT] [--no-multicast] [--loopback-only] [--json]
                       build a LAN that stays up until 'down' (hosts 198.18.0.1, .2, …)
+  hold [same options] build a LAN that lives until this command ends (Ctrl-C, SIGTERM)
   down <lan-id>       remove one LAN (ids are shown by 'up' and 'list')
   down --all          remove every harness namespace
   list                show harness namespaces and whether their owner is alive
@@ -32,10 +34,16 @@ function positiveNumber(flag: string, raw: string | undefined, fallback: number 
   return value;
 }
 
-async function up(args: string[]): Promise<void> {
+async function up(args: string[], persistent: boolean): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { hosts: { type: 'string' }, rate: { type: 'string' }, 'no-multicast': { type: 'boolean' }, 'loopback-only': { type: 'boolean' } },
+    options: {
+      hosts: { type: 'string' },
+      rate: { type: 'string' },
+      'no-multicast': { type: 'boolean' },
+      'loopback-only': { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
   });
   const support = await checkLanSupport();
   if (!support.ok) fail(support.reason);
@@ -45,11 +53,18 @@ async function up(args: string[]): Promise<void> {
     ...(rateMbit !== undefined ? { rateMbit } : {}),
     multicast: !values['no-multicast'],
     loopbackOnly: values['loopback-only'] ?? false,
-    persistent: true,
+    persistent,
   });
-  process.stdout.write(`LAN ${lan.id} is up${rateMbit ? `, egress capped at ${rateMbit} Mbit/s per host` : ''}:\n`);
-  for (const host of lan.hosts) process.stdout.write(`  ${host.name}  ${host.address}  (ip netns exec ${host.name} <command>)\n`);
-  process.stdout.write(`Remove it with: tsx scripts/lan/cli.ts down ${lan.id}\n`);
+  if (values.json) {
+    const hosts = lan.hosts.map((h) => ({ name: h.name, address: h.address }));
+    process.stdout.write(`${JSON.stringify({ id: lan.id, hosts, switchNamespace: lan.switchNamespace ?? null, pid: process.pid })}\n`);
+  } else {
+    process.stdout.write(`LAN ${lan.id} is up${rateMbit ? `, egress capped at ${rateMbit} Mbit/s per host` : ''}:\n`);
+    for (const host of lan.hosts) process.stdout.write(`  ${host.name}  ${host.address}  (ip netns exec ${host.name} <command>)\n`);
+    process.stdout.write(persistent ? `Remove it with: tsx scripts/lan/cli.ts down ${lan.id}\n` : 'Press Ctrl-C to remove it.\n');
+  }
+  // `hold`: stay alive; the harness's signal handlers remove the LAN on Ctrl-C or SIGTERM.
+  if (!persistent) setInterval(() => undefined, 1 << 30);
 }
 
 function down(args: string[]): void {
@@ -87,7 +102,8 @@ function cleanup(args: string[]): void {
 
 const [command, ...rest] = process.argv.slice(2);
 try {
-  if (command === 'up') await up(rest);
+  if (command === 'up') await up(rest, true);
+  else if (command === 'hold') await up(rest, false);
   else if (command === 'down') down(rest);
   else if (command === 'list') list();
   else if (command === 'cleanup') cleanup(rest);

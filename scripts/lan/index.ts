@@ -1,6 +1,6 @@
 /** Emulated LAN for tests and benchmarks: network namespaces on a bridge, optional tbf caps. */
 export { createLan, tbfArguments, type Lan, type LanHost, type LanOptions } from './lan.js';
-export { checkLanSupport, type LanSupport } from './support.js';
+export { checkLanSupport, lanAvailableForTests, reportMissingPrerequisite, STRICT_PREREQS_ENV, type LanSupport } from './support.js';
 export { cleanupStale, type CleanupReport } from './cleanup.js';
 export { listHarnessNamespaces } from './namespaces.js';
 export { measureThroughput, type ThroughputOptions, type ThroughputResult } from './measure-throughput.js';

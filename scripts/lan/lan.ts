@@ -9,7 +9,10 @@ export interface LanOptions {
   hosts: number;
   /** Egress cap per host in Mbit/s (`tc … tbf`; this kernel has no netem). Default: uncapped. */
   rateMbit?: number;
-  /** Route multicast (224.0.0.0/4) out of each host's eth0. `false` emulates a LAN without multicast. */
+  /**
+   * `false` emulates a network that blocks multicast: the switch floods no multicast frames
+   * (bridge ports with `mcast_flood off`), so mDNS is sent but never arrives. Default: true.
+   */
   multicast?: boolean;
   /**
    * Hosts get only `lo` (multicast routed on it) and no link to each other: the "namespace
@@ -66,6 +69,7 @@ function validate(options: LanOptions): void {
     throw new Error(`rateMbit must be a positive number, got ${options.rateMbit}`);
   }
   if (options.loopbackOnly && options.rateMbit !== undefined) throw new Error('rateMbit needs a link: it cannot be combined with loopbackOnly');
+  if (options.loopbackOnly && options.multicast === false) throw new Error('multicast: false needs a switch: it cannot be combined with loopbackOnly');
 }
 
 async function buildSwitch(ns: string): Promise<void> {
@@ -82,10 +86,11 @@ async function buildLinkedHost(ns: string, switchNs: string, index: number, opti
   // Both veth ends are created directly in our namespaces: the host's own namespace never sees them.
   await run('ip', ['-n', switchNs, 'link', 'add', port, 'type', 'veth', 'peer', 'name', HOST_INTERFACE, 'netns', ns]);
   await run('ip', ['-n', switchNs, 'link', 'set', port, 'master', BRIDGE, 'up']);
+  if (options.multicast === false) await run('ip', ['-n', switchNs, 'link', 'set', port, 'type', 'bridge_slave', 'mcast_flood', 'off']);
   await run('ip', ['-n', ns, 'addr', 'add', `${hostAddress(index)}/${LAN_PREFIX_LENGTH}`, 'dev', HOST_INTERFACE]);
   await run('ip', ['-n', ns, 'link', 'set', HOST_INTERFACE, 'up']);
-  // Without this route, multicast has nowhere to go and mDNS fails silently.
-  if (options.multicast !== false) await run('ip', ['-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', HOST_INTERFACE]);
+  // Without this route (there is no default route), multicast has nowhere to go and mDNS fails silently.
+  await run('ip', ['-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', HOST_INTERFACE]);
   if (options.rateMbit !== undefined) {
     await run('tc', ['-n', ns, 'qdisc', 'add', 'dev', HOST_INTERFACE, 'root', 'tbf', ...tbfArguments(options.rateMbit)]);
   }
@@ -95,7 +100,7 @@ async function buildLoopbackHost(ns: string, options: LanOptions): Promise<void>
   await addNamespace(ns);
   await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
   await run('ip', ['-n', ns, 'link', 'set', 'lo', 'multicast', 'on']);
-  if (options.multicast !== false) await run('ip', ['-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', 'lo']);
+  await run('ip', ['-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', 'lo']);
 }
 
 /**

@@ -38,3 +38,24 @@ async function probe(): Promise<LanSupport> {
     deleteNamespaceSync(ns);
   }
 }
+
+/** Set to 1 where the emulated LAN must work (CI): a missing prerequisite then fails instead of skipping. */
+export const STRICT_PREREQS_ENV = 'RINGPIPE_STRICT_PREREQS';
+
+/**
+ * For test files: true when the LAN can be built. Otherwise prints a loud banner and returns
+ * false (the caller skips), or throws when RINGPIPE_STRICT_PREREQS=1.
+ */
+export async function lanAvailableForTests(what: string): Promise<boolean> {
+  const support = await checkLanSupport();
+  if (support.ok) return true;
+  return reportMissingPrerequisite(what, support.reason);
+}
+
+/** Skips loudly, or fails under RINGPIPE_STRICT_PREREQS=1. */
+export function reportMissingPrerequisite(what: string, reason: string): false {
+  const message = `SKIPPING ${what}: ${reason}`;
+  if (process.env[STRICT_PREREQS_ENV] === '1') throw new Error(`${message} (and ${STRICT_PREREQS_ENV}=1 forbids skipping)`);
+  process.stderr.write(`\n${'!'.repeat(message.length + 8)}\n!!! ${message} !!!\n${'!'.repeat(message.length + 8)}\n\n`);
+  return false;
+}
