@@ -1,6 +1,6 @@
 /**
- * Version of the ringpipe wire protocol, advertised in every node's TXT record so that nodes
- * speaking different protocols never try to join each other. Bump it on any incompatible change.
- * Lives here until `shared/transport/` exports its own constant; then this file re-exports that.
+ * The ringpipe wire protocol version, advertised in every node's TXT record so that nodes that
+ * could never complete a handshake do not even try. One constant for the whole project: the
+ * transport owns it (it is also checked in every frame and in the handshake).
  */
-export const PROTOCOL_VERSION = 1;
+export { PROTOCOL_VERSION } from '../transport/constants.js';
