@@ -1,0 +1,34 @@
+/**
+ * What the ring needs from the network, and nothing more: an ordered stream of byte frames to the
+ * next rank and one from the previous rank. The algorithm is written (and unit-tested) against this
+ * interface; `link-channel.ts` implements it over the authenticated transport links, and
+ * `local-channel.ts` in memory.
+ */
+
+/** Identifies a frame within the sequence of collectives, so a rank that is out of step is caught. */
+export interface FrameTag {
+  /** Sequence number of the collective (all ranks call collectives in the same order). */
+  op: number;
+  /** Index of the frame within that collective. */
+  frame: number;
+}
+
+export interface ReceivedFrame {
+  tag: FrameTag;
+  /** The payload; may sit at any byte offset. Valid until the next `receive`. */
+  bytes: Uint8Array;
+}
+
+export interface RingChannel {
+  /** Sends one frame to the next rank. Resolves once `bytes` may be overwritten. */
+  send(tag: FrameTag, bytes: Uint8Array): Promise<void>;
+  /** The next frame from the previous rank, in send order. Rejects after `timeoutMs`. */
+  receive(timeoutMs: number): Promise<ReceivedFrame>;
+}
+
+/** This process's place in the ring. `channel` is absent only when the ring has one member. */
+export interface RingMembership {
+  rank: number;
+  worldSize: number;
+  channel?: RingChannel;
+}

@@ -1,0 +1,152 @@
+import { Float32Codec } from './float32-codec.js';
+import { segmentOf, type Region } from './partition.js';
+import type { RingChannel, RingMembership } from './ring-channel.js';
+import { RingError } from './ring-errors.js';
+import { allGatherPlan, allReducePlan, broadcastPlan, type ReduceOp } from './ring-plans.js';
+import { runRingStream, type StreamPlan, type StreamStats } from './ring-stream.js';
+import { scaleInPlace } from './reduce-kernels.js';
+import type { WireCodec } from './wire-codec.js';
+
+export interface RingOptions {
+  /** Uncompressed size of one pipeline chunk. Default 1 MiB (as gloo and NCCL, a few chunks in flight). */
+  chunkBytes?: number;
+  /** How long to wait for any one frame from the previous rank. Default 30 s. */
+  timeoutMs?: number;
+  /** Sends in flight at once (2 = double buffering). Default 4. */
+  maxInFlight?: number;
+}
+
+export interface AllReduceOptions {
+  op?: ReduceOp;
+  /** How chunks travel; default float32 as is. */
+  codec?: WireCodec;
+}
+
+export interface CollectiveStats extends StreamStats {
+  kind: 'allReduce' | 'allGather' | 'broadcast';
+  /** Sequence number of the collective. */
+  op: number;
+  elements: number;
+  ms: number;
+}
+
+const MiB = 1024 * 1024;
+export const DEFAULT_CHUNK_BYTES = 1 * MiB;
+const DEFAULT_TIMEOUT_MS = 30_000;
+const DEFAULT_MAX_IN_FLIGHT = 4;
+
+/**
+ * Collectives over a ring of ranks, in place on Float32Array buffers of any length. Calls run one at
+ * a time in call order, and every rank must make the same calls in the same order. After a failure
+ * (a dead link, a timeout, a rank out of step) the ring is broken: later calls reject, and the caller
+ * builds a new ring (a new membership epoch).
+ */
+export class RingCollective {
+  readonly rank: number;
+  readonly worldSize: number;
+  private readonly channel: RingChannel | undefined;
+  private readonly chunkElements: number;
+  private readonly timeoutMs: number;
+  private readonly maxInFlight: number;
+  private readonly float32 = new Float32Codec();
+  private readonly scratchByCodec = new Map<string, Uint8Array[]>();
+  private nextOp = 0;
+  private tail: Promise<unknown> = Promise.resolve();
+  private brokenBy: Error | undefined;
+
+  constructor(membership: RingMembership, options: RingOptions = {}) {
+    const { rank, worldSize, channel } = membership;
+    if (!Number.isInteger(worldSize) || worldSize < 1) throw new RingError('usage', `ring world size must be a positive integer, got ${worldSize}`);
+    if (!Number.isInteger(rank) || rank < 0 || rank >= worldSize) throw new RingError('usage', `rank must be an integer in [0, ${worldSize}), got ${rank}`);
+    if (worldSize > 1 && !channel) throw new RingError('usage', `a ring of ${worldSize} ranks needs a channel to its neighbours`);
+    const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    if (!Number.isInteger(chunkBytes) || chunkBytes < 4 || chunkBytes % 4 !== 0) {
+      throw new RingError('usage', `chunkBytes must be a positive multiple of 4, got ${chunkBytes}`);
+    }
+    this.rank = rank;
+    this.worldSize = worldSize;
+    this.channel = channel;
+    this.chunkElements = chunkBytes / 4;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+    if (!Number.isInteger(this.maxInFlight) || this.maxInFlight < 1) throw new RingError('usage', `maxInFlight must be a positive integer, got ${this.maxInFlight}`);
+  }
+
+  /** The part of an all-gather buffer of `length` elements that `rank` contributes. */
+  segmentOf(length: number, rank = this.rank): Region {
+    return segmentOf(length, this.worldSize, rank);
+  }
+
+  /** Sums (or averages) `buffer` element-wise across all ranks; every rank ends with the same bits. */
+  allReduce(buffer: Float32Array, options: AllReduceOptions = {}): Promise<CollectiveStats> {
+    const op = options.op ?? 'sum';
+    const codec = options.codec ?? this.float32;
+    const n = this.worldSize;
+    return this.run('allReduce', buffer, codec, () =>
+      allReducePlan({
+        rank: this.rank,
+        worldSize: n,
+        length: buffer.length,
+        chunkElements: this.chunkElements,
+        finishSegment: (region) => {
+          const segment = buffer.subarray(region.start, region.end);
+          if (op === 'mean') scaleInPlace(segment, 1 / n);
+          codec.roundTrip(segment);
+        },
+      }),
+    );
+  }
+
+  /** Every rank fills its own `segmentOf(buffer.length)`; afterwards every rank has all segments. */
+  allGather(buffer: Float32Array): Promise<CollectiveStats> {
+    return this.run('allGather', buffer, this.float32, () =>
+      allGatherPlan({ rank: this.rank, worldSize: this.worldSize, length: buffer.length, chunkElements: this.chunkElements }),
+    );
+  }
+
+  /** Copies `root`'s buffer into every other rank's buffer (exact bits: used for initial weights). */
+  broadcast(buffer: Float32Array, root = 0): Promise<CollectiveStats> {
+    if (!Number.isInteger(root) || root < 0 || root >= this.worldSize) {
+      return Promise.reject(new RingError('usage', `broadcast root must be a rank in [0, ${this.worldSize}), got ${root}`));
+    }
+    return this.run('broadcast', buffer, this.float32, () =>
+      broadcastPlan({ rank: this.rank, worldSize: this.worldSize, length: buffer.length, chunkElements: this.chunkElements, root }),
+    );
+  }
+
+  private run(kind: CollectiveStats['kind'], buffer: Float32Array, codec: WireCodec, makePlan: () => StreamPlan): Promise<CollectiveStats> {
+    if (!(buffer instanceof Float32Array)) return Promise.reject(new RingError('usage', `${kind} needs a Float32Array buffer`));
+    const op = this.nextOp;
+    this.nextOp = (this.nextOp + 1) >>> 0;
+    const result = this.tail.then(async () => {
+      if (this.brokenBy) throw new RingError('broken', `the ring is broken by an earlier failure (${this.brokenBy.message}); build a new ring`);
+      const started = performance.now();
+      const empty: StreamStats = { bytesSent: 0, bytesReceived: 0, receiveWaitMs: 0, reduceMs: 0 };
+      try {
+        const stats = this.channel ? await runRingStream(this.channel, makePlan(), buffer, this.streamOptions(op, codec)) : empty;
+        return { ...stats, kind, op, elements: buffer.length, ms: performance.now() - started };
+      } catch (error) {
+        this.brokenBy = error as Error;
+        throw error;
+      }
+    });
+    this.tail = result.catch(() => {});
+    return result;
+  }
+
+  private streamOptions(op: number, codec: WireCodec) {
+    return { op, codec, timeoutMs: this.timeoutMs, maxInFlight: this.maxInFlight, scratch: this.scratchFor(codec) };
+  }
+
+  /** Encode buffers are allocated once per codec and reused: fresh memory is slow here (DESIGN §3). */
+  private scratchFor(codec: WireCodec): Uint8Array[] {
+    if (!codec.needsScratch) return [];
+    let scratch = this.scratchByCodec.get(codec.name);
+    if (!scratch) {
+      const bytes = codec.encodedBytes(this.chunkElements);
+      scratch = Array.from({ length: this.maxInFlight }, () => new Uint8Array(bytes));
+      this.scratchByCodec.set(codec.name, scratch);
+    }
+    return scratch;
+  }
+}
