@@ -1,14 +1,13 @@
-import { z } from 'zod';
 import { createLogger, type Logger } from '../log/logger.js';
+import { DiscoveryConfigError } from './errors.js';
 import { uniqueNames } from './instance-name.js';
-import type { AddressRecord } from './mdns-session.js';
-import { openMdnsSession } from './mdns-session.js';
+import { openMdnsSession, type AddressRecord } from './mdns-session.js';
 import { resolveInterface } from './network-interface.js';
 import { PROTOCOL_VERSION } from './protocol-version.js';
 import { addressesToPublish } from './published-addresses.js';
 import { SERVICE_PROTOCOL, SERVICE_TYPE, type NodeRole } from './service-type.js';
 import { backendSchema, clusterNameSchema, encodeTxt, nodeIdSchema, type NodeDescription } from './txt-record.js';
-import { DiscoveryConfigError } from './errors.js';
+import { validated, validateFreeMemory, validatePort } from './validate-options.js';
 
 export interface AdvertiseOptions {
   clusterName: string;
@@ -38,22 +37,6 @@ export interface Advertisement {
 
 const PUBLISH_TIMEOUT_MS = 5_000;
 const GOODBYE_TIMEOUT_MS = 1_000;
-
-function validated<T>(what: string, schema: z.ZodType<T>, value: unknown): T {
-  const result = schema.safeParse(value);
-  if (!result.success) throw new DiscoveryConfigError(`${what} ${JSON.stringify(value)} ${result.error.issues[0]?.message ?? 'is invalid'}`);
-  return result.data;
-}
-
-function validatePort(port: number): number {
-  if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new DiscoveryConfigError(`port ${port} must be an integer from 1 to 65535`);
-  return port;
-}
-
-function validateFreeMemory(bytes: number): number {
-  if (!Number.isFinite(bytes) || bytes < 0) throw new DiscoveryConfigError(`free memory ${bytes} must be a non-negative number of bytes`);
-  return Math.min(Math.floor(bytes), Number.MAX_SAFE_INTEGER);
-}
 
 function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => T): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

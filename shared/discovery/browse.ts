@@ -8,7 +8,7 @@ import { resolveInterface, type MdnsInterface } from './network-interface.js';
 import { PROTOCOL_VERSION } from './protocol-version.js';
 import { SERVICE_PROTOCOL, SERVICE_TYPE, type NodeRole } from './service-type.js';
 import { clusterNameSchema } from './txt-record.js';
-import { DiscoveryConfigError } from './errors.js';
+import { validated } from './validate-options.js';
 
 export interface BrowseOptions {
   clusterName: string;
@@ -152,11 +152,10 @@ export class NodeBrowser extends EventEmitter<NodeBrowserEvents> {
 /** Starts browsing for `_ringpipe._tcp` nodes of one cluster; events arrive as they change. */
 export async function browse(options: BrowseOptions): Promise<NodeBrowser> {
   const log = options.logger ?? createLogger('discovery');
-  const cluster = clusterNameSchema.safeParse(options.clusterName);
-  if (!cluster.success) throw new DiscoveryConfigError(`cluster name ${JSON.stringify(options.clusterName)} ${cluster.error.issues[0]?.message ?? 'is invalid'}`);
+  const clusterName = validated('cluster name', clusterNameSchema, options.clusterName);
   const iface = options.interface === undefined ? undefined : resolveInterface(options.interface);
   const session = await openMdnsSession(iface, log);
   const browser = session.bonjour.find({ type: SERVICE_TYPE, protocol: SERVICE_PROTOCOL });
-  const criteria: MatchCriteria = options.role ? { clusterName: cluster.data, role: options.role } : { clusterName: cluster.data };
+  const criteria: MatchCriteria = options.role ? { clusterName, role: options.role } : { clusterName };
   return new NodeBrowser(session, browser, criteria, iface, log);
 }
