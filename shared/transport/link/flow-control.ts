@@ -40,6 +40,8 @@ export class ReceiveWindow {
 
   constructor(
     readonly window: number,
+    /** Largest frame the peer may send (our maxTensorBytes): below that much credit it is stalled. */
+    private readonly maxFrameBytes: number,
     private readonly sendCredit: (bytes: number) => void,
   ) {}
 
@@ -50,11 +52,15 @@ export class ReceiveWindow {
     }
   }
 
-  /** Hands credit back in batches (a quarter window), or at once when nothing is left unread. */
-  consumed(bytes: number, nothingQueued: boolean): void {
+  /**
+   * Hands credit back in batches of a quarter window (one small message per 8 MiB by default, not
+   * one per frame), or at once when the sender may be stalled for lack of credit.
+   */
+  consumed(bytes: number): void {
     this.consumedNotCredited += bytes;
     if (this.consumedNotCredited === 0) return;
-    if (nothingQueued || this.consumedNotCredited >= this.window / 4) {
+    const senderMayBeStalled = this.window - this.outstanding < this.maxFrameBytes;
+    if (senderMayBeStalled || this.consumedNotCredited >= this.window / 4) {
       const credit = this.consumedNotCredited;
       this.consumedNotCredited = 0;
       this.outstanding -= credit;

@@ -74,10 +74,12 @@ export class Link<M extends ControlMessage = ControlMessage> extends EventEmitte
   readonly closed: Promise<LinkCloseInfo>;
 
   private readonly endpoint: WireEndpoint;
-  private readonly messages: MessageRegistry<M>;
+  // Typed loosely on purpose: with M in these private fields, Link<Specific> would not be assignable
+  // to Link<ControlMessage>. The public methods restore M.
+  private readonly messages: MessageRegistry<ControlMessage>;
   private readonly limits: TransportLimits;
   private readonly log: Logger;
-  private readonly controlInbox: ControlInbox<M>;
+  private readonly controlInbox: ControlInbox<ControlMessage>;
   private readonly tensorInbox: TensorInbox;
   private readonly receiveWindow: ReceiveWindow;
   private readonly sendCredit: SendCredit;
@@ -94,11 +96,11 @@ export class Link<M extends ControlMessage = ControlMessage> extends EventEmitte
     this.peer = internals.peer;
     this.log = internals.log;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
-    this.controlInbox = new ControlInbox<M>(this.limits.maxQueuedControlMessages, this.log);
-    this.receiveWindow = new ReceiveWindow(this.limits.receiveWindowBytes, (bytes) =>
+    this.controlInbox = new ControlInbox<ControlMessage>(this.limits.maxQueuedControlMessages, this.log);
+    this.receiveWindow = new ReceiveWindow(this.limits.receiveWindowBytes, this.limits.maxTensorBytes, (bytes) =>
       this.endpoint.sendSession({ type: 'credit', bytes }),
     );
-    this.tensorInbox = new TensorInbox((bytes, nothingQueued) => this.receiveWindow.consumed(bytes, nothingQueued));
+    this.tensorInbox = new TensorInbox((bytes) => this.receiveWindow.consumed(bytes));
     this.sendCredit = new SendCredit(internals.peerReceiveWindow, internals.peerReceiveWindow);
     this.sender = new OrderedSender(this.endpoint, this.sendCredit, this.limits.sendHighWaterBytes);
     this.heartbeat = new Heartbeat(this.endpoint, this.limits.heartbeatIntervalMs, this.limits.heartbeatTimeoutMs, (silentMs) =>
@@ -209,12 +211,14 @@ export class Link<M extends ControlMessage = ControlMessage> extends EventEmitte
     }
     if (this.closeInfoValue) return Promise.reject(this.closedError(`wait for a '${type}' message`));
     const timeoutMs = checkTimeout(options.timeoutMs ?? this.limits.defaultWaitTimeoutMs, 'nextControl');
-    return this.controlInbox.next(type, timeoutMs, () => `timed out after ${timeoutMs} ms waiting for a '${type}' message from ${this.peerLabel}`);
+    return this.controlInbox.next(type, timeoutMs, () => `timed out after ${timeoutMs} ms waiting for a '${type}' message from ${this.peerLabel}`) as Promise<
+      Extract<M, { type: T }>
+    >;
   }
 
   /** Calls `handler` for every message of `type` (including ones already queued). Returns an unsubscribe function. */
   onControl<T extends M['type']>(type: T, handler: (message: Extract<M, { type: T }>) => void): () => void {
-    return this.controlInbox.subscribe(type, handler);
+    return this.controlInbox.subscribe(type, handler as (message: ControlMessage) => void);
   }
 
   /** The next tensor frame, in arrival order. Rejects on timeout or when the link closes. */

@@ -29,7 +29,7 @@ export class TensorInbox {
   private readonly waiters: TensorWaiter[] = [];
   private queuedBytesTotal = 0;
 
-  constructor(private readonly consumed: (bytes: number, nothingQueued: boolean) => void) {}
+  constructor(private readonly consumed: (bytes: number) => void) {}
 
   get queuedBytes(): number {
     return this.queuedBytesTotal;
@@ -46,7 +46,7 @@ export class TensorInbox {
       try {
         const frame = materialize(header, payload, waiter.into);
         waiter.wait.resolve(frame);
-        this.consumed(payload.length, this.queue.length === 0);
+        this.consumed(payload.length);
         return;
       } catch (error) {
         // The waiter's buffer does not fit this frame: fail that wait, offer the frame to the next.
@@ -64,7 +64,7 @@ export class TensorInbox {
       const frame = materialize(head.header, head.payload, into);
       this.queue.shift();
       this.queuedBytesTotal -= head.payload.length;
-      this.consumed(head.payload.length, this.queue.length === 0);
+      this.consumed(head.payload.length);
       return Promise.resolve(frame as TensorFrame<T>);
     }
     const wait = new PendingWait<TensorFrame>(timeoutMs, describeTimeout, (expired) => {

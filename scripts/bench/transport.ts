@@ -1,0 +1,290 @@
+/**
+ * npm run bench:transport — tensor-frame throughput between two processes on loopback:
+ * a ringpipe Link vs a plain TCP socket (node:net) moving the same bytes.
+ *
+ *   link        sendTensor → nextTensor({ into: reusable buffer })   (authenticated, flow-controlled)
+ *   tcp-framed  length-prefixed frames, receiver copies each payload into a reusable buffer
+ *   tcp-raw     the sender writes the same bytes, the receiver only counts them (the floor of the cost)
+ *
+ * Each cell is the median of --runs runs (default 5), runs interleaved so machine noise hits all
+ * three alike. Options: --runs N, --mib M (bytes per run), --sizes 64K,1M,4M.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { connect as netConnect, createServer as createNetServer, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { connect, defineMessages, listen, type Link, type MessageOf } from '../../shared/transport/index.js';
+
+const benchMessages = defineMessages({
+  benchRun: { frames: z.number().int().positive(), frameBytes: z.number().int().positive() },
+  benchDone: { ok: z.boolean() },
+});
+type BenchMessage = MessageOf<typeof benchMessages>;
+
+const CLUSTER = 'bench-transport';
+const SECRET = 'bench-transport-secret-0123456789';
+const PATTERN_MOD = 251;
+
+function fillPattern(bytes: Uint8Array): void {
+  for (let i = 0; i < bytes.length; i++) bytes[i] = i % PATTERN_MOD;
+}
+
+/** Spot-checks a received frame: 64 positions spread over it must hold the pattern. */
+function checkPattern(bytes: Uint8Array): boolean {
+  const step = Math.max(1, Math.floor(bytes.length / 64));
+  for (let i = 0; i < bytes.length; i += step) if (bytes[i] !== i % PATTERN_MOD) return false;
+  return bytes[bytes.length - 1] === (bytes.length - 1) % PATTERN_MOD;
+}
+
+// ---------------------------------------------------------------------------------------------
+// receiver process
+// ---------------------------------------------------------------------------------------------
+
+async function runReceiver(): Promise<void> {
+  const reusable = new Float32Array(64 * 1024 * 1024 / 4);
+  const server = await listen<BenchMessage>({
+    cluster: CLUSTER,
+    nodeId: 'bench-receiver',
+    role: 'receiver',
+    messages: benchMessages,
+    secret: SECRET,
+    limits: { maxTensorBytes: 16 * 1024 * 1024, receiveWindowBytes: 32 * 1024 * 1024 },
+    onLink(link) {
+      link.onControl('benchRun', (run) => {
+        void (async () => {
+          let ok = true;
+          for (let i = 0; i < run.frames; i++) {
+            const frame = await link.nextTensor({ into: reusable, timeoutMs: 60_000 });
+            if (i === run.frames - 1) ok = checkPattern(new Uint8Array(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength));
+          }
+          await link.sendControl({ type: 'benchDone', ok });
+        })().catch((error) => console.error('receiver error', error));
+      });
+    },
+  });
+  const tcp = createNetServer((socket) => receiveTcp(socket, new Uint8Array(reusable.buffer)));
+  tcp.listen(0, '127.0.0.1');
+  await once(tcp, 'listening');
+  const tcpPort = (tcp.address() as { port: number }).port;
+  process.stdout.write(JSON.stringify({ linkPort: server.port, tcpPort }) + '\n');
+  process.stdin.resume();
+  process.stdin.on('end', () => process.exit(0));
+}
+
+/**
+ * One TCP run: an 9-byte preamble (mode, frames u32, frameBytes u32), then frames. In framed mode
+ * each frame is a u32 length + payload copied into `reusable`; in raw mode bytes are only counted.
+ */
+function receiveTcp(socket: Socket, reusable: Uint8Array): void {
+  socket.setNoDelay(true);
+  let preamble: Buffer | undefined = Buffer.alloc(0);
+  let raw = false;
+  let remainingBytes = 0;
+  let frameBytes = 0;
+  let framesLeft = 0;
+  let lengthBytes = Buffer.alloc(0);
+  let filled = 0;
+  let ok = true;
+  const finish = (): void => {
+    socket.write(Buffer.from([ok ? 1 : 0]));
+  };
+  socket.on('data', (chunk: Buffer) => {
+    let data = chunk;
+    if (preamble) {
+      preamble = Buffer.concat([preamble, data]);
+      if (preamble.length < 9) return;
+      raw = preamble[0] === 1;
+      framesLeft = preamble.readUInt32LE(1);
+      frameBytes = preamble.readUInt32LE(5);
+      remainingBytes = framesLeft * frameBytes;
+      data = preamble.subarray(9);
+      preamble = undefined;
+    }
+    if (raw) {
+      remainingBytes -= data.length;
+      if (remainingBytes === 0) finish();
+      return;
+    }
+    let offset = 0;
+    while (offset < data.length) {
+      if (lengthBytes.length < 4) {
+        const take = Math.min(4 - lengthBytes.length, data.length - offset);
+        lengthBytes = Buffer.concat([lengthBytes, data.subarray(offset, offset + take)]);
+        offset += take;
+        continue;
+      }
+      const need = frameBytes - filled;
+      const take = Math.min(need, data.length - offset);
+      reusable.set(data.subarray(offset, offset + take), filled);
+      filled += take;
+      offset += take;
+      if (filled === frameBytes) {
+        framesLeft--;
+        filled = 0;
+        lengthBytes = Buffer.alloc(0);
+        if (framesLeft === 0) {
+          ok = checkPattern(reusable.subarray(0, frameBytes));
+          finish();
+        }
+      }
+    }
+  });
+  socket.on('error', () => socket.destroy());
+}
+
+// ---------------------------------------------------------------------------------------------
+// sender (the benchmark driver)
+// ---------------------------------------------------------------------------------------------
+
+interface RunResult {
+  seconds: number;
+  ok: boolean;
+}
+
+async function linkRun(link: Link<BenchMessage>, payload: Float32Array, frames: number): Promise<RunResult> {
+  const done = link.nextControl('benchDone', { timeoutMs: 120_000 });
+  const start = process.hrtime.bigint();
+  await link.sendControl({ type: 'benchRun', frames, frameBytes: payload.byteLength });
+  // Keep a few sends in flight, as a ring step would; each resolves once its bytes hit the kernel.
+  const inFlight: Promise<void>[] = [];
+  for (let i = 0; i < frames; i++) {
+    inFlight.push(link.sendTensor({ epoch: 1, step: i, tensorId: 0 }, payload));
+    if (inFlight.length >= 4) await inFlight.shift();
+  }
+  await Promise.all(inFlight);
+  const reply = await done;
+  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, ok: reply.ok };
+}
+
+async function tcpRun(port: number, payload: Uint8Array, frames: number, raw: boolean): Promise<RunResult> {
+  const socket = netConnect({ host: '127.0.0.1', port });
+  socket.setNoDelay(true);
+  await once(socket, 'connect');
+  const ack = once(socket, 'data');
+  const start = process.hrtime.bigint();
+  const preamble = Buffer.alloc(9);
+  preamble[0] = raw ? 1 : 0;
+  preamble.writeUInt32LE(frames, 1);
+  preamble.writeUInt32LE(payload.length, 5);
+  socket.write(preamble);
+  const lengthPrefix = Buffer.alloc(4);
+  lengthPrefix.writeUInt32LE(payload.length, 0);
+  for (let i = 0; i < frames; i++) {
+    if (!raw) socket.write(lengthPrefix);
+    if (!socket.write(payload)) await once(socket, 'drain');
+  }
+  const [reply] = (await ack) as [Buffer];
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  socket.destroy();
+  return { seconds, ok: reply[0] === 1 };
+}
+
+function parseSize(text: string): number {
+  const match = /^(\d+)([KM]?)$/i.exec(text.trim());
+  if (!match) throw new Error(`bad size '${text}': use e.g. 64K, 1M, 4M`);
+  const unit = match[2]?.toUpperCase() === 'M' ? 1024 * 1024 : match[2]?.toUpperCase() === 'K' ? 1024 : 1;
+  return Number(match[1]) * unit;
+}
+
+function argument(name: string, fallback: string): string {
+  const index = process.argv.indexOf(`--${name}`);
+  return index >= 0 ? (process.argv[index + 1] ?? fallback) : fallback;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+function formatSize(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${bytes / 1024 / 1024} MiB` : `${bytes / 1024} KiB`;
+}
+
+async function runSender(): Promise<void> {
+  const runs = Number(argument('runs', '5'));
+  const mibPerRun = Number(argument('mib', '256'));
+  const sizes = argument('sizes', '64K,1M,4M').split(',').map(parseSize);
+
+  // `node --cpu-prof --import tsx scripts/bench/transport.ts` profiles the receiver too.
+  const profileFlags = process.execArgv.filter((flag) => flag.startsWith('--cpu-prof'));
+  const child: ChildProcess = spawn(process.execPath, [...profileFlags, '--import', 'tsx', fileURLToPath(import.meta.url), '--receiver'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...process.env, RINGPIPE_LOG_LEVEL: 'warn' },
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const [firstLine] = (await Promise.race([
+    once(lines, 'line'),
+    new Promise((_, reject) => setTimeout(() => reject(new Error('receiver did not start within 30 s')), 30_000)),
+  ])) as [string];
+  const { linkPort, tcpPort } = JSON.parse(firstLine) as { linkPort: number; tcpPort: number };
+
+  const link = await connect<BenchMessage>({
+    host: '127.0.0.1',
+    port: linkPort,
+    cluster: CLUSTER,
+    nodeId: 'bench-sender',
+    role: 'sender',
+    messages: benchMessages,
+    secret: SECRET,
+    limits: { maxTensorBytes: 16 * 1024 * 1024, receiveWindowBytes: 32 * 1024 * 1024 },
+    logger: undefined,
+  });
+
+  console.log(`transport throughput, loopback, 2 processes, ${mibPerRun} MiB per run, median of ${runs} runs (MB/s = 1e6 bytes/s)\n`);
+  const header = ['frame size', 'frames', 'link MB/s', 'tcp-framed MB/s', 'tcp-raw MB/s', 'link/tcp-raw', 'link/tcp-framed', 'check'];
+  const rows: string[][] = [];
+  for (const size of sizes) {
+    const frames = Math.max(8, Math.round((mibPerRun * 1024 * 1024) / size));
+    const bytes = new Uint8Array(size);
+    fillPattern(bytes);
+    const floats = new Float32Array(bytes.buffer);
+    const times = { link: [] as number[], framed: [] as number[], raw: [] as number[] };
+    let ok = true;
+    // One warm-up of each so first-touch costs do not land in the first measured run.
+    await linkRun(link, floats, Math.min(frames, 16));
+    await tcpRun(tcpPort, bytes, Math.min(frames, 16), false);
+    for (let run = 0; run < runs; run++) {
+      const a = await linkRun(link, floats, frames);
+      const b = await tcpRun(tcpPort, bytes, frames, false);
+      const c = await tcpRun(tcpPort, bytes, frames, true);
+      times.link.push(a.seconds);
+      times.framed.push(b.seconds);
+      times.raw.push(c.seconds);
+      ok &&= a.ok && b.ok && c.ok;
+    }
+    const rate = (seconds: number[]): number => (frames * size) / median(seconds) / 1e6;
+    const linkRate = rate(times.link);
+    const framedRate = rate(times.framed);
+    const rawRate = rate(times.raw);
+    rows.push([
+      formatSize(size),
+      String(frames),
+      linkRate.toFixed(0),
+      framedRate.toFixed(0),
+      rawRate.toFixed(0),
+      `${((linkRate / rawRate) * 100).toFixed(0)}%`,
+      `${((linkRate / framedRate) * 100).toFixed(0)}%`,
+      ok ? 'ok' : 'MISMATCH',
+    ]);
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: string[]): string => '| ' + cells.map((c, i) => c.padStart(widths[i] as number)).join(' | ') + ' |';
+  console.log(line(header));
+  console.log('|' + widths.map((w) => '-'.repeat(w + 1) + ':').join('|') + '|');
+  for (const row of rows) console.log(line(row));
+  console.log('\ntarget: link ≥ 80% of plain TCP');
+
+  link.close('benchmark done');
+  child.stdin?.end();
+  await once(child, 'exit');
+  if (rows.some((row) => row[7] !== 'ok')) process.exitCode = 1;
+}
+
+if (process.argv.includes('--receiver')) {
+  await runReceiver();
+} else {
+  await runSender();
+}
