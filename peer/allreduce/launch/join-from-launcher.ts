@@ -1,0 +1,66 @@
+import { RingNode, type JoinedRing, type RingNodeOptions } from '../ring-setup.js';
+import { RANK_ENV, RING_EPOCH_ENV, RING_HOST_ENV, WORLD_SIZE_ENV, type ChildLine, type RingAssignment } from './launch-protocol.js';
+
+/** This process's rank, as given by the launcher. */
+export function rankFromEnv(env: NodeJS.ProcessEnv = process.env): { rank: number; worldSize: number; epoch: number } {
+  const rank = Number(env[RANK_ENV]);
+  const worldSize = Number(env[WORLD_SIZE_ENV]);
+  const epoch = Number(env[RING_EPOCH_ENV] ?? 0);
+  if (!Number.isInteger(rank) || !Number.isInteger(worldSize) || rank < 0 || rank >= worldSize) {
+    throw new Error(`this program is started by a ring launcher: ${RANK_ENV} and ${WORLD_SIZE_ENV} must be set (got ${env[RANK_ENV]} and ${env[WORLD_SIZE_ENV]})`);
+  }
+  return { rank, worldSize, epoch };
+}
+
+/** Sends one line to the launcher. */
+export function tellLauncher(line: ChildLine): void {
+  process.stdout.write(`${JSON.stringify(line)}\n`);
+}
+
+export function reportToLauncher(kind: string, data: unknown): void {
+  tellLauncher({ ringpipe: 'report', rank: Number(process.env[RANK_ENV]), kind, data });
+}
+
+/**
+ * Listens, tells the launcher where, waits for the next rank's address on stdin and joins the ring.
+ * All within `timeoutMs`.
+ */
+export async function joinRingFromLauncher(options: Omit<RingNodeOptions, 'rank' | 'worldSize' | 'epoch'>, timeoutMs = 30_000): Promise<JoinedRing> {
+  const { rank, worldSize, epoch } = rankFromEnv();
+  const host = options.host ?? process.env[RING_HOST_ENV] ?? '127.0.0.1';
+  const node = await RingNode.listen({ ...options, host, rank, worldSize, epoch });
+  const address = node.address ?? { host, port: 0 };
+  tellLauncher({ ringpipe: 'listening', rank, host: address.host, port: address.port });
+  const assignment = await readAssignment(timeoutMs);
+  return node.join(assignment.next, timeoutMs);
+}
+
+function readAssignment(timeoutMs: number): Promise<RingAssignment> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => finish(new Error(`no ring assignment from the launcher within ${timeoutMs} ms`)), timeoutMs);
+    const onData = (chunk: Buffer): void => {
+      text += chunk.toString('utf8');
+      const newline = text.indexOf('\n');
+      if (newline < 0) return;
+      try {
+        finish(undefined, JSON.parse(text.slice(0, newline)) as RingAssignment);
+      } catch (error) {
+        finish(new Error(`unreadable ring assignment from the launcher: ${(error as Error).message}`));
+      }
+    };
+    const onEnd = (): void => finish(new Error('the launcher closed stdin before sending the ring assignment'));
+    const finish = (error: Error | undefined, value?: RingAssignment): void => {
+      clearTimeout(timer);
+      process.stdin.off('data', onData);
+      process.stdin.off('end', onEnd);
+      // Let the process exit on its own later: stdin must not keep the event loop alive.
+      process.stdin.pause();
+      (process.stdin as { unref?: () => void }).unref?.();
+      if (error) reject(error);
+      else resolve(value ?? {});
+    };
+    process.stdin.on('data', onData);
+    process.stdin.on('end', onEnd);
+  });
+}

@@ -1,0 +1,177 @@
+import { z } from 'zod';
+import type { Logger } from '../../shared/log/logger.js';
+import { createLogger } from '../../shared/log/logger.js';
+import { connect, defineMessages, listen, type Link, type LinkServer, type MessageOf, type SecretSource, type TransportLimits } from '../../shared/transport/index.js';
+import { linkRingChannel } from './link-channel.js';
+import { mod } from './partition.js';
+import type { RingMembership } from './ring-channel.js';
+import { RingError } from './ring-errors.js';
+
+/** The one control message of a ring link: the dialer says which rank of which ring it is. */
+export const ringMessages = defineMessages({
+  'ring-hello': { rank: z.number().int().min(0), worldSize: z.number().int().min(1), epoch: z.number().int().min(0) },
+});
+type RingMessage = MessageOf<typeof ringMessages>;
+
+export interface RingNodeOptions extends SecretSource {
+  rank: number;
+  worldSize: number;
+  /** Membership epoch: links of another epoch are refused, frames of another epoch rejected. */
+  epoch?: number;
+  cluster: string;
+  nodeId?: string;
+  /** Address to listen on for the previous rank (default 127.0.0.1), port 0 = any free port. */
+  host?: string;
+  port?: number;
+  limits?: Partial<TransportLimits>;
+  logger?: Logger;
+}
+
+export interface RingAddress {
+  host: string;
+  port: number;
+}
+
+export interface JoinedRing {
+  membership: RingMembership;
+  /** Closes both links and the listener. */
+  close(): Promise<void>;
+}
+
+/**
+ * One rank's end of the ring's data plane: listen first (so the launcher or coordinator can learn
+ * every rank's port), then `join` with the next rank's address. Each rank dials the next rank and
+ * accepts the previous one, which proves its rank with a `ring-hello`.
+ */
+export class RingNode {
+  private readonly log: Logger;
+  private readonly epoch: number;
+  private readonly candidates: Link<RingMessage>[] = [];
+  private onCandidate: (() => void) | undefined;
+
+  private constructor(
+    private readonly options: RingNodeOptions,
+    private readonly server: LinkServer<RingMessage> | undefined,
+  ) {
+    this.log = options.logger ?? createLogger('ring');
+    this.epoch = options.epoch ?? 0;
+  }
+
+  static async listen(options: RingNodeOptions): Promise<RingNode> {
+    const { rank, worldSize } = options;
+    if (!Number.isInteger(worldSize) || worldSize < 1) throw new RingError('usage', `ring world size must be a positive integer, got ${worldSize}`);
+    if (!Number.isInteger(rank) || rank < 0 || rank >= worldSize) throw new RingError('usage', `rank must be an integer in [0, ${worldSize}), got ${rank}`);
+    if (worldSize === 1) return new RingNode(options, undefined);
+    let node: RingNode | undefined;
+    const server = await listen<RingMessage>({
+      ...linkOptions(options),
+      host: options.host ?? '127.0.0.1',
+      port: options.port ?? 0,
+      onLink: (link) => node?.accept(link),
+    });
+    node = new RingNode(options, server);
+    return node;
+  }
+
+  /** Where the previous rank should dial (undefined for a ring of one). */
+  get address(): RingAddress | undefined {
+    return this.server ? { host: this.server.host, port: this.server.port } : undefined;
+  }
+
+  /** Dials the next rank and waits for the previous one; both within `timeoutMs`. */
+  async join(next: RingAddress | undefined, timeoutMs = 30_000): Promise<JoinedRing> {
+    const { rank, worldSize } = this.options;
+    if (!this.server) return { membership: { rank, worldSize }, close: async () => {} };
+    if (!next) throw new RingError('usage', `rank ${rank} of ${worldSize} needs the next rank's address to join the ring`);
+    const deadline = Date.now() + timeoutMs;
+    const outgoing = await this.dial(next, deadline);
+    try {
+      await outgoing.sendControl({ type: 'ring-hello', rank, worldSize, epoch: this.epoch });
+      const incoming = await this.awaitPrevious(deadline);
+      const channel = linkRingChannel({ next: outgoing, previous: incoming, epoch: this.epoch });
+      this.log.debug({ rank, worldSize, next: outgoing.peerLabel, previous: incoming.peerLabel }, 'ring joined');
+      return {
+        membership: { rank, worldSize, channel },
+        close: async () => {
+          outgoing.close('ring closed');
+          incoming.close('ring closed');
+          await this.server?.close();
+        },
+      };
+    } catch (error) {
+      outgoing.close('ring setup failed');
+      await this.server.close();
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.server?.close();
+  }
+
+  private accept(link: Link<RingMessage>): void {
+    this.candidates.push(link);
+    this.onCandidate?.();
+  }
+
+  /** Retries refused connections until the deadline: the next rank may still be starting. */
+  private async dial(next: RingAddress, deadline: number): Promise<Link<RingMessage>> {
+    for (;;) {
+      try {
+        return await connect<RingMessage>({ ...linkOptions(this.options), host: next.host, port: next.port, timeoutMs: Math.max(1, deadline - Date.now()) });
+      } catch (error) {
+        const refused = (error as { code?: string }).code === 'connect' && /ECONNREFUSED/.test((error as Error).message);
+        if (!refused || Date.now() + 100 > deadline) {
+          throw new RingError('link', `rank ${this.options.rank} cannot reach the next rank at ${next.host}:${next.port}: ${(error as Error).message}`, { cause: error });
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  }
+
+  /** The first accepted link whose hello names the previous rank of this ring; others are closed. */
+  private async awaitPrevious(deadline: number): Promise<Link<RingMessage>> {
+    const { rank, worldSize } = this.options;
+    const expected = mod(rank - 1, worldSize);
+    for (;;) {
+      const link = this.candidates.shift() ?? (await this.nextCandidate(deadline));
+      const hello = await link.nextControl('ring-hello', { timeoutMs: Math.max(1, deadline - Date.now()) }).catch(() => undefined);
+      if (hello && hello.rank === expected && hello.worldSize === worldSize && hello.epoch === this.epoch) return link;
+      const said = hello ? `rank ${hello.rank} of ${hello.worldSize}, epoch ${hello.epoch}` : 'no ring-hello';
+      this.log.warn({ peer: link.peerLabel, said }, `refusing ring link: expected rank ${expected} of ${worldSize}, epoch ${this.epoch}`);
+      link.close(`expected rank ${expected} of ${worldSize} (epoch ${this.epoch}), got ${said}`);
+    }
+  }
+
+  private nextCandidate(deadline: number): Promise<Link<RingMessage>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.onCandidate = undefined;
+        reject(new RingError('timeout', `rank ${this.options.rank}: the previous rank (${mod(this.options.rank - 1, this.options.worldSize)}) did not connect in time`));
+      }, Math.max(1, deadline - Date.now()));
+      this.onCandidate = () => {
+        const link = this.candidates.shift();
+        if (!link) return;
+        clearTimeout(timer);
+        this.onCandidate = undefined;
+        resolve(link);
+      };
+    });
+  }
+}
+
+function linkOptions(options: RingNodeOptions) {
+  const secret: SecretSource = {};
+  if (options.secret !== undefined) secret.secret = options.secret;
+  if (options.secretFile !== undefined) secret.secretFile = options.secretFile;
+  if (options.env !== undefined) secret.env = options.env;
+  return {
+    ...secret,
+    cluster: options.cluster,
+    nodeId: options.nodeId ?? `${options.cluster}-rank${options.rank}`,
+    role: 'ring',
+    messages: ringMessages,
+    ...(options.limits ? { limits: options.limits } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
+  };
+}
