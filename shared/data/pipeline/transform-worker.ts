@@ -1,0 +1,45 @@
+/**
+ * Body of a data worker thread: receives chunks of samples, runs the map stages on them and
+ * sends the results back, moving (not copying) their typed arrays.
+ */
+import { parentPort } from 'node:worker_threads';
+import { runStages, type ItemOutcome, type StageSpec, type WorkItem } from './run-stages.js';
+import { importTransform, type JsonValue, type Transform } from './transform.js';
+import { prepareTransfer } from './transferables.js';
+
+export interface MapTaskMessage {
+  id: number;
+  epoch: number;
+  stages: StageSpec[];
+  items: WorkItem[];
+}
+
+export type MapReplyMessage = { id: number; outcomes: ItemOutcome[] } | { id: number; failure: string };
+
+const loaded = new Map<string, Promise<Transform<unknown, unknown, JsonValue>>>();
+
+function load(stage: StageSpec): Promise<Transform<unknown, unknown, JsonValue>> {
+  const key = `${stage.moduleUrl}#${stage.exportName}`;
+  let transform = loaded.get(key);
+  if (!transform) loaded.set(key, (transform = importTransform(stage.moduleUrl, stage.exportName)));
+  return transform;
+}
+
+const port = parentPort;
+if (!port) throw new Error('transform-worker.ts runs only as a worker thread (started by WorkerPool)');
+
+// Tasks are handled strictly in arrival order: `chain` serialises the async module loading.
+let chain = Promise.resolve();
+port.on('message', (task: MapTaskMessage) => {
+  chain = chain.then(async () => {
+    let reply: MapReplyMessage;
+    try {
+      const transforms = await Promise.all(task.stages.map(load));
+      reply = { id: task.id, outcomes: runStages(task.stages, transforms, task.epoch, task.items) };
+    } catch (err) {
+      reply = { id: task.id, failure: err instanceof Error ? err.message : String(err) };
+    }
+    const { transfer } = prepareTransfer(reply);
+    port.postMessage(reply, transfer);
+  });
+});
