@@ -195,7 +195,7 @@ describe('bad samples', () => {
   });
 
   it('that are not samples get a message saying how to make them', async () => {
-    const iterator = Dataset.from({ name: 'raw', size: 4, skipped: [], read: () => ({ pixels: new Uint8Array(2), label: 1 }) } as DataSource<Sample>).batch(2).iterate();
+    const iterator = Dataset.from({ name: 'raw', size: 4, skipped: [], read: () => ({ pixels: new Uint8Array(2), label: 1 }) } as unknown as DataSource<Sample>).batch(2).iterate();
     await expect(iterator.next()).rejects.toThrow(/raw sample 0: batch\(\) needs samples \{ x: Float32Array, label: number \}; got \{ pixels: Uint8Array, label: number \}/);
     await iterator.close();
   });

@@ -1,6 +1,6 @@
 
-import { EpochBatches } from '../../shared/data/epoch-batches.js';
 import { loadMnist, type ImageDataset } from '../../shared/data/mnist.js';
+import { trainingBatches } from '../../shared/data/training-batches.js';
 import type { TrainingJob } from '../../shared/job/schema.js';
 import { createModel } from '../../shared/models/create-model.js';
 import { saveModel } from '../../shared/models/file-io.js';
@@ -44,19 +44,22 @@ export async function trainLocally(job: TrainingJob, options: LocalTrainingOptio
   const model = await createModel(job.model, { inputShape, numClasses, seed: job.seed });
   const ctx: StepContext = { model, optimizer: createOptimizer(job), inputShape, numClasses, outputKind: outputKindOf(model) };
 
-  const batches = new EpochBatches(data.train, { batchSize: job.batchSize, seed: job.seed });
+  const batches = trainingBatches(data.train, { batchSize: job.batchSize, seed: job.seed, name: 'mnist:train' }).iterate();
   const epochSteps = Math.round(job.epochs * batches.batchesPerEpoch);
   const totalSteps = job.maxSteps > 0 ? Math.min(job.maxSteps, epochSteps) : epochSteps;
 
   const started = performance.now();
-  for (let step = 1; step <= totalSteps; step++) {
-    const stepStart = performance.now();
-    const epoch = batches.current.epoch;
-    const batch = batches.next();
-    const dataWaitMs = performance.now() - stepStart;
-    const result = await trainStep(ctx, batch);
-    const stepMs = performance.now() - stepStart;
-    options.onStep?.({ step, totalSteps, epoch, loss: result.loss, samplesPerSecond: (batch.size * 1000) / stepMs, computeMs: result.computeMs, dataWaitMs });
+  try {
+    for (let step = 1; step <= totalSteps; step++) {
+      const stepStart = performance.now();
+      const batch = await batches.next();
+      const dataWaitMs = performance.now() - stepStart;
+      const result = await trainStep(ctx, batch);
+      const stepMs = performance.now() - stepStart;
+      options.onStep?.({ step, totalSteps, epoch: batch.epoch, loss: result.loss, samplesPerSecond: (batch.size * 1000) / stepMs, computeMs: result.computeMs, dataWaitMs });
+    }
+  } finally {
+    await batches.close();
   }
   const trainSeconds = (performance.now() - started) / 1000;
 
