@@ -1,0 +1,187 @@
+/**
+ * `npm run bench:ingest`: does the input pipeline keep the trainer fed?
+ *
+ *   npm run bench:ingest -- [--images 3000] [--batch 64] [--rounds 5] [--workers 2] [--prefetch 4]
+ *                           [--ingest-batches 40] [--train-steps 25]
+ *
+ * Dataset: a temporary folder of generated 64×64 RGB PNGs (MNIST digits on noise, see
+ * ingest-images.ts). Pipeline: decode (greyscale) → random 56×56 crop + flip → resize to 28×28 →
+ * scale, batched. Three configurations, run one after the other inside every round so machine
+ * load hits them alike; figures are medians over rounds:
+ *   inline             map in the trainer's thread, no prefetch
+ *   prefetch only      map in the trainer's thread, `prefetch` batches ahead
+ *   parallel+prefetch  map in `workers` threads, `prefetch` batches ahead
+ * 1. ingestion: batches/s with nothing else running (first 2 batches, thread start-up, excluded);
+ * 2. training: the `cnn` zoo model on the wasm backend; the stall meter gives the share of each
+ *    step spent waiting for data (TensorFlow's analyser: < 5% not input-bound, 5–20% moderately,
+ *    > 20% highly). Also checks every configuration yields byte-identical batches.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { augmentImage, Dataset, decodeImage, imageFolderSource, scalePixels, type DataIterator, type ImageFolderSource } from '../../shared/data/index.js';
+import { loadMnist } from '../../shared/data/mnist.js';
+import { selectBackend } from '../../shared/engine/select-backend.js';
+import { parseTrainingJob } from '../../shared/job/schema.js';
+import { buildZooModel } from '../../shared/models/zoo.js';
+import { outputKindOf } from '../../peer/trainer/loss.js';
+import { createOptimizer } from '../../peer/trainer/optimizer.js';
+import { trainStep, type StepContext } from '../../peer/trainer/train-step.js';
+import { writeDigitImages } from './ingest-images.js';
+
+const { values: flags } = parseArgs({
+  options: {
+    images: { type: 'string', default: '3000' },
+    batch: { type: 'string', default: '64' },
+    rounds: { type: 'string', default: '5' },
+    workers: { type: 'string', default: '2' },
+    prefetch: { type: 'string', default: '4' },
+    'ingest-batches': { type: 'string', default: '40' },
+    'train-steps': { type: 'string', default: '25' },
+  },
+});
+const imageCount = Number(flags.images);
+const batchSize = Number(flags.batch);
+const rounds = Number(flags.rounds);
+const workers = Number(flags.workers);
+const prefetch = Number(flags.prefetch);
+const ingestBatches = Number(flags['ingest-batches']);
+const trainSteps = Number(flags['train-steps']);
+
+interface Config {
+  name: string;
+  parallel: number;
+  prefetch: number;
+}
+const CONFIGS: Config[] = [
+  { name: 'inline', parallel: 0, prefetch: 0 },
+  { name: 'prefetch only', parallel: 0, prefetch },
+  { name: `parallel ${workers} + prefetch`, parallel: workers, prefetch },
+];
+
+function pipeline(source: ImageFolderSource, config: Config): DataIterator {
+  const where = { parallel: config.parallel };
+  return Dataset.from(source)
+    .shuffle(source.size, 7)
+    .map(decodeImage.with({ channels: 1 }), where)
+    .map(augmentImage.with({ crop: [56, 56], flip: true, resize: [28, 28] }), { ...where, seed: 7 })
+    .map(scalePixels.with({}), where)
+    .batch(batchSize)
+    .prefetch(config.prefetch)
+    .iterate({ stall: { reportEvery: 1_000_000 } });
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const fmt = (x: number, digits = 0) => x.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+/** Busy and total jiffies of the whole machine, from /proc/stat. */
+function machineCpu(): { busy: number; total: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const idle = fields[3]! + (fields[4] ?? 0);
+  const total = fields.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+async function measureIngest(source: ImageFolderSource, config: Config): Promise<{ samplesPerSecond: number; digest: string }> {
+  const iterator = pipeline(source, config);
+  const hash = createHash('sha256');
+  try {
+    for (let i = 0; i < 2; i++) hash.update(new Uint8Array((await iterator.next()).xs.buffer));
+    const started = performance.now();
+    for (let i = 0; i < ingestBatches; i++) hash.update(new Uint8Array((await iterator.next()).xs.buffer));
+    return { samplesPerSecond: (ingestBatches * batchSize * 1000) / (performance.now() - started), digest: hash.digest('hex').slice(0, 12) };
+  } finally {
+    await iterator.close();
+  }
+}
+
+async function measureTraining(source: ImageFolderSource, config: Config, ctx: StepContext): Promise<{ stallPercent: number; samplesPerSecond: number }> {
+  const iterator = pipeline(source, config);
+  try {
+    // The meter times from one next() call to the following one and leaves out the first step
+    // (thread start-up): trainSteps + 1 trained steps and one closing call give trainSteps measured steps.
+    for (let step = 0; step <= trainSteps + 1; step++) {
+      const batch = await iterator.next();
+      if (step <= trainSteps) await trainStep(ctx, batch);
+    }
+    const report = iterator.stall.snapshot();
+    return { stallPercent: report.stallPercent, samplesPerSecond: (report.steps * batchSize * 1000) / report.stepMs };
+  } finally {
+    await iterator.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rp-bench-ingest-'));
+  try {
+    const generated = performance.now();
+    const bytes = writeDigitImages(await loadMnist('train'), imageCount, dir);
+    const source = await imageFolderSource(dir);
+    process.stdout.write(`dataset: ${source.size} PNGs 64×64 RGB, ${fmt(bytes / source.size / 1024, 1)} KiB each, made in ${fmt((performance.now() - generated) / 1000, 1)} s in ${dir}\n`);
+
+    const selection = await selectBackend({ force: 'wasm' });
+    const inputShape = [28, 28, 1];
+    const model = buildZooModel('cnn', { inputShape, numClasses: 10, seed: 1 });
+    const ctx: StepContext = { model, optimizer: createOptimizer(parseTrainingJob({ model: 'cnn', batchSize })), inputShape, numClasses: 10, outputKind: outputKindOf(model) };
+    process.stdout.write(`backend ${selection.flag}; batch ${batchSize}; ${rounds} rounds; ${os.cpus().length} cores, load average ${os.loadavg().map((l) => fmt(l, 2)).join(' ')} at start\n\n`);
+
+    const cpuStart = machineCpu();
+    const ownStart = process.cpuUsage();
+    const wallStart = performance.now();
+    const ingest = new Map<string, number[]>();
+    const digests = new Map<string, Set<string>>();
+    const stall = new Map<string, number[]>();
+    const training = new Map<string, number[]>();
+    for (let round = 0; round < rounds; round++) {
+      for (const config of CONFIGS) {
+        const { samplesPerSecond, digest } = await measureIngest(source, config);
+        (ingest.get(config.name) ?? ingest.set(config.name, []).get(config.name)!).push(samplesPerSecond);
+        (digests.get(config.name) ?? digests.set(config.name, new Set()).get(config.name)!).add(digest);
+      }
+      for (const config of CONFIGS) {
+        const result = await measureTraining(source, config, ctx);
+        (stall.get(config.name) ?? stall.set(config.name, []).get(config.name)!).push(result.stallPercent);
+        (training.get(config.name) ?? training.set(config.name, []).get(config.name)!).push(result.samplesPerSecond);
+      }
+      process.stderr.write(`round ${round + 1}/${rounds} done\n`);
+    }
+    const cpuEnd = machineCpu();
+    const own = process.cpuUsage(ownStart);
+    const wallSeconds = (performance.now() - wallStart) / 1000;
+    const ticks = 100; // USER_HZ on Linux
+    const machineBusyCores = (cpuEnd.busy - cpuStart.busy) / ticks / wallSeconds;
+    const ownCores = (own.user + own.system) / 1e6 / wallSeconds;
+
+    const allDigests = new Set([...digests.values()].flatMap((s) => [...s]));
+    const inline = median(ingest.get(CONFIGS[0]!.name)!);
+    const rows = CONFIGS.map((c) => {
+      const ing = median(ingest.get(c.name)!);
+      const st = median(stall.get(c.name)!);
+      const verdict = st < 5 ? 'not input-bound' : st <= 20 ? 'moderately' : 'highly';
+      return `| ${c.name.padEnd(22)} | ${fmt(ing).padStart(8)} | ${`${fmt(ing / inline, 2)}×`.padStart(9)} | ${fmt(median(training.get(c.name)!)).padStart(7)} | ${`${fmt(st, 1)}%`.padStart(9)} | ${verdict.padEnd(15)} |`;
+    });
+    process.stdout.write(
+      [
+        '| pipeline               | ingest/s | vs inline | train/s | wait/step | verdict         |',
+        '|------------------------|---------:|----------:|--------:|----------:|-----------------|',
+        ...rows,
+        '',
+        `samples/s. ingest: ${ingestBatches} batches after 2 warm-up batches; training: cnn, ${trainSteps} steps after 1 warm-up step; medians of ${rounds} rounds`,
+        `per-round ingest samples/s: ${CONFIGS.map((c) => `${c.name}: ${ingest.get(c.name)!.map((v) => fmt(v)).join(', ')}`).join('; ')}`,
+        `per-round wait %: ${CONFIGS.map((c) => `${c.name}: ${stall.get(c.name)!.map((v) => fmt(v, 1)).join(', ')}`).join('; ')}`,
+        `check: ${allDigests.size === 1 ? 'all configurations gave byte-identical batches ✓' : `batches DIFFER between configurations: ${[...digests].map(([k, v]) => `${k}: ${[...v].join(',')}`).join('; ')}`}`,
+        `machine: ${fmt(machineBusyCores, 2)} of ${os.cpus().length} cores busy on average during the run, ${fmt(ownCores, 2)} of them this benchmark, ${fmt(Math.max(0, machineBusyCores - ownCores), 2)} other processes; load average ${os.loadavg().map((l) => fmt(l, 2)).join(' ')} at end`,
+        '',
+      ].join('\n'),
+    );
+    model.dispose();
+    ctx.optimizer.dispose();
+    if (allDigests.size !== 1) process.exitCode = 1;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
