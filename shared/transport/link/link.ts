@@ -144,8 +144,10 @@ export class Link<M extends ControlMessage = ControlMessage> extends EventEmitte
   }
 
   /**
-   * Sends a control message after everything sent before it. Throws a `usage` error at once if the
-   * message does not match the link's registry; resolves when the frame is handed to the socket.
+   * Sends a control message now. Control traffic is never held back by tensor back-pressure (a
+   * message that would unblock a stalled reader must get through), so it may overtake tensors whose
+   * sendTensor is still waiting; await those first if the order matters. Throws a `usage` error at
+   * once if the message does not match the link's registry; resolves when written to the kernel.
    */
   sendControl(message: M): Promise<void> {
     this.throwIfClosed();
@@ -156,12 +158,11 @@ export class Link<M extends ControlMessage = ControlMessage> extends EventEmitte
     } catch (error) {
       throw new TransportError('usage', `cannot send control message: ${(error as Error).message}`);
     }
-    return this.sender.send({
-      creditBytes: 0,
-      deadline: Infinity,
-      describe: `sending '${message.type}'`,
-      settleOnFlush: false,
-      write: (written) => this.endpoint.sendControlFrame(frame, written),
+    return new Promise<void>((resolve, reject) => {
+      this.endpoint.sendControlFrame(frame, (error) => {
+        if (error) reject(this.closeInfoValue ? this.closedError('send') : new TransportError('closed', `sending '${message.type}' failed: ${error.message}`));
+        else resolve();
+      });
     });
   }
 
@@ -199,7 +200,6 @@ export class Link<M extends ControlMessage = ControlMessage> extends EventEmitte
       creditBytes: payload.length,
       deadline: Date.now() + timeoutMs,
       describe: `sendTensor to ${this.peerLabel} timed out after ${timeoutMs} ms: the peer is not reading (flow-control window full) or the network is too slow`,
-      settleOnFlush: true,
       write: (written) => this.endpoint.sendTensor(headerBytes, payload, written),
     });
   }

@@ -2,16 +2,15 @@ import { TransportError } from '../errors.js';
 import type { SendCredit } from './flow-control.js';
 import type { WireEndpoint } from './wire-endpoint.js';
 
-/** One frame waiting to go out. `creditBytes` is 0 for control messages (not flow-controlled). */
+/** One tensor frame waiting to go out. */
 export interface SendJob {
+  /** Payload bytes, taken from the peer's flow-control credit. */
   creditBytes: number;
   /** Absolute time (Date.now()) after which the job fails instead of waiting longer. */
   deadline: number;
   describe: string;
   /** Writes the frame; must call `written` once the bytes are handed to the kernel (or failed). */
   write(written: (error?: Error) => void): void;
-  /** Control jobs settle as soon as they are written to ws; tensor jobs when flushed (buffer reusable). */
-  settleOnFlush: boolean;
 }
 
 const RECHECK_MS = 100;
@@ -22,9 +21,10 @@ interface QueuedJob extends SendJob {
 }
 
 /**
- * Sends frames strictly in call order (a control message never overtakes a tensor sent before it)
- * and with back-pressure: a tensor frame waits until the peer has credit for it and the socket holds
- * at most `highWaterBytes` unsent bytes, so a slow or stalled peer never makes us queue without bound.
+ * Sends tensor frames in call order with back-pressure: a frame waits until the peer has credit for
+ * it and the socket holds at most `highWaterBytes` unsent bytes, so a slow or stalled peer never makes
+ * us queue without bound. A send settles once its bytes are written to the kernel (only then may the
+ * caller reuse its buffer). Control messages do not pass through here: see Link.sendControl.
  */
 export class OrderedSender {
   private readonly queue: QueuedJob[] = [];
@@ -65,7 +65,6 @@ export class OrderedSender {
   }
 
   private canSend(job: QueuedJob): boolean {
-    if (job.creditBytes === 0) return true;
     return this.credit.canTake(job.creditBytes) && this.endpoint.bufferedAmount <= this.highWaterBytes;
   }
 
@@ -96,7 +95,7 @@ export class OrderedSender {
   }
 
   private write(job: QueuedJob): void {
-    if (job.settleOnFlush) this.inFlight.add(job);
+    this.inFlight.add(job);
     try {
       job.write((error) => {
         this.inFlight.delete(job);
@@ -107,9 +106,7 @@ export class OrderedSender {
     } catch (error) {
       this.inFlight.delete(job);
       job.reject(error as Error);
-      return;
     }
-    if (!job.settleOnFlush) job.resolve();
   }
 
   private sleepUntilWoken(ms: number): Promise<void> {

@@ -20,7 +20,8 @@ type MessageShapes = Record<string, z.ZodRawShape>;
 
 /** `{ join: { rank: z.number() } }` → `{ type: 'join'; rank: number }`. */
 export type MessagesOf<S extends MessageShapes> = {
-  [K in keyof S & string]: { type: K } & z.output<z.ZodObject<S[K]>>;
+  // `type` goes into the shape (not an intersection) so an empty shape still yields `{ type: K }`.
+  [K in keyof S & string]: z.output<z.ZodObject<S[K] & { type: z.ZodLiteral<K> }>> & { type: K };
 }[keyof S & string];
 
 /**
