@@ -7,50 +7,9 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerWasmTrainingKernels, unregisterWasmTrainingKernels } from '../shared/engine/wasm-kernels/index.js';
+import { onBackend, relativeError, SeededRandom, sizeOf as size, TOLERANCE } from './wasm-kernels-support.js';
 
-const TOLERANCE = 1e-4;
 const SEED = 20_240_611;
-
-// ---------------------------------------------------------------------------------------------
-// Seeded randomness (mulberry32): small and reproducible.
-class SeededRandom {
-  private state: number;
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(min: number, max: number): number {
-    return min + Math.floor(this.next() * (max - min + 1));
-  }
-  pick<T>(options: readonly T[]): T {
-    return options[this.int(0, options.length - 1)]!;
-  }
-  floats(count: number): Float32Array {
-    const out = new Float32Array(count);
-    for (let i = 0; i < count; i++) out[i] = this.next() * 2 - 1;
-    return out;
-  }
-}
-
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  if (actual.length !== expected.length) return Infinity;
-  let maxDiff = 0;
-  let maxRef = 0;
-  for (let i = 0; i < expected.length; i++) {
-    maxDiff = Math.max(maxDiff, Math.abs(actual[i]! - expected[i]!));
-    maxRef = Math.max(maxRef, Math.abs(expected[i]!));
-  }
-  if (Number.isNaN(maxDiff)) return Infinity;
-  return maxRef === 0 ? (maxDiff === 0 ? 0 : Infinity) : maxDiff / maxRef;
-}
-
-const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 type Shape4 = [number, number, number, number];
 type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
@@ -59,11 +18,6 @@ type Rounding = 'floor' | 'round' | 'ceil' | undefined;
 function outputShape(xShape: Shape4, filterShape: Shape4, stride: number, dilation: number, pad: Pad, rounding: Rounding, depthwise: boolean): Shape4 {
   const info = tf.backend_util.computeConv2DInfo(xShape, filterShape, stride, dilation, pad, rounding, depthwise);
   return info.outShape;
-}
-
-async function onBackend<T>(name: 'cpu' | 'wasm', body: () => T): Promise<T> {
-  await tf.setBackend(name);
-  return body();
 }
 
 function useKernels(fastBackpropInput: boolean): void {
@@ -83,37 +37,33 @@ afterAll(() => {
 });
 
 // ---------------------------------------------------------------------------------------------
+/** Kernels the stock wasm backend lacks, and stock kernels we replace by default. */
+const MISSING = ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput'];
+const REPLACED = ['Conv2DBackpropInput', 'BatchMatMul', '_FusedMatMul'];
+
 describe('registration', () => {
-  it('fills exactly the missing slots, idempotently, and restores the stock kernel', () => {
-    const stockBackpropInput = (() => {
+  it('fills exactly the missing slots, idempotently, and restores the stock kernels', () => {
+    const stock = (() => {
       unregisterWasmTrainingKernels();
-      return tf.getKernel('Conv2DBackpropInput', 'wasm');
+      return Object.fromEntries(REPLACED.map((name) => [name, tf.getKernel(name, 'wasm')]));
     })();
-    expect(stockBackpropInput).toBeDefined();
+    for (const name of REPLACED) expect(stock[name], name).toBeDefined();
     expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeUndefined();
 
     const added = registerWasmTrainingKernels();
-    expect(added.sort()).toEqual([
-      'Conv2DBackpropFilter',
-      'Conv2DBackpropInput',
-      'DepthwiseConv2dNativeBackpropFilter',
-      'DepthwiseConv2dNativeBackpropInput',
-    ]);
-    expect(tf.getKernel('Conv2DBackpropInput', 'wasm')).not.toBe(stockBackpropInput);
+    expect(added.sort()).toEqual([...MISSING, ...REPLACED].sort());
+    for (const name of REPLACED) expect(tf.getKernel(name, 'wasm'), name).not.toBe(stock[name]);
     expect(registerWasmTrainingKernels()).toEqual([]);
 
-    // Opting out of the fast kernel puts the stock one back and keeps the missing ones.
+    // Opting out of a fast kernel puts the stock one back and keeps the missing ones.
     expect(registerWasmTrainingKernels({ fastBackpropInput: false })).toEqual([]);
-    expect(tf.getKernel('Conv2DBackpropInput', 'wasm')).toBe(stockBackpropInput);
+    expect(tf.getKernel('Conv2DBackpropInput', 'wasm')).toBe(stock['Conv2DBackpropInput']);
+    expect(tf.getKernel('BatchMatMul', 'wasm')).not.toBe(stock['BatchMatMul']);
     expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeDefined();
 
-    expect(unregisterWasmTrainingKernels().sort()).toEqual([
-      'Conv2DBackpropFilter',
-      'DepthwiseConv2dNativeBackpropFilter',
-      'DepthwiseConv2dNativeBackpropInput',
-    ]);
+    expect(unregisterWasmTrainingKernels().sort()).toEqual([...MISSING, ...REPLACED.filter((name) => name !== 'Conv2DBackpropInput')].sort());
     expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeUndefined();
-    expect(tf.getKernel('Conv2DBackpropInput', 'wasm')).toBe(stockBackpropInput);
+    for (const name of REPLACED) expect(tf.getKernel(name, 'wasm'), name).toBe(stock[name]);
     registerWasmTrainingKernels();
   });
 

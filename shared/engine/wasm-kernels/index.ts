@@ -1,19 +1,37 @@
 // Fills the training gaps of @tensorflow/tfjs-backend-wasm 4.22 (no Conv2DBackpropFilter, no
-// depthwise gradients) so CNNs train on wasm. Call right after selecting the 'wasm' backend.
+// depthwise gradients) so CNNs train on wasm, and replaces stock kernels that are slow on the
+// training path. Call right after selecting the 'wasm' backend.
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig } from '@tensorflow/tfjs';
+import { batchMatMulConfig } from './batch-mat-mul.js';
 import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2dBackpropInputCol2imConfig } from './conv2d-backprop-input.js';
 import { depthwiseConv2dBackpropFilterConfig } from './depthwise-conv2d-backprop-filter.js';
 import { depthwiseConv2dBackpropInputConfig } from './depthwise-conv2d-backprop-input.js';
+import { fusedMatMulConfig } from './fused-mat-mul.js';
+import { installReplacement, removeReplacement } from './kernel-registry.js';
 
+/**
+ * Which replacement kernels to use. Each defaults to on, unless the environment variable
+ * RINGPIPE_FAST_KERNELS is 0 / false / off, which makes every default off. `false` keeps, or
+ * puts back, the stock kernels. Measured gains: docs/readme-parts/engine-speed.md.
+ */
 export interface WasmTrainingKernelOptions {
-  /**
-   * Use the col2im + XNNPACK-matmul Conv2DBackpropInput instead of the stock wasm kernel
-   * (default true: measured several times faster, see docs/readme-parts/wasm-kernels.md).
-   * `false` keeps, or puts back, the stock kernel.
-   */
+  /** Conv2DBackpropInput as col2im + XNNPACK matmul instead of the stock direct loop. */
   fastBackpropInput?: boolean;
+  /**
+   * BatchMatMul and _FusedMatMul that keep transposed and batched products on XNNPACK (the
+   * stock kernels fall back to a naive loop, and the stock _FusedMatMul is wrong there).
+   */
+  fastMatMul?: boolean;
+}
+
+export const FAST_KERNELS_ENV = 'RINGPIPE_FAST_KERNELS';
+
+/** False when RINGPIPE_FAST_KERNELS asks for the stock kernels (0, false, off). */
+export function fastKernelsByDefault(env: NodeJS.ProcessEnv = process.env): boolean {
+  const value = env[FAST_KERNELS_ENV]?.trim().toLowerCase();
+  return !(value === '0' || value === 'false' || value === 'off');
 }
 
 /** Kernels tfjs-backend-wasm lacks; each is registered only if the slot is empty. */
@@ -23,39 +41,17 @@ const MISSING_KERNELS: readonly KernelConfig[] = [
   depthwiseConv2dBackpropInputConfig,
 ];
 
+/** Replacements of stock kernels, by the option that switches them. */
+const REPLACEMENTS: Readonly<Record<keyof WasmTrainingKernelOptions, readonly KernelConfig[]>> = {
+  fastBackpropInput: [conv2dBackpropInputCol2imConfig],
+  fastMatMul: [batchMatMulConfig, fusedMatMulConfig],
+};
+
 /** Slots we filled, so unregistering never removes a kernel someone else registered. */
 const filledByUs = new Set<KernelConfig>();
-/** Whether our Conv2DBackpropInput is installed, and the stock kernel it displaced. */
-let fastBackpropInputInstalled = false;
-let displacedBackpropInput: KernelConfig | undefined;
-
-function isRegistered(config: KernelConfig): boolean {
-  return tf.getKernel(config.kernelName, 'wasm') === config;
-}
-
-function useFastBackpropInput(): boolean {
-  if (isRegistered(conv2dBackpropInputCol2imConfig)) return false;
-  const stock = tf.getKernel(conv2dBackpropInputCol2imConfig.kernelName, 'wasm');
-  if (stock !== undefined) tf.unregisterKernel(stock.kernelName, 'wasm');
-  displacedBackpropInput = stock;
-  tf.registerKernel(conv2dBackpropInputCol2imConfig);
-  fastBackpropInputInstalled = true;
-  return true;
-}
-
-function putBackStockBackpropInput(): boolean {
-  if (!fastBackpropInputInstalled) return false;
-  fastBackpropInputInstalled = false;
-  if (!isRegistered(conv2dBackpropInputCol2imConfig)) return false;
-  tf.unregisterKernel(conv2dBackpropInputCol2imConfig.kernelName, 'wasm');
-  // The very config object tfjs set up at backend init: its cwrapped wasm function survives.
-  if (displacedBackpropInput !== undefined) tf.registerKernel(displacedBackpropInput);
-  displacedBackpropInput = undefined;
-  return true;
-}
 
 /**
- * Registers the missing wasm training kernels (and, by default, the fast Conv2DBackpropInput).
+ * Registers the missing wasm training kernels and the chosen replacements (all by default).
  * Idempotent. Returns the kernel names registered by this call.
  */
 export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions = {}): string[] {
@@ -66,23 +62,28 @@ export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions =
     filledByUs.add(config);
     added.push(config.kernelName);
   }
-  if (options.fastBackpropInput ?? true) {
-    if (useFastBackpropInput()) added.push(conv2dBackpropInputCol2imConfig.kernelName);
-  } else {
-    putBackStockBackpropInput();
+  const byDefault = fastKernelsByDefault();
+  for (const [option, configs] of Object.entries(REPLACEMENTS) as [keyof WasmTrainingKernelOptions, readonly KernelConfig[]][]) {
+    const wanted = options[option] ?? byDefault;
+    for (const config of configs) {
+      if (wanted && installReplacement(config)) added.push(config.kernelName);
+      if (!wanted) removeReplacement(config.kernelName);
+    }
   }
   return added;
 }
 
-/** Removes every kernel we registered and restores the stock Conv2DBackpropInput. Returns the names. */
+/** Removes every kernel we registered and puts the stock kernels back. Returns the names. */
 export function unregisterWasmTrainingKernels(): string[] {
   const removed: string[] = [];
   for (const config of filledByUs) {
-    if (!isRegistered(config)) continue;
+    if (tf.getKernel(config.kernelName, 'wasm') !== config) continue;
     tf.unregisterKernel(config.kernelName, 'wasm');
     removed.push(config.kernelName);
   }
   filledByUs.clear();
-  if (putBackStockBackpropInput()) removed.push(conv2dBackpropInputCol2imConfig.kernelName);
+  for (const configs of Object.values(REPLACEMENTS)) {
+    for (const config of configs) if (removeReplacement(config.kernelName)) removed.push(config.kernelName);
+  }
   return removed;
 }

@@ -1,29 +1,34 @@
-// Calls the wasm backend's own BatchMatMul kernel from inside another kernel.
-import * as tf from '@tensorflow/tfjs';
+// Calls the wasm backend's own BatchMatMul kernel, on the one path where it uses XNNPACK.
 import type { TensorInfo } from '@tensorflow/tfjs';
+import { runStockKernel } from './kernel-registry.js';
 import type { WasmBackend } from './wasm-backend.js';
 
 /**
- * out[1, rows, cols] = a[1, rows, inner] · b[1, inner, cols].
+ * out[1, rows, cols] = a[1, rows, inner] · b[1, inner, cols] on the stock wasm BatchMatMul.
  *
- * Deliberately no transpose flags: the wasm BatchMatMul only takes its XNNPACK path for
- * batch 1 without transposes; with transposeA it falls back to a naive blocked loop that
- * measured ~13x slower here (250 ms vs 19 ms for [288x15488]·[15488x64]). XNNPACK caches
- * the packed `b` keyed on its tensor id until that tensor is disposed, which is safe because
- * tensor data is immutable.
+ * Deliberately no transpose flags: the stock kernel only takes its XNNPACK path for batch 1
+ * without transposes; otherwise it runs a naive loop that measured ~13x slower here (250 ms
+ * vs 19 ms for [288x15488]ᵀ·[15488x64]).
+ *
+ * XNNPACK caches the packed `b` under the key (tensor id, bias id, activation) until that
+ * tensor is disposed, and on a cache hit it ignores the shape passed in. So `b` must be a
+ * tensor whose bytes were only ever read under this [inner, cols] split (see
+ * `mayPassAsPackedOperand`), or a fresh copy.
  */
 export function matMulOnWasm(backend: WasmBackend, a: TensorInfo, b: TensorInfo): TensorInfo {
-  const kernel = tf.getKernel('BatchMatMul', 'wasm');
-  if (kernel == null) {
-    throw new Error("wasm-kernels: the wasm backend has no 'BatchMatMul' kernel");
-  }
-  const result = kernel.kernelFunc({
-    inputs: { a, b },
-    attrs: { transposeA: false, transposeB: false },
-    backend,
-  });
-  if (Array.isArray(result)) {
-    throw new Error('wasm-kernels: BatchMatMul returned several outputs');
-  }
-  return result as TensorInfo;
+  return runStockKernel('BatchMatMul', backend, { a, b }, { transposeA: false, transposeB: false });
+}
+
+/** The inner dimension under which each tensor's bytes were handed to XNNPACK as `b`. */
+const packedSplit = new WeakMap<object, number>();
+
+/**
+ * Whether `b`'s own bytes may go to XNNPACK as the right-hand [inner, ·] matrix: true unless
+ * the same bytes (a reshape shares them) were passed before under another split, in which case
+ * the cached packing would be stale and the caller must pass a copy. Records the split.
+ */
+export function mayPassAsPackedOperand(b: TensorInfo, inner: number): boolean {
+  const previous = packedSplit.get(b.dataId);
+  if (previous === undefined) packedSplit.set(b.dataId, inner);
+  return previous === undefined || previous === inner;
 }
