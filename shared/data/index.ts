@@ -26,4 +26,7 @@ export { decodeImage, type DecodeImageOptions } from './transforms/decode-image.
 export { augmentImage, type AugmentImageOptions } from './transforms/augment-image.js';
 export { scalePixels } from './transforms/scale-pixels.js';
 export { StallMeter, classifyStall, type StallReport, type InputBoundVerdict, type StallMeterOptions } from './stall-meter.js';
+export { trainingBatches, type TrainingBatchesOptions } from './training-batches.js';
 export type { Batch, BatchPosition } from './epoch-batches.js';
+// toTfDataset (./to-tf-dataset.js) is not re-exported: it loads @tensorflow/tfjs, which worker
+// threads importing transforms through this file should not pay for.

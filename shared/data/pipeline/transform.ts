@@ -63,7 +63,12 @@ export function isTransform(value: unknown): value is Transform<unknown, unknown
 
 /** Loads a transform by module and export name, the way a worker thread does. */
 export async function importTransform(moduleUrl: string, exportName: string): Promise<Transform<unknown, unknown, JsonValue>> {
-  const module = (await import(moduleUrl)) as Record<string, unknown>;
+  let module: Record<string, unknown>;
+  try {
+    module = (await import(moduleUrl)) as Record<string, unknown>;
+  } catch (err) {
+    throw new Error(`cannot load the transform module ${moduleUrl} in a data worker thread: ${err instanceof Error ? err.message : String(err)}. Define transforms in a module that can be imported on its own (not in a test or script that runs on import).`);
+  }
   const found = module[exportName];
   if (!isTransform(found) || found.exportName !== exportName) {
     throw new Error(`${moduleUrl} has no transform exported as '${exportName}': export it as \`export const ${exportName} = defineTransform(import.meta.url, '${exportName}', fn)\``);
