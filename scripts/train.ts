@@ -42,11 +42,13 @@ export async function main(argv: string[]): Promise<number> {
   const saveDir = values.out ?? path.join('runs', `train-${new Date().toISOString().replace(/[:.]/g, '-')}`, 'model');
   log.info({ job }, 'training');
   let progress: ReturnType<typeof createProgress> | undefined;
+  let smoothedSpeed = 0; // exponential moving average: single steps are too jumpy to read
   const result = await trainLocally(job, {
     saveDir,
     onStep(report) {
       progress ??= createProgress(report.totalSteps, `${job.model}`, (fields) => log.info(fields, 'progress'));
-      progress.update(report.step, { loss: report.loss.toFixed(4), speed: Math.round(report.samplesPerSecond) });
+      smoothedSpeed = smoothedSpeed === 0 ? report.samplesPerSecond : 0.9 * smoothedSpeed + 0.1 * report.samplesPerSecond;
+      progress.update(report.step, { loss: report.loss.toFixed(4), speed: Math.round(smoothedSpeed) });
     },
   });
   progress?.stop();
