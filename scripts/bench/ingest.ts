@@ -76,6 +76,8 @@ function pipeline(source: ImageFolderSource, config: Config): DataIterator {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const fmt = (x: number, digits = 0) => x.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
+const USER_HZ = 100; // /proc/stat clock ticks per second on Linux
+
 /** Busy and total jiffies of the whole machine, from /proc/stat. */
 function machineCpu(): { busy: number; total: number } {
   const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
@@ -84,14 +86,32 @@ function machineCpu(): { busy: number; total: number } {
   return { busy: total - idle, total };
 }
 
-async function measureIngest(source: ImageFolderSource, config: Config): Promise<{ samplesPerSecond: number; digest: string }> {
+interface IngestResult {
+  samplesPerSecond: number;
+  /** CPU time of this process (all its threads) per sample: the work does not grow with threads. */
+  cpuMsPerSample: number;
+  /** Cores this process kept busy: what the machine let it have. */
+  cores: number;
+  /** Cores other processes kept busy meanwhile. */
+  otherCores: number;
+  digest: string;
+}
+
+async function measureIngest(source: ImageFolderSource, config: Config): Promise<IngestResult> {
   const iterator = pipeline(source, config);
   const hash = createHash('sha256');
   try {
     for (let i = 0; i < 2; i++) hash.update(new Uint8Array((await iterator.next()).xs.buffer));
     const started = performance.now();
+    const cpu = process.cpuUsage();
+    const machine = machineCpu();
     for (let i = 0; i < ingestBatches; i++) hash.update(new Uint8Array((await iterator.next()).xs.buffer));
-    return { samplesPerSecond: (ingestBatches * batchSize * 1000) / (performance.now() - started), digest: hash.digest('hex').slice(0, 12) };
+    const seconds = (performance.now() - started) / 1000;
+    const used = process.cpuUsage(cpu);
+    const cpuSeconds = (used.user + used.system) / 1e6;
+    const machineCores = (machineCpu().busy - machine.busy) / USER_HZ / seconds;
+    const samples = ingestBatches * batchSize;
+    return { samplesPerSecond: samples / seconds, cpuMsPerSample: (cpuSeconds * 1000) / samples, cores: cpuSeconds / seconds, otherCores: Math.max(0, machineCores - cpuSeconds / seconds), digest: hash.digest('hex').slice(0, 12) };
   } finally {
     await iterator.close();
   }
@@ -130,15 +150,17 @@ async function main(): Promise<void> {
     const cpuStart = machineCpu();
     const ownStart = process.cpuUsage();
     const wallStart = performance.now();
-    const ingest = new Map<string, number[]>();
+    const ingest = new Map<string, IngestResult[]>();
     const digests = new Map<string, Set<string>>();
     const stall = new Map<string, number[]>();
     const training = new Map<string, number[]>();
     for (let round = 0; round < rounds; round++) {
-      for (const config of CONFIGS) {
-        const { samplesPerSecond, digest } = await measureIngest(source, config);
-        (ingest.get(config.name) ?? ingest.set(config.name, []).get(config.name)!).push(samplesPerSecond);
-        (digests.get(config.name) ?? digests.set(config.name, new Set()).get(config.name)!).add(digest);
+      // Rotate the order each round so no configuration always runs first (or right after another).
+      const order = CONFIGS.map((_, i) => CONFIGS[(i + round) % CONFIGS.length]!);
+      for (const config of order) {
+        const result = await measureIngest(source, config);
+        (ingest.get(config.name) ?? ingest.set(config.name, []).get(config.name)!).push(result);
+        (digests.get(config.name) ?? digests.set(config.name, new Set()).get(config.name)!).add(result.digest);
       }
       for (const config of CONFIGS) {
         const result = await measureTraining(source, config, ctx);
@@ -150,26 +172,41 @@ async function main(): Promise<void> {
     const cpuEnd = machineCpu();
     const own = process.cpuUsage(ownStart);
     const wallSeconds = (performance.now() - wallStart) / 1000;
-    const ticks = 100; // USER_HZ on Linux
-    const machineBusyCores = (cpuEnd.busy - cpuStart.busy) / ticks / wallSeconds;
+    const machineBusyCores = (cpuEnd.busy - cpuStart.busy) / USER_HZ / wallSeconds;
     const ownCores = (own.user + own.system) / 1e6 / wallSeconds;
 
     const allDigests = new Set([...digests.values()].flatMap((s) => [...s]));
-    const inline = median(ingest.get(CONFIGS[0]!.name)!);
+    const inlineRuns = ingest.get(CONFIGS[0]!.name)!;
     const rows = CONFIGS.map((c) => {
-      const ing = median(ingest.get(c.name)!);
+      const runs = ingest.get(c.name)!;
+      const ing = median(runs.map((r) => r.samplesPerSecond));
+      // Ratio within each round (same load), then the median over rounds.
+      const ratio = median(runs.map((r, i) => r.samplesPerSecond / inlineRuns[i]!.samplesPerSecond));
       const st = median(stall.get(c.name)!);
       const verdict = st < 5 ? 'not input-bound' : st <= 20 ? 'moderately' : 'highly';
-      return `| ${c.name.padEnd(22)} | ${fmt(ing).padStart(8)} | ${`${fmt(ing / inline, 2)}×`.padStart(9)} | ${fmt(median(training.get(c.name)!)).padStart(7)} | ${`${fmt(st, 1)}%`.padStart(9)} | ${verdict.padEnd(15)} |`;
+      const cells = [
+        c.name.padEnd(22),
+        fmt(ing).padStart(8),
+        `${fmt(ratio, 2)}×`.padStart(9),
+        fmt(median(runs.map((r) => r.cpuMsPerSample)), 2).padStart(9),
+        fmt(median(runs.map((r) => r.cores)), 2).padStart(5),
+        fmt(median(runs.map((r) => r.otherCores)), 2).padStart(6),
+        fmt(median(training.get(c.name)!)).padStart(7),
+        `${fmt(st, 1)}%`.padStart(9),
+        verdict.padEnd(15),
+      ];
+      return `| ${cells.join(' | ')} |`;
     });
     process.stdout.write(
       [
-        '| pipeline               | ingest/s | vs inline | train/s | wait/step | verdict         |',
-        '|------------------------|---------:|----------:|--------:|----------:|-----------------|',
+        '| pipeline               | ingest/s | vs inline | CPU ms/sa | cores | others | train/s | wait/step | verdict         |',
+        '|------------------------|---------:|----------:|----------:|------:|-------:|--------:|----------:|-----------------|',
         ...rows,
         '',
-        `samples/s. ingest: ${ingestBatches} batches after 2 warm-up batches; training: cnn, ${trainSteps} steps after 1 warm-up step; medians of ${rounds} rounds`,
-        `per-round ingest samples/s: ${CONFIGS.map((c) => `${c.name}: ${ingest.get(c.name)!.map((v) => fmt(v)).join(', ')}`).join('; ')}`,
+        `ingest/s, train/s: samples/s. ingest: ${ingestBatches} batches after 2 warm-up batches; vs inline: median of the per-round ratios;`,
+        `CPU ms/sa: CPU time of all our threads per sample; cores: cores we kept busy; others: cores other processes kept busy meanwhile.`,
+        `training: cnn, ${trainSteps} steps after 1 warm-up step; wait/step from the pipeline's stall meter. Medians of ${rounds} rounds.`,
+        `per-round ingest samples/s: ${CONFIGS.map((c) => `${c.name}: ${ingest.get(c.name)!.map((v) => fmt(v.samplesPerSecond)).join(', ')}`).join('; ')}`,
         `per-round wait %: ${CONFIGS.map((c) => `${c.name}: ${stall.get(c.name)!.map((v) => fmt(v, 1)).join(', ')}`).join('; ')}`,
         `check: ${allDigests.size === 1 ? 'all configurations gave byte-identical batches ✓' : `batches DIFFER between configurations: ${[...digests].map(([k, v]) => `${k}: ${[...v].join(',')}`).join('; ')}`}`,
         `machine: ${fmt(machineBusyCores, 2)} of ${os.cpus().length} cores busy on average during the run, ${fmt(ownCores, 2)} of them this benchmark, ${fmt(Math.max(0, machineBusyCores - ownCores), 2)} other processes; load average ${os.loadavg().map((l) => fmt(l, 2)).join(' ')} at end`,
