@@ -10,6 +10,8 @@ import { depthwiseConv2dBackpropFilterConfig } from './depthwise-conv2d-backprop
 import { depthwiseConv2dBackpropInputConfig } from './depthwise-conv2d-backprop-input.js';
 import { fusedMatMulConfig } from './fused-mat-mul.js';
 import { installReplacement, removeReplacement } from './kernel-registry.js';
+import { maxPoolGradConfig } from './max-pool-grad.js';
+import { sumConfig } from './sum-leading-axes.js';
 
 /**
  * Which replacement kernels to use. Each defaults to on, unless the environment variable
@@ -24,6 +26,10 @@ export interface WasmTrainingKernelOptions {
    * stock kernels fall back to a naive loop, and the stock _FusedMatMul is wrong there).
    */
   fastMatMul?: boolean;
+  /** MaxPoolGrad as one argmax pass in JS instead of the stock kernel. */
+  fastMaxPoolGrad?: boolean;
+  /** Sum over leading axes (bias gradients) without the stock kernel's full transpose. */
+  fastSum?: boolean;
 }
 
 export const FAST_KERNELS_ENV = 'RINGPIPE_FAST_KERNELS';
@@ -45,6 +51,8 @@ const MISSING_KERNELS: readonly KernelConfig[] = [
 const REPLACEMENTS: Readonly<Record<keyof WasmTrainingKernelOptions, readonly KernelConfig[]>> = {
   fastBackpropInput: [conv2dBackpropInputCol2imConfig],
   fastMatMul: [batchMatMulConfig, fusedMatMulConfig],
+  fastMaxPoolGrad: [maxPoolGradConfig],
+  fastSum: [sumConfig],
 };
 
 /** Slots we filled, so unregistering never removes a kernel someone else registered. */
