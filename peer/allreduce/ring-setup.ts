@@ -3,6 +3,9 @@ import type { Logger } from '../../shared/log/logger.js';
 import { createLogger } from '../../shared/log/logger.js';
 import { connect, defineMessages, listen, type Link, type LinkServer, type MessageOf, type SecretSource, type TransportLimits } from '../../shared/transport/index.js';
 import { linkRingChannel } from './link-channel.js';
+import { DEFAULT_CHUNK_BYTES } from './ring-collective.js';
+import { offerDataConnection, openDataConnection } from './tcp/data-plane-setup.js';
+import { TcpRingChannel } from './tcp/tcp-ring-channel.js';
 import { mod } from './partition.js';
 import type { RingMembership } from './ring-channel.js';
 import { RingError } from './ring-errors.js';
@@ -10,6 +13,8 @@ import { RingError } from './ring-errors.js';
 /** The one control message of a ring link: the dialer says which rank of which ring it is. */
 export const ringMessages = defineMessages({
   'ring-hello': { rank: z.number().int().min(0), worldSize: z.number().int().min(1), epoch: z.number().int().min(0) },
+  /** Where and with which one-time token the next rank opens the TCP data connection (data-plane-setup.ts). */
+  'ring-data': { port: z.number().int().min(1).max(65535), token: z.string().regex(/^[0-9a-f]{64}$/) },
 });
 type RingMessage = MessageOf<typeof ringMessages>;
 
@@ -30,6 +35,22 @@ export interface RingNodeOptions extends SecretSource {
 export interface RingAddress {
   host: string;
   port: number;
+}
+
+/**
+ * How chunks travel. `tcp` (default): a plain TCP connection per direction, announced and
+ * authenticated over the ring link, read straight into reused buffers — about twice the link's
+ * throughput here, because ws allocates a fresh buffer per frame (GC, first-touch). `link`: tensor
+ * frames on the transport link itself (flow-controlled; kept as the reference and for comparison).
+ */
+export type DataPlane = 'tcp' | 'link';
+
+export interface JoinOptions {
+  /** Whole setup: dial, hello, data connections. Default 30 s. */
+  timeoutMs?: number;
+  dataPlane?: DataPlane;
+  /** Largest frame the tcp data plane accepts (bounds what a peer can make us allocate). Default 64 MiB. */
+  maxFrameBytes?: number;
 }
 
 export interface JoinedRing {
@@ -78,30 +99,61 @@ export class RingNode {
     return this.server ? { host: this.server.host, port: this.server.port } : undefined;
   }
 
-  /** Dials the next rank and waits for the previous one; both within `timeoutMs`. */
-  async join(next: RingAddress | undefined, timeoutMs = 30_000): Promise<JoinedRing> {
+  /** Dials the next rank and waits for the previous one; all within `timeoutMs`. */
+  async join(next: RingAddress | undefined, options: JoinOptions = {}): Promise<JoinedRing> {
     const { rank, worldSize } = this.options;
     if (!this.server) return { membership: { rank, worldSize }, close: async () => {} };
     if (!next) throw new RingError('usage', `rank ${rank} of ${worldSize} needs the next rank's address to join the ring`);
-    const deadline = Date.now() + timeoutMs;
+    const deadline = Date.now() + (options.timeoutMs ?? 30_000);
     const outgoing = await this.dial(next, deadline);
+    let incoming: Link<RingMessage> | undefined;
     try {
       await outgoing.sendControl({ type: 'ring-hello', rank, worldSize, epoch: this.epoch });
-      const incoming = await this.awaitPrevious(deadline);
-      const channel = linkRingChannel({ next: outgoing, previous: incoming, epoch: this.epoch });
-      this.log.debug({ rank, worldSize, next: outgoing.peerLabel, previous: incoming.peerLabel }, 'ring joined');
+      incoming = await this.awaitPrevious(deadline);
+      const links = { next: outgoing, previous: incoming };
+      const data = options.dataPlane === 'link' ? undefined : await this.openDataPlane(links, deadline, options.maxFrameBytes ?? 64 * 1024 * 1024);
+      const channel = data ?? linkRingChannel({ ...links, epoch: this.epoch });
+      // The links stay open with the tcp data plane too: their heartbeats notice a hung peer.
+      for (const link of [outgoing, incoming]) link.once('close', (info) => data?.fail(new RingError('link', `ring link to ${link.peerLabel} closed: ${info.reason}`)));
+      this.log.debug({ rank, worldSize, next: outgoing.peerLabel, previous: incoming.peerLabel, dataPlane: data ? 'tcp' : 'link' }, 'ring joined');
       return {
         membership: { rank, worldSize, channel },
         close: async () => {
+          data?.close();
           outgoing.close('ring closed');
-          incoming.close('ring closed');
+          incoming?.close('ring closed');
           await this.server?.close();
         },
       };
     } catch (error) {
       outgoing.close('ring setup failed');
+      incoming?.close('ring setup failed');
       await this.server.close();
       throw error;
+    }
+  }
+
+  /** Announces our data port to the next rank and dials the previous rank's, in parallel. */
+  private async openDataPlane(links: { next: Link<RingMessage>; previous: Link<RingMessage> }, deadline: number, maxFrameBytes: number): Promise<TcpRingChannel> {
+    const offer = await offerDataConnection(this.server!.host);
+    try {
+      await links.next.sendControl({ type: 'ring-data', port: offer.port, token: offer.token });
+      const announced = links.previous.nextControl('ring-data', { timeoutMs: Math.max(1, deadline - Date.now()) });
+      const [toNext, fromPrevious] = await Promise.all([
+        offer.accepted(deadline),
+        announced.then((message) =>
+          openDataConnection({
+            host: links.previous.peer.address,
+            port: message.port,
+            token: message.token,
+            deadline,
+            reader: { slotBytes: DEFAULT_CHUNK_BYTES, slots: 4, maxFrameBytes },
+          }),
+        ),
+      ]);
+      return new TcpRingChannel(toNext, fromPrevious.socket, fromPrevious.reader, { next: links.next.peerLabel, previous: links.previous.peerLabel });
+    } finally {
+      offer.close();
     }
   }
 

@@ -63,7 +63,8 @@ export async function runRingStream(channel: RingChannel, plan: StreamPlan, buff
     abort(error);
   }).catch(fail);
   const receiving = receiveLoop(channel, plan, buffer, options, applied, stats, aborted).catch(fail);
-  await Promise.all([sending, receiving]);
+  // Racing the abort: a send stuck in a dead socket must not keep the collective from failing.
+  await Promise.race([Promise.all([sending, receiving]), aborted]);
   return stats;
 }
 

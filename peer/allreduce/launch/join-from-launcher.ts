@@ -1,4 +1,4 @@
-import { RingNode, type JoinedRing, type RingNodeOptions } from '../ring-setup.js';
+import { RingNode, type JoinedRing, type JoinOptions, type RingNodeOptions } from '../ring-setup.js';
 import { RANK_ENV, RING_EPOCH_ENV, RING_HOST_ENV, WORLD_SIZE_ENV, type ChildLine, type RingAssignment } from './launch-protocol.js';
 
 /** This process's rank, as given by the launcher. */
@@ -25,14 +25,15 @@ export function reportToLauncher(kind: string, data: unknown): void {
  * Listens, tells the launcher where, waits for the next rank's address on stdin and joins the ring.
  * All within `timeoutMs`.
  */
-export async function joinRingFromLauncher(options: Omit<RingNodeOptions, 'rank' | 'worldSize' | 'epoch'>, timeoutMs = 30_000): Promise<JoinedRing> {
+export async function joinRingFromLauncher(options: Omit<RingNodeOptions, 'rank' | 'worldSize' | 'epoch'>, join: JoinOptions = {}): Promise<JoinedRing> {
+  const timeoutMs = join.timeoutMs ?? 30_000;
   const { rank, worldSize, epoch } = rankFromEnv();
   const host = options.host ?? process.env[RING_HOST_ENV] ?? '127.0.0.1';
   const node = await RingNode.listen({ ...options, host, rank, worldSize, epoch });
   const address = node.address ?? { host, port: 0 };
   tellLauncher({ ringpipe: 'listening', rank, host: address.host, port: address.port });
   const assignment = await readAssignment(timeoutMs);
-  return node.join(assignment.next, timeoutMs);
+  return node.join(assignment.next, { ...join, timeoutMs });
 }
 
 function readAssignment(timeoutMs: number): Promise<RingAssignment> {

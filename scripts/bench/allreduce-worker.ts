@@ -1,0 +1,91 @@
+/**
+ * One rank of `npm run bench:allreduce`: joins the ring through the launcher, then for every size
+ * runs warm-up and timed all-reduces (float32 sum) and a separate correctness pass, and reports the
+ * timings to the launcher. Started by scripts/bench/allreduce.ts, never by hand.
+ */
+import { joinRingFromLauncher, rankFromEnv, reportToLauncher, tellLauncher } from '../../peer/allreduce/launch/join-from-launcher.js';
+import { RingCollective } from '../../peer/allreduce/ring-collective.js';
+import type { WireCodec } from '../../peer/allreduce/wire-codec.js';
+import { Fp16Codec } from '../../peer/compression/fp16-codec.js';
+
+export interface WorkerConfig {
+  sizesBytes: number[];
+  warmup: number;
+  iters: number;
+  chunkBytes: number;
+  maxInFlight: number;
+  compress: 'none' | 'fp16';
+  dataPlane: 'tcp' | 'link';
+}
+
+export interface SizeReport {
+  bytes: number;
+  /** Seconds per all-reduce on this rank (timed loop / iters). */
+  seconds: number;
+  /** Every element equal to the exact expected sum after the correctness pass. */
+  correct: boolean;
+  maxError: number;
+  receiveWaitMs: number;
+  reduceMs: number;
+}
+
+/** Values whose sum over ranks is exact in float32 for any order: small integers. */
+function fillInput(buffer: Float32Array, rank: number): void {
+  for (let i = 0; i < buffer.length; i++) buffer[i] = (rank + 1) * ((i % 13) + 1);
+}
+
+function check(buffer: Float32Array, worldSize: number): number {
+  const ranksSum = (worldSize * (worldSize + 1)) / 2;
+  let maxError = 0;
+  for (let i = 0; i < buffer.length; i++) maxError = Math.max(maxError, Math.abs(buffer[i]! - ranksSum * ((i % 13) + 1)));
+  return maxError;
+}
+
+async function main(): Promise<void> {
+  const config = JSON.parse(process.env.RINGPIPE_BENCH_CONFIG ?? '') as WorkerConfig;
+  const { rank, worldSize } = rankFromEnv();
+  const frameLimit = Math.max(config.chunkBytes, 1 << 20) * 2;
+  const ring = await joinRingFromLauncher(
+    { cluster: 'bench-allreduce', limits: { maxTensorBytes: frameLimit, receiveWindowBytes: frameLimit * 4 } },
+    { dataPlane: config.dataPlane, timeoutMs: 60_000 },
+  );
+  const collective = new RingCollective(ring.membership, { chunkBytes: config.chunkBytes, maxInFlight: config.maxInFlight, timeoutMs: 60_000 });
+  const codec: WireCodec | undefined = config.compress === 'fp16' ? new Fp16Codec() : undefined;
+  const options = codec ? { codec } : {};
+  const barrier = new Float32Array(1);
+  // One buffer of the largest size, viewed per size: the memory is touched once, as a training
+  // loop's reused gradient buffer would be (fresh memory is slow on first touch, DESIGN §3).
+  const largest = new Float32Array(Math.max(...config.sizesBytes) / 4);
+  largest.fill(1);
+  for (const bytes of config.sizesBytes) {
+    const buffer = largest.subarray(0, bytes / 4);
+    for (let i = 0; i < config.warmup; i++) await collective.allReduce(buffer, options);
+    await collective.allReduce(barrier);
+    let receiveWaitMs = 0;
+    let reduceMs = 0;
+    const started = performance.now();
+    for (let i = 0; i < config.iters; i++) {
+      const stats = await collective.allReduce(buffer, options);
+      receiveWaitMs += stats.receiveWaitMs;
+      reduceMs += stats.reduceMs;
+    }
+    const seconds = (performance.now() - started) / 1000 / config.iters;
+    fillInput(buffer, rank);
+    await collective.allReduce(buffer, options);
+    const maxError = check(buffer, worldSize);
+    // fp16 carries 11 significant bits: sums up to 13·N(N+1)/2 are exact only for small N.
+    const tolerance = config.compress === 'fp16' ? (13 * worldSize * (worldSize + 1)) / 2 / 1024 : 0;
+    const report: SizeReport = { bytes, seconds, correct: maxError <= tolerance, maxError, receiveWaitMs: receiveWaitMs / config.iters, reduceMs: reduceMs / config.iters };
+    reportToLauncher('size', report);
+  }
+  await ring.close();
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    tellLauncher({ ringpipe: 'failed', rank: Number(process.env.RINGPIPE_RANK), message: (error as Error).message });
+    process.stderr.write(`${(error as Error).stack}\n`);
+    process.exit(1);
+  },
+);
