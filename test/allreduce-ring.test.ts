@@ -3,6 +3,7 @@ import { createLocalRing } from '../peer/allreduce/local-channel.js';
 import { chunkOf, chunksPerSegment, segmentOf } from '../peer/allreduce/partition.js';
 import { RingCollective, type AllReduceOptions } from '../peer/allreduce/ring-collective.js';
 import { RingError } from '../peer/allreduce/ring-errors.js';
+import { ADD_KERNEL, addInto, addIntoJs } from '../peer/allreduce/reduce-kernels.js';
 import { Fp16Codec } from '../peer/compression/fp16-codec.js';
 import { Prng } from '../shared/random/prng.js';
 
@@ -59,6 +60,21 @@ describe('partition', () => {
           expect(seen.every((count) => count === 1)).toBe(true);
         }
       }
+    }
+  });
+});
+
+describe('add kernel', () => {
+  it(`${ADD_KERNEL} add gives the same bits as the plain loop, for any length and offset`, () => {
+    const prng = new Prng(17);
+    for (const length of [0, 1, 3, 63, 64, 65, 16_383, 16_384, 16_385, 40_001]) {
+      const backing = Float32Array.from({ length: length + 8 }, () => (prng.next() - 0.5) * 1e3);
+      const src = Float32Array.from({ length: length + 8 }, () => (prng.next() - 0.5) * 1e-3).subarray(3, 3 + length);
+      const a = backing.slice().subarray(1, 1 + length);
+      const b = backing.slice().subarray(1, 1 + length);
+      addInto(a, src);
+      addIntoJs(b, src);
+      expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
     }
   });
 });
