@@ -85,7 +85,7 @@ export function connect<M extends ControlMessage>(options: ConnectOptions<M>): P
         if (!settled) fail(new TransportError('connect', `connection to ${label} opened without a socket`));
         return;
       }
-      const endpoint = new WireEndpoint(ws, socket, remoteAddressOf(socket), limits, handshake.version, log, new LogLimiter(log));
+      const endpoint = new WireEndpoint(ws, socket, remoteAddressOf(socket), limits, handshake.version, log, new LogLimiter(log), false);
       const attempt = new DialerHandshake<M>(endpoint, handshake, label);
       attempt.done.then(
         (link) => {

@@ -148,7 +148,7 @@ class LinkListener<M extends ControlMessage> implements LinkServer<M> {
     }
     this.wss.handleUpgrade(request, socket, head, (ws) => {
       const { limits, log, handshake } = this.resolved;
-      const endpoint = new WireEndpoint(ws, socket, remoteAddressOf(socket), limits, handshake.version, log, this.peerWarnings);
+      const endpoint = new WireEndpoint(ws, socket, remoteAddressOf(socket), limits, handshake.version, log, this.peerWarnings, true);
       const attempt = new ListenerHandshake<M>(endpoint, handshake);
       attempt.done.then(
         (link) => this.accept(socket, link),

@@ -4,6 +4,7 @@ import type { TransportLimits } from '../limits.js';
 import { CloseCode, type LinkCloseInfo } from '../link/close-info.js';
 import { Link, type PeerInfo } from '../link/link.js';
 import { PendingWait } from '../link/pending-wait.js';
+import type { PayloadWriter } from '../link/message-assembler.js';
 import type { FrameSink, WireEndpoint } from '../link/wire-endpoint.js';
 import type { ControlMessage, MessageRegistry } from '../messages/define-messages.js';
 import type { Introduction, SessionMessage } from '../messages/session-messages.js';
@@ -130,6 +131,10 @@ abstract class Handshake<M extends ControlMessage> implements FrameSink {
 
   onControl(): void {
     throw protocolError('control frame before authentication');
+  }
+
+  tensorDestination(_header: TensorHeader): PayloadWriter {
+    throw protocolError('tensor frame before authentication');
   }
 
   onTensor(_header: TensorHeader): void {

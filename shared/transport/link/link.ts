@@ -7,7 +7,7 @@ import type { SessionMessage } from '../messages/session-messages.js';
 import { encodeControlFrame } from '../wire/control-codec.js';
 import { dtypeOf, type TensorArray } from '../wire/dtype.js';
 import { FrameKind } from '../wire/frame-prefix.js';
-import { checkTensorHeader, encodeTensorHeader, type TensorHeader } from '../wire/tensor-header.js';
+import { checkTensorHeader, encodeTensorHeader, tensorPayloadBytes, type TensorHeader } from '../wire/tensor-header.js';
 import { CloseCode, type LinkCloseInfo } from './close-info.js';
 import { ControlInbox } from './control-inbox.js';
 import { ReceiveWindow, SendCredit } from './flow-control.js';
@@ -100,7 +100,7 @@ export class Link<M extends ControlMessage = ControlMessage> extends EventEmitte
     this.receiveWindow = new ReceiveWindow(this.limits.receiveWindowBytes, this.limits.maxTensorBytes, (bytes) =>
       this.endpoint.sendSession({ type: 'credit', bytes }),
     );
-    this.tensorInbox = new TensorInbox((bytes) => this.receiveWindow.consumed(bytes));
+    this.tensorInbox = new TensorInbox((bytes) => this.receiveWindow.consumed(bytes), this.limits.receiveWindowBytes);
     this.sendCredit = new SendCredit(internals.peerReceiveWindow, internals.peerReceiveWindow);
     this.sender = new OrderedSender(this.endpoint, this.sendCredit, this.limits.sendHighWaterBytes);
     this.heartbeat = new Heartbeat(this.endpoint, this.limits.heartbeatIntervalMs, this.limits.heartbeatTimeoutMs, (silentMs) =>
@@ -112,7 +112,13 @@ export class Link<M extends ControlMessage = ControlMessage> extends EventEmitte
     const sink: FrameSink = {
       onSession: (message) => this.receiveSession(message),
       onControl: (message) => this.controlInbox.deliver(this.messages.parse(message)),
-      onTensor: (header, payload) => this.receiveTensor(header, payload),
+      tensorDestination: (header) => {
+        // Counted when the header arrives, before any payload is stored: a peer ignoring flow
+        // control is stopped before it can make us allocate.
+        this.receiveWindow.received(tensorPayloadBytes(header));
+        return this.tensorInbox.destinationFor(header);
+      },
+      onTensor: (header) => this.tensorInbox.complete(header),
       onEnded: (info) => this.ended(info),
     };
     this.endpoint.sink = sink;
@@ -243,11 +249,6 @@ export class Link<M extends ControlMessage = ControlMessage> extends EventEmitte
     if (message.type !== 'credit') throw protocolError(`unexpected '${message.type}' session message after the handshake`);
     this.sendCredit.grant(message.bytes);
     this.sender.wake();
-  }
-
-  private receiveTensor(header: TensorHeader, payload: Uint8Array): void {
-    this.receiveWindow.received(payload.length);
-    this.tensorInbox.deliver(header, payload);
   }
 
   private ended(info: LinkCloseInfo): void {

@@ -29,6 +29,12 @@ export class PendingWait<T> {
     return this.settled;
   }
 
+  /** The wait can no longer time out (it still settles by value or failure). */
+  stopTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
   resolve(value: T): void {
     if (this.settle()) this.resolveFn(value);
   }

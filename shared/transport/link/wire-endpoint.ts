@@ -1,21 +1,26 @@
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { Logger } from '../../log/logger.js';
-import type { LogLimiter } from '../log-limiter.js';
 import { TransportError, protocolError } from '../errors.js';
+import type { LogLimiter } from '../log-limiter.js';
 import type { TransportLimits } from '../limits.js';
-import { sessionMessages, type SessionMessage } from '../messages/session-messages.js';
-import { decodeControlBody, encodeControlFrame } from '../wire/control-codec.js';
-import { FRAME_PREFIX_BYTES, FrameKind, readFramePrefix } from '../wire/frame-prefix.js';
-import { TENSOR_HEADER_BYTES, decodeTensorHeader, type TensorHeader } from '../wire/tensor-header.js';
+import type { SessionMessage } from '../messages/session-messages.js';
+import { encodeControlFrame } from '../wire/control-codec.js';
+import { FRAME_PREFIX_BYTES, FrameKind } from '../wire/frame-prefix.js';
+import { TENSOR_HEADER_BYTES, type TensorHeader } from '../wire/tensor-header.js';
 import { CloseCode, truncateCloseReason, type LinkCloseInfo } from './close-info.js';
+import { MessageAssembler, type MessageSink, type PayloadWriter } from './message-assembler.js';
+import { Opcode, WsFrameParser } from './ws-frame-parser.js';
 
 /** Where decoded frames go: first the handshake, then the Link. Throwing a TransportError closes the link. */
 export interface FrameSink {
   onSession(message: SessionMessage, version: number): void;
   /** An application control message, decoded from msgpack but not yet validated. */
   onControl(message: unknown): void;
-  onTensor(header: TensorHeader, payload: Uint8Array): void;
+  /** Where the payload of a tensor frame whose header just arrived goes (exactly its size). */
+  tensorDestination(header: TensorHeader): PayloadWriter;
+  /** That payload is complete. */
+  onTensor(header: TensorHeader): void;
   /** Called exactly once, synchronously, when the endpoint ends for any reason. */
   onEnded(info: LinkCloseInfo): void;
 }
@@ -27,18 +32,21 @@ export interface RemoteAddress {
 
 /** How long a graceful close may take before the socket is destroyed anyway. */
 const CLOSE_GRACE_MS = 1_000;
+/** Our frames are 1 or 2 fragments; a peer splitting a message into more is up to no good. */
+const MAX_FRAGMENTS = 64;
 
 /**
- * One WebSocket connection seen as ringpipe frames: decodes and validates every incoming frame and
- * dispatches it to the current sink; encodes outgoing frames. Anything that breaks the protocol
- * ends the connection with a logged reason; nothing a peer sends can throw out of here.
+ * One WebSocket connection seen as ringpipe frames. ws does the HTTP upgrade and all sending; the
+ * incoming bytes are read here (ws-frame-parser + message-assembler) so tensor payloads are copied
+ * once, straight into their destination. Anything that breaks the protocol ends the connection
+ * with a logged reason; nothing a peer sends can throw out of here.
  */
 export class WireEndpoint {
   sink: FrameSink | undefined;
   private authenticated = false;
   private preAuthBytes = 0;
   private endInfo: LinkCloseInfo | undefined;
-  private readonly countPreAuthBytes = (chunk: Buffer): void => this.onPreAuthData(chunk);
+  private readonly parser: WsFrameParser;
 
   constructor(
     readonly ws: WebSocket,
@@ -49,13 +57,17 @@ export class WireEndpoint {
     readonly log: Logger,
     /** Peer-caused warnings, rate-limited (shared by all connections of a listener). */
     readonly peerWarnings: LogLimiter,
+    isServerSide: boolean,
   ) {
-    // 'fragments' hands us each frame's payload as ws read it: no concat copy of header + payload.
-    ws.binaryType = 'fragments';
-    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer[], isBinary));
-    ws.on('error', (error) => this.onWsError(error));
-    ws.on('close', (code, reason) => this.onWsClose(code, reason));
-    socket.on('data', this.countPreAuthBytes);
+    const maxMessageBytes = Math.max(limits.maxTensorBytes + TENSOR_HEADER_BYTES, limits.maxControlBytes + FRAME_PREFIX_BYTES);
+    const assembler = new MessageAssembler(
+      { version, maxMessageBytes, maxControlBytes: limits.maxControlBytes, maxTensorBytes: limits.maxTensorBytes, maxFragments: MAX_FRAGMENTS },
+      this.messageSink(),
+    );
+    this.parser = new WsFrameParser({ expectMasked: isServerSide, maxFramePayload: maxMessageBytes }, assembler);
+    takeOverSocketReads(socket, (chunk) => this.onData(chunk));
+    ws.on('error', (error) => this.onSocketError(error));
+    ws.on('close', () => this.onSocketClosed());
   }
 
   get remoteLabel(): string {
@@ -74,7 +86,6 @@ export class WireEndpoint {
   /** Lifts the pre-authentication limits: from now on application and tensor frames are accepted. */
   markAuthenticated(): void {
     this.authenticated = true;
-    this.socket.off('data', this.countPreAuthBytes);
   }
 
   sendSession(message: SessionMessage, version = this.version): void {
@@ -108,10 +119,10 @@ export class WireEndpoint {
   end(info: LinkCloseInfo, graceful: boolean): void {
     if (this.endInfo) return;
     this.endInfo = info;
-    this.socket.off('data', this.countPreAuthBytes);
     try {
       if (graceful && this.ws.readyState === this.ws.OPEN) {
-        this.ws.close(info.code, truncateCloseReason(info.reason));
+        if (info.code >= 1000 && info.code !== 1005 && info.code !== 1006) this.ws.close(info.code, truncateCloseReason(info.reason));
+        else this.ws.close();
         setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref();
       } else {
         this.ws.terminate();
@@ -132,20 +143,32 @@ export class WireEndpoint {
     this.end({ code: CloseCode.protocolViolation, reason, byPeer: false }, true);
   }
 
-  private onPreAuthData(chunk: Buffer): void {
-    this.preAuthBytes += chunk.length;
-    if (this.preAuthBytes > this.limits.maxPreAuthBytes && !this.authenticated) {
-      this.violation(
-        protocolError(`sent ${this.preAuthBytes} bytes before authenticating (limit ${this.limits.maxPreAuthBytes})`),
-      );
-    }
+  private messageSink(): MessageSink {
+    const sink = (): FrameSink => {
+      if (!this.sink) throw protocolError('frame arrived while the link was not ready');
+      return this.sink;
+    };
+    return {
+      isAuthenticated: () => this.authenticated,
+      onSession: (message, version) => sink().onSession(message, version),
+      onControl: (message) => sink().onControl(message),
+      tensorDestination: (header) => sink().tensorDestination(header),
+      onTensor: (header) => sink().onTensor(header),
+      onControlFrame: (opcode, payload) => this.onControlFrame(opcode, payload),
+    };
   }
 
-  private onMessage(fragments: Buffer[], isBinary: boolean): void {
+  private onData(chunk: Buffer): void {
     if (this.endInfo) return;
+    if (!this.authenticated) {
+      this.preAuthBytes += chunk.length;
+      if (this.preAuthBytes > this.limits.maxPreAuthBytes) {
+        this.violation(protocolError(`sent ${this.preAuthBytes} bytes before authenticating (limit ${this.limits.maxPreAuthBytes})`));
+        return;
+      }
+    }
     try {
-      if (!isBinary) throw protocolError('text frame (ringpipe sends only binary frames)');
-      this.dispatch(fragments);
+      this.parser.push(chunk, () => this.endInfo !== undefined);
     } catch (error) {
       if (error instanceof TransportError) {
         this.violation(error);
@@ -157,77 +180,45 @@ export class WireEndpoint {
     }
   }
 
-  private dispatch(fragments: Buffer[]): void {
-    const first = fragments[0];
-    // Our own tensor frames arrive as [header, payload]; anything else is joined (a copy, but rare).
-    const whole = fragments.length === 1 && first ? first : undefined;
-    const head = whole ?? (first && first.length >= TENSOR_HEADER_BYTES ? first : Buffer.concat(fragments));
-    const prefix = readFramePrefix(head);
-    const sink = this.sink;
-    if (!sink) throw protocolError('frame arrived while the link was not ready');
-
-    if (!this.authenticated && prefix.kind !== FrameKind.session) {
-      throw protocolError(`${prefix.kind === FrameKind.tensor ? 'tensor' : 'control'} frame before authentication`);
-    }
-    // Before authentication any version may speak, so that a hello from another version can be
-    // answered with a clear refusal; after it, every frame must carry the negotiated version.
-    if (this.authenticated && prefix.version !== this.version) {
-      throw protocolError(`frame of protocol version ${prefix.version}, the link speaks ${this.version}`);
-    }
-
-    if (prefix.kind === FrameKind.tensor) {
-      this.dispatchTensor(sink, fragments, head);
+  private onControlFrame(opcode: number, payload: Buffer): void {
+    if (opcode === Opcode.ping) {
+      if (!this.endInfo && this.ws.readyState === this.ws.OPEN) this.ws.pong(payload);
       return;
     }
-    const frame = whole ?? (head.length === totalLength(fragments) ? head : Buffer.concat(fragments));
-    const body = decodeControlBody(frame, this.limits.maxControlBytes);
-    if (prefix.kind === FrameKind.session) {
-      sink.onSession(sessionMessages.parse(body), prefix.version);
-    } else {
-      sink.onControl(body);
+    if (opcode !== Opcode.close) return; // pong: liveness is tracked from bytes read (heartbeat.ts)
+    if (payload.length === 1) throw protocolError('close frame with a 1-byte payload');
+    const code = payload.length >= 2 ? payload.readUInt16BE(0) : 1005;
+    const said = payload.length > 2 ? payload.subarray(2).toString('utf8') : '';
+    if (this.endInfo) {
+      // We started the closing handshake and this is the peer's answer: done.
+      this.ws.terminate();
+      return;
     }
+    const reason = `closed by peer${said ? `: ${said}` : ''} (code ${code})`;
+    this.end({ code, reason, byPeer: true }, true);
   }
 
-  private dispatchTensor(sink: FrameSink, fragments: Buffer[], head: Buffer): void {
-    let headerBytes: Uint8Array;
-    let payload: Uint8Array;
-    const [first, second] = fragments;
-    if (fragments.length === 2 && first && second && first.length === TENSOR_HEADER_BYTES) {
-      headerBytes = first;
-      payload = second;
-    } else {
-      const frame = fragments.length === 1 ? head : head.length === totalLength(fragments) ? head : Buffer.concat(fragments);
-      headerBytes = frame.subarray(0, TENSOR_HEADER_BYTES);
-      payload = frame.subarray(TENSOR_HEADER_BYTES);
-    }
-    const header = decodeTensorHeader(headerBytes, payload.length, this.limits.maxTensorBytes);
-    sink.onTensor(header, payload);
-  }
-
-  private onWsError(error: Error & { code?: string }): void {
-    // ws reports malformed frames (bad opcode, oversize payload, bad UTF-8…) here and then closes.
+  private onSocketError(error: Error): void {
     if (this.endInfo) return;
-    const code = error.code ?? '';
-    const reason = code.startsWith('WS_ERR_') ? `protocol violation: ${error.message} (${code})` : `socket error: ${error.message}`;
-    this.peerWarnings.warn({ peer: this.remoteLabel, reason }, 'closing link');
-    this.end({ code: code.startsWith('WS_ERR_') ? CloseCode.protocolViolation : CloseCode.abnormal, reason, byPeer: !code.startsWith('WS_ERR_') }, false);
+    this.end({ code: CloseCode.abnormal, reason: `socket error: ${error.message}`, byPeer: true }, false);
   }
 
-  private onWsClose(code: number, reasonBytes: Buffer): void {
+  private onSocketClosed(): void {
     if (this.endInfo) return;
-    const said = reasonBytes.toString('utf8');
-    const reason =
-      code === CloseCode.abnormal
-        ? 'connection lost (peer process exited or network dropped)'
-        : `closed by peer${said ? `: ${said}` : ''} (code ${code})`;
-    this.end({ code, reason, byPeer: true }, false);
+    this.end({ code: CloseCode.abnormal, reason: 'connection lost (peer process exited or network dropped)', byPeer: true }, false);
   }
 }
 
-function totalLength(fragments: Buffer[]): number {
-  let total = 0;
-  for (const fragment of fragments) total += fragment.length;
-  return total;
+/**
+ * ws reads the socket through one 'data' listener feeding its receiver; we replace that listener
+ * with ours (ws keeps the upgrade, the sender and the close bookkeeping). Called synchronously from
+ * the 'open' / handleUpgrade callback, before any frame data has been emitted.
+ */
+function takeOverSocketReads(socket: Socket, onData: (chunk: Buffer) => void): void {
+  const wsListeners = socket.listeners('data');
+  if (wsListeners.length !== 1) {
+    throw new Error(`expected exactly one ws data listener on the socket, found ${wsListeners.length} (incompatible ws version?)`);
+  }
+  socket.removeListener('data', wsListeners[0] as (chunk: Buffer) => void);
+  socket.on('data', onData);
 }
-
-export { FRAME_PREFIX_BYTES };

@@ -61,10 +61,11 @@ export function encodeTensorHeader(header: TensorHeader, version: number): Buffe
 }
 
 /**
- * Parses and validates a header whose prefix was already checked, against the payload that came with
- * it: the declared length must match the payload exactly, and the payload must respect the limit.
+ * Parses and validates a header whose prefix was already checked: known dtype, zero reserved bytes,
+ * offset + length ≤ totalLength, payload within maxTensorBytes. The payload length itself is
+ * checked with checkPayloadLength once the whole frame has arrived.
  */
-export function decodeTensorHeader(bytes: Uint8Array, payloadBytes: number, maxTensorBytes: number): TensorHeader {
+export function parseTensorHeader(bytes: Uint8Array, maxTensorBytes: number): TensorHeader {
   if (bytes.length < TENSOR_HEADER_BYTES) {
     throw protocolError(`tensor frame of ${bytes.length} bytes is shorter than the ${TENSOR_HEADER_BYTES}-byte header`);
   }
@@ -81,15 +82,31 @@ export function decodeTensorHeader(bytes: Uint8Array, payloadBytes: number, maxT
   };
   const problem = checkTensorHeader(header);
   if (problem !== undefined) throw protocolError(problem);
-  const expectedBytes = header.length * DTYPES[header.dtype].bytesPerElement;
+  const payloadBytes = tensorPayloadBytes(header);
+  if (payloadBytes > maxTensorBytes) {
+    throw protocolError(`tensor payload of ${payloadBytes} bytes exceeds maxTensorBytes ${maxTensorBytes}`);
+  }
+  return header;
+}
+
+export function tensorPayloadBytes(header: TensorHeader): number {
+  return header.length * DTYPES[header.dtype].bytesPerElement;
+}
+
+/** The payload that arrived must be exactly what the header announced. */
+export function checkPayloadLength(header: TensorHeader, payloadBytes: number): void {
+  const expectedBytes = tensorPayloadBytes(header);
   if (expectedBytes !== payloadBytes) {
     throw protocolError(
       `tensor header says ${header.length} ${header.dtype} elements (${expectedBytes} bytes) but the payload has ${payloadBytes} bytes`,
     );
   }
-  if (payloadBytes > maxTensorBytes) {
-    throw protocolError(`tensor payload of ${payloadBytes} bytes exceeds maxTensorBytes ${maxTensorBytes}`);
-  }
+}
+
+/** Header and complete payload at once (parseTensorHeader + checkPayloadLength). */
+export function decodeTensorHeader(bytes: Uint8Array, payloadBytes: number, maxTensorBytes: number): TensorHeader {
+  const header = parseTensorHeader(bytes, maxTensorBytes);
+  checkPayloadLength(header, payloadBytes);
   return header;
 }
 
