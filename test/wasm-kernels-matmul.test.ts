@@ -280,7 +280,7 @@ describe('switching the replacements off', () => {
 
   function stockKernels(): Record<string, tf.KernelConfig | undefined> {
     unregisterWasmTrainingKernels();
-    return Object.fromEntries(['BatchMatMul', '_FusedMatMul', 'Conv2DBackpropInput', 'MaxPoolGrad', 'Sum'].map((name) => [name, tf.getKernel(name, 'wasm')]));
+    return Object.fromEntries(['BatchMatMul', '_FusedMatMul', 'Conv2DBackpropInput', 'MaxPoolGrad', 'Sum', 'Identity', 'Cast'].map((name) => [name, tf.getKernel(name, 'wasm')]));
   }
 
   it('fastMatMul: false keeps the stock matmul kernels and puts them back', () => {

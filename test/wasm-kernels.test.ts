@@ -39,7 +39,7 @@ afterAll(() => {
 // ---------------------------------------------------------------------------------------------
 /** Kernels the stock wasm backend lacks, and stock kernels we replace by default. */
 const MISSING = ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput'];
-const REPLACED = ['Conv2DBackpropInput', 'BatchMatMul', '_FusedMatMul', 'MaxPoolGrad', 'Sum'];
+const REPLACED = ['Conv2DBackpropInput', 'BatchMatMul', '_FusedMatMul', 'MaxPoolGrad', 'Sum', 'Identity', 'Cast'];
 
 describe('registration', () => {
   it('fills exactly the missing slots, idempotently, and restores the stock kernels', () => {

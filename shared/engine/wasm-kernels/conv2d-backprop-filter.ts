@@ -1,4 +1,5 @@
-// Conv2DBackpropFilter for the wasm backend: dW = im2col(x)ᵀ · dy on the XNNPACK matmul.
+// Conv2DBackpropFilter for the wasm backend. At stride 1 it is a forward convolution (batch and
+// channels swapped) on XNNPACK; otherwise dW = im2col(x)ᵀ · dy on the XNNPACK matmul.
 import type {
   Conv2DBackpropFilterAttrs,
   Conv2DBackpropFilterInputs,
@@ -8,6 +9,7 @@ import type {
 } from '@tensorflow/tfjs';
 import { assertGradientShape, nhwcConvGeometry, type ConvGeometry } from './conv-geometry.js';
 import { fillTransposedIm2col } from './im2col.js';
+import { runStockKernel } from './kernel-registry.js';
 import { matMulOnWasm } from './wasm-matmul.js';
 import { allocateFloat32, asWasmBackend, heapFloat32, release, withShape, type WasmBackend } from './wasm-backend.js';
 
@@ -34,6 +36,33 @@ function conv2dBackpropFilter(args: { inputs: Conv2DBackpropFilterInputs; attrs:
   return filterGradient(backend, x, dy, g, [...filterShape]);
 }
 
+/**
+ * At stride 1, dW[fh, fw, ci, co] = Σ_{b,oh,ow} x[b, oh + fh·dh − padTop, ow + fw·dw − padLeft, ci] · dy[b, oh, ow, co]
+ * is a forward convolution of x' = x as [ci, h, w, b] with the filter dy' = dy as
+ * [oh, ow, b, co], stride (dh, dw), giving dW as [ci, fh, fw, co]: the batch becomes the summed
+ * channel axis. Three transposes on the stock kernel, no im2col buffer. Returns undefined
+ * where the padding it needs would be negative.
+ */
+function filterGradientByConvolution(backend: WasmBackend, x: TensorInfo, dy: TensorInfo, g: ConvGeometry, filterShape: number[]): TensorInfo | undefined {
+  if (g.strideHeight !== 1 || g.strideWidth !== 1) return undefined;
+  const bottom = (g.filterHeight - 1) * g.dilationHeight + g.outHeight - g.inHeight - g.padTop;
+  const right = (g.filterWidth - 1) * g.dilationWidth + g.outWidth - g.inWidth - g.padLeft;
+  if (g.padTop < 0 || g.padLeft < 0 || bottom < 0 || right < 0) return undefined;
+  const xByChannel = runStockKernel('Transpose', backend, { x }, { perm: [3, 1, 2, 0] });
+  const dyAsFilter = runStockKernel('Transpose', backend, { x: dy }, { perm: [1, 2, 0, 3] });
+  const byChannel = runStockKernel(
+    'Conv2D',
+    backend,
+    { x: xByChannel, filter: dyAsFilter },
+    { strides: [g.dilationHeight, g.dilationWidth], pad: [[0, 0], [g.padTop, bottom], [g.padLeft, right], [0, 0]], dilations: 1, dataFormat: 'NHWC' },
+  );
+  release(backend, xByChannel);
+  release(backend, dyAsFilter);
+  const dW = runStockKernel('Transpose', backend, { x: byChannel }, { perm: [1, 2, 0, 3] });
+  release(backend, byChannel);
+  return withShape(dW, filterShape);
+}
+
 function filterGradient(backend: WasmBackend, x: TensorInfo, dy: TensorInfo, g: ConvGeometry, filterShape: number[]): TensorInfo {
   const taps = g.filterHeight * g.filterWidth * g.inChannels;
   const positions = g.batch * g.outHeight * g.outWidth;
@@ -42,6 +71,9 @@ function filterGradient(backend: WasmBackend, x: TensorInfo, dy: TensorInfo, g: 
     heapFloat32(backend, zeros).fill(0);
     return zeros;
   }
+  const byConvolution = filterGradientByConvolution(backend, x, dy, g, filterShape);
+  if (byConvolution !== undefined) return byConvolution;
+
   const colT = allocateFloat32(backend, [1, taps, positions]);
   // A private copy of dy as the right-hand matrix: XNNPACK caches its packed right-hand
   // matrix keyed on the tensor id, so passing dy itself would leave a cache entry that a

@@ -12,6 +12,7 @@ import { fusedMatMulConfig } from './fused-mat-mul.js';
 import { installReplacement, removeReplacement } from './kernel-registry.js';
 import { maxPoolGradConfig } from './max-pool-grad.js';
 import { sumConfig } from './sum-leading-axes.js';
+import { castConfig, identityConfig } from './zero-copy-identity.js';
 
 /**
  * Which replacement kernels to use. Each defaults to on, unless the environment variable
@@ -30,6 +31,8 @@ export interface WasmTrainingKernelOptions {
   fastMaxPoolGrad?: boolean;
   /** Sum over leading axes (bias gradients) without the stock kernel's full transpose. */
   fastSum?: boolean;
+  /** Identity (and Cast to the same dtype) sharing the bytes, as on cpu, instead of copying them. */
+  zeroCopyIdentity?: boolean;
 }
 
 export const FAST_KERNELS_ENV = 'RINGPIPE_FAST_KERNELS';
@@ -53,6 +56,7 @@ const REPLACEMENTS: Readonly<Record<keyof WasmTrainingKernelOptions, readonly Ke
   fastMatMul: [batchMatMulConfig, fusedMatMulConfig],
   fastMaxPoolGrad: [maxPoolGradConfig],
   fastSum: [sumConfig],
+  zeroCopyIdentity: [identityConfig, castConfig],
 };
 
 /** Slots we filled, so unregistering never removes a kernel someone else registered. */
