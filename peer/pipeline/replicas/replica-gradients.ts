@@ -1,0 +1,47 @@
+import * as tf from '@tensorflow/tfjs';
+import type { RingCollective } from '../../allreduce/ring-collective.js';
+
+/**
+ * Pipeline + data parallelism: R replicas of the same pipeline each train on their own share of the
+ * data, and stage s of every replica averages its gradients with stage s of the others before the
+ * optimizer step, so all replicas of a stage keep identical weights.
+ */
+export interface GradientAverager {
+  readonly replicas: number;
+  /** Averages gradients across replicas; takes ownership of `gradients`, returns new tensors. */
+  average(gradients: tf.NamedTensorMap): Promise<tf.NamedTensorMap>;
+}
+
+/**
+ * Averages over the ring all-reduce of `peer/allreduce`, one ring per stage (its members are the
+ * replicas of that stage). All gradients travel fused in one buffer, reused from step to step.
+ */
+export function ringGradientAverager(collective: RingCollective): GradientAverager {
+  let fused = new Float32Array(0);
+  return {
+    replicas: collective.worldSize,
+    async average(gradients) {
+      const names = Object.keys(gradients);
+      const total = names.reduce((sum, name) => sum + gradients[name]!.size, 0);
+      if (fused.length !== total) fused = new Float32Array(total);
+      let offset = 0;
+      for (const name of names) {
+        const values = gradients[name]!.dataSync() as Float32Array;
+        fused.set(values, offset);
+        offset += values.length;
+      }
+      const shapes = names.map((name) => gradients[name]!.shape);
+      tf.dispose(gradients);
+      await collective.allReduce(fused, { op: 'mean' });
+      const averaged: tf.NamedTensorMap = {};
+      offset = 0;
+      names.forEach((name, i) => {
+        const size = tf.util.sizeFromShape(shapes[i]!);
+        // slice(): a tensor may keep the array it was made from, and `fused` is reused next step.
+        averaged[name] = tf.tensor(fused.slice(offset, offset + size), shapes[i]);
+        offset += size;
+      });
+      return averaged;
+    },
+  };
+}

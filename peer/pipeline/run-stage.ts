@@ -1,0 +1,127 @@
+import * as tf from '@tensorflow/tfjs';
+import type { Batch } from '../../shared/data/epoch-batches.js';
+import { createLogger } from '../../shared/log/logger.js';
+import { PipelineError } from './errors.js';
+import type { StageNeighbours } from './links/neighbour-link.js';
+import type { StageModule } from './partition/stage-module.js';
+import type { GradientAverager } from './replicas/replica-gradients.js';
+import { peakInFlight, stageSchedule, type ScheduleKind } from './schedule/schedule.js';
+import { StageCompute, type LossSpec } from './stage-compute.js';
+import { runStageStep } from './stage-step.js';
+import { nowUs, type Timeline } from './timeline/timeline.js';
+
+const log = createLogger('pipeline');
+
+export interface PipelineScheduleOptions {
+  /** M: micro-batches per mini-batch. */
+  microBatches: number;
+  /** 'gpipe' (all forwards, then all backwards; default) or '1f1b' (caps activations in flight). */
+  kind?: ScheduleKind;
+  /** Keep only each micro-batch's stage input and recompute the forward pass during backward. */
+  rematerialize?: boolean;
+}
+
+/** Where the first stage gets its mini-batches (EpochBatches and the data pipeline's iterator fit). */
+export interface BatchSource {
+  next(): Batch | Promise<Batch>;
+}
+
+export interface PipelineStageOptions {
+  /** This stage's layers (see partitionModel / takeStage); `stage.index` is its position. */
+  stage: StageModule;
+  /** K: stages in the pipeline. */
+  stages: number;
+  /** Links to the previous and next stage (none before the first, none after the last). */
+  neighbours: StageNeighbours;
+  schedule: PipelineScheduleOptions;
+  /** Samples per mini-batch (per replica). */
+  batchSize: number;
+  /** Updates this stage's variables once per mini-batch. */
+  optimizer: tf.Optimizer;
+  steps: number;
+  /** First stage only. */
+  batches?: BatchSource;
+  /** Last stage only. */
+  loss?: LossSpec;
+  /** Averages this stage's gradients with the same stage of other pipeline replicas. */
+  replicas?: GradientAverager;
+  timeline?: Timeline;
+  /** Longest wait for a neighbour's tensor (default 60 s). */
+  receiveTimeoutMs?: number;
+  onStep?(report: StageStepReport): void;
+}
+
+export interface StageStepReport {
+  step: number;
+  /** The mini-batch's mean loss, known on the last stage. */
+  loss?: number;
+  stepMs: number;
+  peakInFlight: number;
+  peakHeldBytes: number;
+}
+
+export interface PipelineStageResult {
+  steps: number;
+  /** Mean loss of every mini-batch (last stage only; empty elsewhere). */
+  losses: number[];
+  /** Most micro-batches held between forward and backward, over the run. */
+  peakInFlight: number;
+  /** Most bytes held for pending backward passes, over the run. */
+  peakHeldBytes: number;
+}
+
+/**
+ * Runs one pipeline stage for `steps` mini-batches: per mini-batch, the schedule's forward and
+ * backward passes over M micro-batches, gradients accumulated, optionally averaged across replicas,
+ * then one optimizer step. Every stage of the pipeline (and every replica) calls this with the same
+ * schedule, batch size and step count.
+ */
+export async function runPipelineStage(options: PipelineStageOptions): Promise<PipelineStageResult> {
+  const { stage, stages, neighbours, schedule, timeline } = options;
+  const isFirst = stage.index === 0;
+  const isLast = stage.index === stages - 1;
+  if (isFirst !== !neighbours.previous) throw new PipelineError('usage', `stage ${stage.index} of ${stages} ${isFirst ? 'has no previous stage' : 'needs a link to the previous stage'}`);
+  if (isLast !== !neighbours.next) throw new PipelineError('usage', `stage ${stage.index} of ${stages} ${isLast ? 'has no next stage' : 'needs a link to the next stage'}`);
+  if (isFirst && !options.batches) throw new PipelineError('usage', 'the first stage needs a batch source');
+  if (!Number.isInteger(options.steps) || options.steps < 0) throw new PipelineError('usage', `steps must be a non-negative integer, got ${options.steps}`);
+  const kind = schedule.kind ?? 'gpipe';
+  const ops = stageSchedule(kind, { stage: stage.index, stages, microBatches: schedule.microBatches });
+  const compute = new StageCompute({ stage, isFirst, isLast, rematerialize: schedule.rematerialize ?? false, ...(options.loss ? { loss: options.loss } : {}) });
+  log.debug({ stage: stage.describe(), schedule: kind, microBatches: schedule.microBatches, peakInFlight: peakInFlight(ops) }, 'pipeline stage starting');
+
+  const result: PipelineStageResult = { steps: 0, losses: [], peakInFlight: 0, peakHeldBytes: 0 };
+  for (let step = 0; step < options.steps; step++) {
+    const startUs = nowUs();
+    const batch = isFirst ? await waitForData(options.batches!, step, timeline) : undefined;
+    const outcome = await runStageStep(
+      { stage, stages, compute, neighbours, ops, microBatches: schedule.microBatches, batchSize: options.batchSize, receiveTimeoutMs: options.receiveTimeoutMs ?? 60_000, ...(timeline ? { timeline } : {}) },
+      step,
+      batch,
+    );
+    let gradients = compute.gradients.take();
+    if (options.replicas && options.replicas.replicas > 1) {
+      const averaging = options.replicas.average(gradients);
+      gradients = timeline ? await timeline.wait('all-reduce', step, averaging) : await averaging;
+    }
+    const update = (): void => options.optimizer.applyGradients(gradients);
+    try {
+      if (timeline) timeline.time('update', step, update);
+      else update();
+    } finally {
+      tf.dispose(gradients);
+    }
+    const endUs = nowUs();
+    timeline?.stepDone(step, startUs, endUs);
+    result.steps++;
+    if (outcome.loss !== undefined) result.losses.push(outcome.loss);
+    result.peakInFlight = Math.max(result.peakInFlight, outcome.peakInFlight);
+    result.peakHeldBytes = Math.max(result.peakHeldBytes, outcome.peakHeldBytes);
+    options.onStep?.({ step, ...(outcome.loss !== undefined ? { loss: outcome.loss } : {}), stepMs: (endUs - startUs) / 1000, peakInFlight: outcome.peakInFlight, peakHeldBytes: outcome.peakHeldBytes });
+  }
+  return result;
+}
+
+async function waitForData(batches: BatchSource, step: number, timeline: Timeline | undefined): Promise<Batch> {
+  const next = Promise.resolve(batches.next());
+  return timeline ? timeline.wait('data', step, next) : next;
+}

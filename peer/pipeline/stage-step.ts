@@ -1,0 +1,127 @@
+import * as tf from '@tensorflow/tfjs';
+import type { Batch } from '../../shared/data/epoch-batches.js';
+import { PipelineError } from './errors.js';
+import { describeTag, type NeighbourLink, type StageNeighbours, type StageTensor, type TensorTag } from './links/neighbour-link.js';
+import { microBatchSizes, splitMiniBatch, type MicroBatch } from './microbatch.js';
+import type { StageModule } from './partition/stage-module.js';
+import type { StageOp } from './schedule/schedule.js';
+import type { StageCompute } from './stage-compute.js';
+import { nowUs, type Timeline } from './timeline/timeline.js';
+
+export interface StageStepContext {
+  stage: StageModule;
+  stages: number;
+  compute: StageCompute;
+  neighbours: StageNeighbours;
+  /** This stage's order of forward and backward passes (see schedule/). */
+  ops: readonly StageOp[];
+  microBatches: number;
+  /** Samples per mini-batch (per replica); every stage knows it, so every tensor's size is checked. */
+  batchSize: number;
+  receiveTimeoutMs: number;
+  timeline?: Timeline;
+}
+
+export interface StageStepOutcome {
+  /** The mini-batch's mean loss (last stage only). */
+  loss?: number;
+  /** Most micro-batches held between their forward and backward passes. */
+  peakInFlight: number;
+  /** Most bytes held for pending backward passes. */
+  peakHeldBytes: number;
+}
+
+/**
+ * One mini-batch on one stage: runs the schedule's forward and backward passes, receiving inputs and
+ * output gradients from the neighbours and sending outputs and input gradients on. Sends are not
+ * awaited before the next pass, so they overlap the computation; the step ends once all have left.
+ * The accumulated weight gradients stay in `compute.gradients` for the optimizer step.
+ */
+export async function runStageStep(ctx: StageStepContext, step: number, batch?: Batch): Promise<StageStepOutcome> {
+  const { stage, stages, compute, neighbours, timeline } = ctx;
+  const isFirst = stage.index === 0;
+  const isLast = stage.index === stages - 1;
+  const sizes = microBatchSizes(ctx.batchSize, ctx.microBatches);
+  let micro: MicroBatch[] = [];
+  if (isFirst) {
+    if (!batch) throw new PipelineError('usage', 'the first stage needs a mini-batch for every step');
+    if (batch.size !== ctx.batchSize) throw new PipelineError('usage', `mini-batch of ${batch.size} samples, the pipeline was set up for ${ctx.batchSize}`);
+    micro = splitMiniBatch(batch, ctx.microBatches);
+  }
+  const inputElements = stage.inputShape.reduce((a, b) => a * b, 1);
+  const outputElements = stage.outputShape.reduce((a, b) => a * b, 1);
+  const sends: Promise<void>[] = [];
+  const send = (link: NeighbourLink, tag: TensorTag, data: StageTensor): void => {
+    const start = nowUs();
+    const sent = link.send(tag, data).then(() => timeline?.record('send', step, start, nowUs(), { micro: tag.micro, detail: `${tag.kind} to ${link.label}` }));
+    sent.catch(() => {});
+    sends.push(sent);
+  };
+  const receive = async (link: NeighbourLink, tag: TensorTag, elements: number): Promise<StageTensor> => {
+    const wait = link.receive(tag, ctx.receiveTimeoutMs);
+    const data = timeline ? await timeline.wait('idle', step, wait, { micro: tag.micro, detail: `waiting for ${tag.kind} from ${link.label}` }) : await wait;
+    if (data.length !== elements) {
+      throw new PipelineError('desync', `the ${describeTag(tag)} from ${link.label} has ${data.length} values, expected ${elements}`);
+    }
+    return data;
+  };
+  const time = <T>(kind: 'forward' | 'backward', m: number, fn: () => T): T => (timeline ? timeline.time(kind, step, fn, { micro: m }) : fn());
+
+  let loss = 0;
+  let peakInFlight = 0;
+  let peakHeldBytes = 0;
+  try {
+    for (const op of ctx.ops) {
+      const m = op.micro;
+      const n = sizes[m]!;
+      if (op.kind === 'forward') {
+        let input: tf.Tensor;
+        let labels: Int32Array;
+        if (isFirst) {
+          input = tf.tensor(micro[m]!.xs, [n, ...stage.inputShape]);
+          labels = micro[m]!.labels;
+        } else {
+          const previous = neighbours.previous!;
+          const activation = (await receive(previous, { step, micro: m, kind: 'activation' }, n * inputElements)) as Float32Array;
+          labels = (await receive(previous, { step, micro: m, kind: 'labels' }, n)) as Int32Array;
+          input = tf.tensor(activation, [n, ...stage.inputShape]);
+        }
+        const output = time('forward', m, () => {
+          const result = compute.forward(m, input, isLast ? { labels, lossScale: n / ctx.batchSize } : undefined);
+          if (result.scaledLoss !== undefined) loss += result.scaledLoss;
+          if (!result.output) return undefined;
+          const values = result.output.dataSync() as Float32Array;
+          result.output.dispose();
+          return values;
+        });
+        peakInFlight = Math.max(peakInFlight, compute.inFlight);
+        peakHeldBytes = Math.max(peakHeldBytes, compute.heldBytes);
+        if (output) {
+          send(neighbours.next!, { step, micro: m, kind: 'activation' }, output);
+          send(neighbours.next!, { step, micro: m, kind: 'labels' }, labels);
+        }
+      } else {
+        let outputGradient: tf.Tensor | undefined;
+        if (!isLast) {
+          const gradient = (await receive(neighbours.next!, { step, micro: m, kind: 'gradient' }, n * outputElements)) as Float32Array;
+          outputGradient = tf.tensor(gradient, [n, ...stage.outputShape]);
+        }
+        const inputGradient = time('backward', m, () => {
+          const dx = compute.backward(m, outputGradient);
+          if (!dx) return undefined;
+          const values = dx.dataSync() as Float32Array;
+          dx.dispose();
+          return values;
+        });
+        if (inputGradient) send(neighbours.previous!, { step, micro: m, kind: 'gradient' }, inputGradient);
+      }
+    }
+    const drained = Promise.all(sends);
+    if (timeline) await timeline.wait('idle', step, drained, { detail: 'waiting for sends to drain' });
+    else await drained;
+  } catch (error) {
+    compute.discardAll();
+    throw error;
+  }
+  return { ...(isLast ? { loss } : {}), peakInFlight, peakHeldBytes };
+}
