@@ -2,7 +2,7 @@
  * `npm run bench:ingest`: does the input pipeline keep the trainer fed?
  *
  *   npm run bench:ingest -- [--images 3000] [--batch 64] [--rounds 5] [--workers 2] [--prefetch 4]
- *                           [--ingest-batches 40] [--train-steps 25]
+ *                           [--ingest-batches 40] [--train-steps 25]   (--train-steps 0: ingestion only)
  *
  * Dataset: a temporary folder of generated 64×64 RGB PNGs (MNIST digits on noise, see
  * ingest-images.ts). Pipeline: decode (greyscale) → random 56×56 crop + flip → resize to 28×28 →
@@ -162,7 +162,7 @@ async function main(): Promise<void> {
         (ingest.get(config.name) ?? ingest.set(config.name, []).get(config.name)!).push(result);
         (digests.get(config.name) ?? digests.set(config.name, new Set()).get(config.name)!).add(result.digest);
       }
-      for (const config of CONFIGS) {
+      for (const config of trainSteps > 0 ? CONFIGS : []) {
         const result = await measureTraining(source, config, ctx);
         (stall.get(config.name) ?? stall.set(config.name, []).get(config.name)!).push(result.stallPercent);
         (training.get(config.name) ?? training.set(config.name, []).get(config.name)!).push(result.samplesPerSecond);
@@ -182,8 +182,8 @@ async function main(): Promise<void> {
       const ing = median(runs.map((r) => r.samplesPerSecond));
       // Ratio within each round (same load), then the median over rounds.
       const ratio = median(runs.map((r, i) => r.samplesPerSecond / inlineRuns[i]!.samplesPerSecond));
-      const st = median(stall.get(c.name)!);
-      const verdict = st < 5 ? 'not input-bound' : st <= 20 ? 'moderately' : 'highly';
+      const st = trainSteps > 0 ? median(stall.get(c.name)!) : Number.NaN;
+      const verdict = Number.isNaN(st) ? '–' : st < 5 ? 'not input-bound' : st <= 20 ? 'moderately' : 'highly';
       const cells = [
         c.name.padEnd(22),
         fmt(ing).padStart(8),
@@ -191,8 +191,8 @@ async function main(): Promise<void> {
         fmt(median(runs.map((r) => r.cpuMsPerSample)), 2).padStart(9),
         fmt(median(runs.map((r) => r.cores)), 2).padStart(5),
         fmt(median(runs.map((r) => r.otherCores)), 2).padStart(6),
-        fmt(median(training.get(c.name)!)).padStart(7),
-        `${fmt(st, 1)}%`.padStart(9),
+        (trainSteps > 0 ? fmt(median(training.get(c.name)!)) : '–').padStart(7),
+        (Number.isNaN(st) ? "–" : `${fmt(st, 1)}%`).padStart(9),
         verdict.padEnd(15),
       ];
       return `| ${cells.join(' | ')} |`;
@@ -207,7 +207,7 @@ async function main(): Promise<void> {
         `CPU ms/sa: CPU time of all our threads per sample; cores: cores we kept busy; others: cores other processes kept busy meanwhile.`,
         `training: cnn, ${trainSteps} steps after 1 warm-up step; wait/step from the pipeline's stall meter. Medians of ${rounds} rounds.`,
         `per-round ingest samples/s: ${CONFIGS.map((c) => `${c.name}: ${ingest.get(c.name)!.map((v) => fmt(v.samplesPerSecond)).join(', ')}`).join('; ')}`,
-        `per-round wait %: ${CONFIGS.map((c) => `${c.name}: ${stall.get(c.name)!.map((v) => fmt(v, 1)).join(', ')}`).join('; ')}`,
+        `per-round wait %: ${CONFIGS.map((c) => `${c.name}: ${(stall.get(c.name) ?? []).map((v) => fmt(v, 1)).join(', ')}`).join('; ')}`,
         `check: ${allDigests.size === 1 ? 'all configurations gave byte-identical batches ✓' : `batches DIFFER between configurations: ${[...digests].map(([k, v]) => `${k}: ${[...v].join(',')}`).join('; ')}`}`,
         `machine: ${fmt(machineBusyCores, 2)} of ${os.cpus().length} cores busy on average during the run, ${fmt(ownCores, 2)} of them this benchmark, ${fmt(Math.max(0, machineBusyCores - ownCores), 2)} other processes; load average ${os.loadavg().map((l) => fmt(l, 2)).join(' ')} at end`,
         '',

@@ -8,7 +8,7 @@ export function prepareTransfer(value: unknown, transfer: ArrayBuffer[] = [], de
   if (ArrayBuffer.isView(value)) {
     return { value: ownOrCopy(value, transfer), transfer };
   }
-  if (depth < 4 && typeof value === 'object' && value !== null) {
+  if (depth < 6 && typeof value === 'object' && value !== null) {
     const container = value as Record<string, unknown>;
     for (const key of Object.keys(container)) {
       const child = container[key];
