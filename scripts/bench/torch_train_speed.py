@@ -1,5 +1,11 @@
 """PyTorch CPU baseline for `npm run bench:train`: the same MLP / CNN as ringpipe's zoo, same batch,
-Adam, one thread, random MNIST-shaped data. Prints one JSON line per model."""
+Adam, one thread, random MNIST-shaped data.
+
+    torch_train_speed.py BATCH WARMUP STEPS RUNS MODEL...   one JSON line per model (all runs)
+    torch_train_speed.py --serve BATCH WARMUP STEPS MODEL... warm up, print {"ready": true}, then
+                                                            answer each stdin line "run MODEL"
+                                                            with one timed run as a JSON line
+"""
 import json
 import sys
 import time
@@ -23,31 +29,54 @@ def cnn():
     )
 
 
-def measure(name, batch, warmup, steps, runs):
-    model = {"mlp": mlp, "cnn": cnn}[name]()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = nn.CrossEntropyLoss()
-    xs = [torch.rand(batch, 1, 28, 28) for _ in range(16)]
-    ys = [torch.randint(0, 10, (batch,)) for _ in range(16)]
+class Trainer:
+    """One model, its optimizer and 16 prepared batches; `timed_run` returns samples/s."""
 
-    def step(i):
-        opt.zero_grad()
-        loss = loss_fn(model(xs[i % 16]), ys[i % 16])
+    def __init__(self, name, batch):
+        self.model = {"mlp": mlp, "cnn": cnn}[name]()
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.batch = batch
+        self.xs = [torch.rand(batch, 1, 28, 28) for _ in range(16)]
+        self.ys = [torch.randint(0, 10, (batch,)) for _ in range(16)]
+        self.cursor = 0
+
+    def step(self):
+        i = self.cursor % 16
+        self.cursor += 1
+        self.opt.zero_grad()
+        loss = self.loss_fn(self.model(self.xs[i]), self.ys[i])
         loss.backward()
-        opt.step()
+        self.opt.step()
 
-    for i in range(warmup):
-        step(i)
-    rates = []
-    for _ in range(runs):
+    def timed_run(self, steps):
         start = time.perf_counter()
-        for i in range(steps):
-            step(i)
-        rates.append(steps * batch / (time.perf_counter() - start))
-    return rates
+        for _ in range(steps):
+            self.step()
+        return steps * self.batch / (time.perf_counter() - start)
+
+
+def report(name, batch, rates):
+    print(json.dumps({"backend": "pytorch", "model": name, "batchSize": batch, "samplesPerSecond": rates, "torch": torch.__version__}), flush=True)
 
 
 if __name__ == "__main__":
-    batch, warmup, steps, runs = (int(v) for v in sys.argv[1:5])
-    for name in sys.argv[5:]:
-        print(json.dumps({"backend": "pytorch", "model": name, "batchSize": batch, "samplesPerSecond": measure(name, batch, warmup, steps, runs), "torch": torch.__version__}), flush=True)
+    if sys.argv[1] == "--serve":
+        batch, warmup, steps = (int(v) for v in sys.argv[2:5])
+        trainers = {name: Trainer(name, batch) for name in sys.argv[5:]}
+        for trainer in trainers.values():
+            for _ in range(warmup):
+                trainer.step()
+        print(json.dumps({"ready": True, "torch": torch.__version__}), flush=True)
+        for line in sys.stdin:
+            command, _, name = line.strip().partition(" ")
+            if command != "run":
+                break
+            report(name, batch, [trainers[name].timed_run(steps)])
+    else:
+        batch, warmup, steps, runs = (int(v) for v in sys.argv[1:5])
+        for name in sys.argv[5:]:
+            trainer = Trainer(name, batch)
+            for _ in range(warmup):
+                trainer.step()
+            report(name, batch, [trainer.timed_run(steps) for _ in range(runs)])

@@ -1,8 +1,13 @@
 /**
- * One measurement for `npm run bench:train`, in its own process because a tensor backend is
- * process-wide: trains `--model` on `--backend` for warm-up + timed steps on real MNIST batches
- * and prints one JSON line with samples/s of each timed run.
+ * One engine's measurements for `npm run bench:train`, in its own process because a tensor
+ * backend is process-wide: trains `--model` on `--backend` on real MNIST batches.
+ *
+ * One-shot: warm-up + `--runs` timed runs of `--steps` steps, then one JSON line with the
+ * samples/s of each run. With `--serve`: warm-up, a `{"ready":true}` line, then one timed run
+ * per `run` line read from stdin, each answered by a `{"samplesPerSecond":…}` line, so the
+ * parent can interleave the engines run by run (machine load then hits all of them alike).
  */
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { EpochBatches } from '../../shared/data/epoch-batches.js';
 import { loadMnist } from '../../shared/data/mnist.js';
@@ -21,11 +26,13 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '3' },
     steps: { type: 'string', default: '20' },
     runs: { type: 'string', default: '3' },
+    serve: { type: 'boolean', default: false },
   },
 });
 if (!isBackendFlag(values.backend)) throw new Error(`unknown backend ${values.backend}`);
-await selectBackend({ force: values.backend });
+const selection = await selectBackend({ force: values.backend });
 const batchSize = Number(values.batch);
+const steps = Number(values.steps);
 const train = await loadMnist('train');
 const inputShape = [28, 28, 1];
 const model = buildZooModel(values.model, { inputShape, numClasses: 10, seed: 1 });
@@ -36,11 +43,22 @@ const prepared = Array.from({ length: 16 }, () => batches.next());
 let cursor = 0;
 const nextBatch = () => prepared[cursor++ % prepared.length]!;
 
-for (let i = 0; i < Number(values.warmup); i++) await trainStep(ctx, nextBatch());
-const samplesPerSecond: number[] = [];
-for (let run = 0; run < Number(values.runs); run++) {
+async function timedRun(): Promise<number> {
   const start = performance.now();
-  for (let i = 0; i < Number(values.steps); i++) await trainStep(ctx, nextBatch());
-  samplesPerSecond.push((Number(values.steps) * batchSize * 1000) / (performance.now() - start));
+  for (let i = 0; i < steps; i++) await trainStep(ctx, nextBatch());
+  return (steps * batchSize * 1000) / (performance.now() - start);
 }
-process.stdout.write(`${JSON.stringify({ backend: values.backend, model: values.model, batchSize, samplesPerSecond })}\n`);
+
+for (let i = 0; i < Number(values.warmup); i++) await trainStep(ctx, nextBatch());
+const identity = { backend: values.backend, model: values.model, batchSize, replacedKernels: selection.addedKernels };
+if (values.serve) {
+  process.stdout.write(`${JSON.stringify({ ready: true, ...identity })}\n`);
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (line.trim() !== 'run') break;
+    process.stdout.write(`${JSON.stringify({ samplesPerSecond: await timedRun() })}\n`);
+  }
+} else {
+  const samplesPerSecond: number[] = [];
+  for (let run = 0; run < Number(values.runs); run++) samplesPerSecond.push(await timedRun());
+  process.stdout.write(`${JSON.stringify({ ...identity, samplesPerSecond })}\n`);
+}
