@@ -50,6 +50,8 @@ function randomPoolCase(random: SeededRandom): PoolCase {
       rounding: padKind === 'number' ? random.pick(['floor', 'round', 'ceil'] as const) : undefined,
       ties: random.next() < 0.5,
     };
+    // The usual maxPooling2d({ poolSize: 2 }) has its own unrolled path: give it a third of the cases.
+    if (random.next() < 0.3) Object.assign(c, { filter: [2, 2], stride: [2, 2], pad: 'valid', rounding: undefined });
     const info = tf.backend_util.computePool2DInfo(c.xShape, c.filter, c.stride, 1, c.pad, c.rounding);
     if (info.outHeight > 0 && info.outWidth > 0) return c;
   }
@@ -104,6 +106,20 @@ describe('MaxPoolGrad on wasm vs cpu (random windows, strides, paddings, ties)',
     }
     expect(withTies).toBeGreaterThan(10);
     expect(failures, failures.join('\n')).toEqual([]);
+  });
+
+  it('sends the gradient of a window of NaN or −Infinity nowhere, like cpu (2×2 and 3×3 windows)', async () => {
+    const x = new Float32Array(36).map((_, i) => [NaN, -Infinity, 1, NaN][i % 4]!);
+    x.fill(NaN, 0, 8);
+    x.fill(-Infinity, 12, 20);
+    for (const size of [2, 3]) {
+      const c: PoolCase = { xShape: [1, 6, 6, 1], filter: [size, size], stride: [size, size], pad: 'valid', rounding: undefined, ties: true };
+      const pooled = await pooledOnCpu(c, x);
+      const r = Float32Array.from({ length: pooled.size }, (_, i) => i + 1);
+      const expected = await onBackend('cpu', () => runMaxPoolGrad(c, x, pooled, r));
+      const actual = await onBackend('wasm', () => runMaxPoolGrad(c, x, pooled, r));
+      expect(Array.from(actual), `${size}×${size}`).toEqual(Array.from(expected));
+    }
   });
 
   it('sends a tied window its whole gradient, at the first maximum in row-major order', async () => {

