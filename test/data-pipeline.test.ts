@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Dataset, type DataSource, type PipelineBatch, type Sample } from '../shared/data/index.js';
+import { Dataset, trainingBatches, type DataSource, type PipelineBatch, type Sample } from '../shared/data/index.js';
+import type { ImageDataset } from '../shared/data/mnist.js';
 import { epochIndexOrder } from '../shared/data/pipeline/index-order.js';
 import { prepareTransfer } from '../shared/data/pipeline/transferables.js';
 import { addNoise, calls, countCalls, failOn, returnView } from './fixtures/data-transforms.js';
@@ -59,6 +60,20 @@ describe('shard', () => {
   it('equalSize gives every rank the same number of steps', () => {
     const lengths = [0, 1, 2, 3].map((rank) => Dataset.from(numberedSource(103)).shard(rank, 4, { equalSize: true }).batch(1).iterate().epochSamples);
     expect(lengths).toEqual([25, 25, 25, 25]);
+  });
+
+  it('trainingBatches deals each peer a fresh, disjoint, equal part every epoch', async () => {
+    const count = 50;
+    const data: ImageDataset = { images: Uint8Array.from({ length: count }, (_, i) => i), labels: new Uint8Array(count), count, height: 1, width: 1, channels: 1, numClasses: 10 };
+    const epochs: number[][][] = [[], []];
+    for (let rank = 0; rank < 3; rank++) {
+      const iterator = trainingBatches(data, { batchSize: 4, seed: 6, shard: { rank, world: 3 } }).iterate();
+      expect(iterator.batchesPerEpoch).toBe(4); // 16 samples each: 50 = 3 × 16 + 2 left out
+      for (const epoch of [0, 1]) epochs[epoch]!.push((await take(iterator, 4)).flatMap((b) => Array.from(b.xs, (v) => Math.round(v * 255))));
+      await iterator.close();
+    }
+    for (const shards of epochs) expect(new Set(shards.flat()).size).toBe(48);
+    expect(epochs[1]![0]!.slice().sort()).not.toEqual(epochs[0]![0]!.slice().sort()); // a different part next epoch
   });
 
   it('refuses impossible ranks and shards smaller than a batch, saying what to do', () => {
