@@ -5,6 +5,8 @@ import { BufferPool } from './buffer-pool.js';
 import type { PayloadWriter } from './message-assembler.js';
 import { PendingWait } from './pending-wait.js';
 
+const EMPTY = new Uint8Array(0);
+
 /** A received tensor frame: its header and its elements (a view, or the filled part of `into`). */
 export interface TensorFrame<T extends TensorArray = TensorArray> {
   header: TensorHeader;
@@ -95,13 +97,13 @@ export class TensorInbox {
 
   /** A header arrived: returns where its payload goes. */
   destinationFor(header: TensorHeader): PayloadWriter {
-    const incoming = new IncomingTensor(header, this.pool.take(tensorPayloadBytes(header)), true, this.pool);
-    this.incoming = incoming;
     // FIFO: only when nothing older is queued may a waiter claim this frame.
-    if (this.queue.length === 0) {
-      const waiter = this.firstWaiterThatFits(header);
-      if (waiter) incoming.claim(waiter);
-    }
+    const waiter = this.queue.length === 0 ? this.firstWaiterThatFits(header) : undefined;
+    const incoming = waiter
+      ? new IncomingTensor(header, EMPTY, false, this.pool)
+      : new IncomingTensor(header, this.pool.take(tensorPayloadBytes(header)), true, this.pool);
+    if (waiter) incoming.claim(waiter);
+    this.incoming = incoming;
     return incoming;
   }
 

@@ -101,11 +101,17 @@ export class WireEndpoint {
   /**
    * Header and payload go out as two fragments of one WebSocket message, so the payload is written
    * straight from the caller's memory (zero mask, no concat). Both sends happen in the same tick, so
-   * no other message can slip between the fragments.
+   * no other message can slip between the fragments, and under one cork, so they leave in a single
+   * writev instead of a tiny header segment followed by the payload.
    */
   sendTensor(header: Buffer, payload: Uint8Array, onWritten: (error?: Error) => void): void {
-    this.ws.send(header, { binary: true, fin: false });
-    this.ws.send(payload, { binary: true, fin: true }, onWritten);
+    this.socket.cork();
+    try {
+      this.ws.send(header, { binary: true, fin: false });
+      this.ws.send(payload, { binary: true, fin: true }, onWritten);
+    } finally {
+      this.socket.uncork();
+    }
   }
 
   sendPing(): void {
