@@ -1,4 +1,6 @@
 import { TransportError } from './errors.js';
+import { FRAME_PREFIX_BYTES } from './wire/frame-prefix.js';
+import { TENSOR_HEADER_BYTES } from './wire/tensor-header.js';
 
 /**
  * Every bound the transport enforces, in one place. All of them exist because a peer (buggy or
@@ -75,4 +77,9 @@ export function resolveLimits(overrides: Partial<TransportLimits> = {}): Transpo
     );
   }
   return limits;
+}
+
+/** The largest WebSocket message a link accepts (its maxPayload): a full tensor or control frame. */
+export function maxMessageBytes(limits: TransportLimits): number {
+  return Math.max(limits.maxTensorBytes + TENSOR_HEADER_BYTES, limits.maxControlBytes + FRAME_PREFIX_BYTES);
 }

@@ -4,10 +4,8 @@ import { loadSecret, requireSecretUnlessLoopback, SECRET_ENV, type SecretSource 
 import type { HandshakeConfig } from './auth/handshake.js';
 import { PROTOCOL_VERSION } from './constants.js';
 import { TransportError } from './errors.js';
-import { resolveLimits, type TransportLimits } from './limits.js';
+import { maxMessageBytes, resolveLimits, type TransportLimits } from './limits.js';
 import type { ControlMessage, MessageRegistry } from './messages/define-messages.js';
-import { FRAME_PREFIX_BYTES } from './wire/frame-prefix.js';
-import { TENSOR_HEADER_BYTES } from './wire/tensor-header.js';
 
 /** What both ends of a link need: who we are, the secret, the message set and the limits. */
 export interface LinkOptions<M extends ControlMessage> extends SecretSource {
@@ -57,17 +55,14 @@ export function resolveLinkOptions<M extends ControlMessage>(
   };
 }
 
-/** ws settings shared by both sides: no compression, explicit payload cap, binary only. */
-export function wsOptions(limits: TransportLimits): Pick<ServerOptions, 'perMessageDeflate' | 'maxPayload' | 'skipUTF8Validation' | 'allowSynchronousEvents' | 'autoPong'> & { maxFragments: number } {
+/**
+ * ws settings shared by both sides. ws only upgrades and sends: incoming frames are read by
+ * link/ws-frame-parser.ts, which enforces the same payload cap.
+ */
+export function wsOptions(limits: TransportLimits): Pick<ServerOptions, 'perMessageDeflate' | 'maxPayload'> {
   return {
     perMessageDeflate: false,
-    maxPayload: Math.max(limits.maxTensorBytes + TENSOR_HEADER_BYTES, limits.maxControlBytes + FRAME_PREFIX_BYTES),
-    // We never accept text frames, so validating their UTF-8 is wasted work.
-    skipUTF8Validation: true,
-    allowSynchronousEvents: true,
-    autoPong: true,
-    // Our frames are 1 or 2 fragments; a peer splitting a message into thousands is up to no good.
-    maxFragments: 64,
+    maxPayload: maxMessageBytes(limits),
   };
 }
 

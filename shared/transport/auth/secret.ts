@@ -16,7 +16,7 @@ export const SECRET_ENV = 'RINGPIPE_SECRET';
 export const SECRET_FILE_ENV = 'RINGPIPE_SECRET_FILE';
 export const MIN_SECRET_BYTES = 16;
 
-const HOW_TO = `set ${SECRET_ENV} (or ${SECRET_FILE_ENV}, or --secret-file) to the same value on every node, e.g. the output of \`openssl rand -hex 32\``;
+const HOW_TO = `set ${SECRET_ENV} (or ${SECRET_FILE_ENV}, the path of a file holding it) to the same value on every node, e.g. the output of \`openssl rand -hex 32\``;
 
 /** Returns the secret bytes, or undefined when none is configured anywhere. */
 export function loadSecret(source: SecretSource = {}): Uint8Array | undefined {

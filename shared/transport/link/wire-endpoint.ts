@@ -3,11 +3,12 @@ import type { WebSocket } from 'ws';
 import type { Logger } from '../../log/logger.js';
 import { TransportError, protocolError } from '../errors.js';
 import type { LogLimiter } from '../log-limiter.js';
-import type { TransportLimits } from '../limits.js';
+import { maxMessageBytes, type TransportLimits } from '../limits.js';
 import type { SessionMessage } from '../messages/session-messages.js';
 import { encodeControlFrame } from '../wire/control-codec.js';
-import { FRAME_PREFIX_BYTES, FrameKind } from '../wire/frame-prefix.js';
-import { TENSOR_HEADER_BYTES, type TensorHeader } from '../wire/tensor-header.js';
+import { FrameKind } from '../wire/frame-prefix.js';
+import type { TensorHeader } from '../wire/tensor-header.js';
+
 import { CloseCode, truncateCloseReason, type LinkCloseInfo } from './close-info.js';
 import { MessageAssembler, type MessageSink, type PayloadWriter } from './message-assembler.js';
 import { Opcode, WsFrameParser } from './ws-frame-parser.js';
@@ -59,12 +60,12 @@ export class WireEndpoint {
     readonly peerWarnings: LogLimiter,
     isServerSide: boolean,
   ) {
-    const maxMessageBytes = Math.max(limits.maxTensorBytes + TENSOR_HEADER_BYTES, limits.maxControlBytes + FRAME_PREFIX_BYTES);
+    const maxMessage = maxMessageBytes(limits);
     const assembler = new MessageAssembler(
-      { version, maxMessageBytes, maxControlBytes: limits.maxControlBytes, maxTensorBytes: limits.maxTensorBytes, maxFragments: MAX_FRAGMENTS },
+      { version, maxMessageBytes: maxMessage, maxControlBytes: limits.maxControlBytes, maxTensorBytes: limits.maxTensorBytes, maxFragments: MAX_FRAGMENTS },
       this.messageSink(),
     );
-    this.parser = new WsFrameParser({ expectMasked: isServerSide, maxFramePayload: maxMessageBytes }, assembler);
+    this.parser = new WsFrameParser({ expectMasked: isServerSide, maxFramePayload: maxMessage }, assembler);
     takeOverSocketReads(socket, (chunk) => this.onData(chunk));
     ws.on('error', (error) => this.onSocketError(error));
     ws.on('close', () => this.onSocketClosed());
