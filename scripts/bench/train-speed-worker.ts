@@ -3,8 +3,9 @@
  * backend is process-wide: trains `--model` on `--backend` on real MNIST batches.
  *
  * One-shot: warm-up + `--runs` timed runs of `--steps` steps, then one JSON line with the
- * samples/s of each run. With `--serve`: warm-up, a `{"ready":true}` line, then one timed run
- * per `run` line read from stdin, each answered by a `{"samplesPerSecond":…}` line, so the
+ * samples/s (and CPU ms per step) of each run. With `--serve`: warm-up, a `{"ready":true}` line,
+ * then one timed run per `run` line read from stdin, each answered by a
+ * `{"samplesPerSecond":…,"cpuMsPerStep":…}` line, so the
  * parent can interleave the engines run by run (machine load then hits all of them alike).
  */
 import { createInterface } from 'node:readline';
@@ -43,10 +44,13 @@ const prepared = Array.from({ length: 16 }, () => batches.next());
 let cursor = 0;
 const nextBatch = () => prepared[cursor++ % prepared.length]!;
 
-async function timedRun(): Promise<number> {
+/** Samples/s by the wall clock, and the process's CPU ms per step (which machine load does not stretch). */
+async function timedRun(): Promise<{ samplesPerSecond: number; cpuMsPerStep: number }> {
   const start = performance.now();
+  const cpuStart = process.cpuUsage();
   for (let i = 0; i < steps; i++) await trainStep(ctx, nextBatch());
-  return (steps * batchSize * 1000) / (performance.now() - start);
+  const cpu = process.cpuUsage(cpuStart);
+  return { samplesPerSecond: (steps * batchSize * 1000) / (performance.now() - start), cpuMsPerStep: (cpu.user + cpu.system) / 1000 / steps };
 }
 
 for (let i = 0; i < Number(values.warmup); i++) await trainStep(ctx, nextBatch());
@@ -55,10 +59,10 @@ if (values.serve) {
   process.stdout.write(`${JSON.stringify({ ready: true, ...identity })}\n`);
   for await (const line of createInterface({ input: process.stdin })) {
     if (line.trim() !== 'run') break;
-    process.stdout.write(`${JSON.stringify({ samplesPerSecond: await timedRun() })}\n`);
+    process.stdout.write(`${JSON.stringify(await timedRun())}\n`);
   }
 } else {
-  const samplesPerSecond: number[] = [];
-  for (let run = 0; run < Number(values.runs); run++) samplesPerSecond.push(await timedRun());
-  process.stdout.write(`${JSON.stringify({ ...identity, samplesPerSecond })}\n`);
+  const runs = [];
+  for (let run = 0; run < Number(values.runs); run++) runs.push(await timedRun());
+  process.stdout.write(`${JSON.stringify({ ...identity, samplesPerSecond: runs.map((r) => r.samplesPerSecond), cpuMsPerStep: runs.map((r) => r.cpuMsPerStep) })}\n`);
 }

@@ -101,8 +101,9 @@ interface Engine {
   /** How many timed runs it takes (the pure-JS cpu CNN: one single step). */
   runs: number;
   samplesPerSecond: number[];
+  cpuMsPerStep: number[];
   error?: string;
-  measure(): Promise<number>;
+  measure(): Promise<{ samplesPerSecond: number; cpuMsPerStep: number }>;
 }
 
 function ourEngine(backend: string, model: string, fastKernels: boolean): { engine: Engine; ready: Promise<void>; close(): void } {
@@ -117,9 +118,11 @@ function ourEngine(backend: string, model: string, fastKernels: boolean): { engi
     model,
     runs: slow ? 1 : Number(values.runs),
     samplesPerSecond: [],
+    cpuMsPerStep: [],
     async measure() {
       worker.send('run');
-      return (await worker.next(RUN_TIMEOUT_MS)).samplesPerSecond as number;
+      const answer = await worker.next(RUN_TIMEOUT_MS);
+      return { samplesPerSecond: answer.samplesPerSecond as number, cpuMsPerStep: answer.cpuMsPerStep as number };
     },
   };
   const ready = worker.next(SETUP_TIMEOUT_MS).then(() => undefined);
@@ -133,22 +136,20 @@ function torchEngines(models: string[]): { engines: Engine[]; ready: Promise<voi
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   const worker = new LineWorker(child);
-  let version = '';
   const engines = models.map<Engine>((model) => ({
     backend: 'pytorch',
     model,
     runs: Number(values.runs),
     samplesPerSecond: [],
+    cpuMsPerStep: [],
     async measure() {
       worker.send(`run ${model}`);
       const answer = await worker.next(RUN_TIMEOUT_MS);
-      this.backend = `pytorch ${answer.torch as string}`;
-      return (answer.samplesPerSecond as number[])[0]!;
+      return { samplesPerSecond: (answer.samplesPerSecond as number[])[0]!, cpuMsPerStep: (answer.cpuMsPerStep as number[])[0]! };
     },
   }));
   const ready = worker.next(SETUP_TIMEOUT_MS).then((answer) => {
-    version = answer.torch as string;
-    for (const engine of engines) engine.backend = `pytorch ${version}`;
+    for (const engine of engines) engine.backend = `pytorch ${answer.torch as string}`;
   });
   return { engines, ready, close: () => worker.close() };
 }
@@ -184,7 +185,9 @@ for (let round = 0; round < Number(values.runs); round++) {
     process.stderr.write(`round ${round + 1}/${values.runs}: ${engine.model} on ${engine.backend}…\n`);
     loads.push(os.loadavg()[0]!);
     try {
-      engine.samplesPerSecond.push(await engine.measure());
+      const { samplesPerSecond, cpuMsPerStep } = await engine.measure();
+      engine.samplesPerSecond.push(samplesPerSecond);
+      engine.cpuMsPerStep.push(cpuMsPerStep);
     } catch (err) {
       engine.error = (err as Error).message;
     }
@@ -203,6 +206,20 @@ const table = [
     return `| ${r.model} | ${r.backend} | ${m.toFixed(1)} | ${r.samplesPerSecond.length} | ${base ? (m / base).toFixed(2) : '–'} |`;
   }),
 ];
-process.stdout.write(`batch ${values.batch}, Adam, ${values.runs} runs × ${values.steps} steps after 3 warm-up steps (cpu cnn: 1 step), engines interleaved run by run\n${table.join('\n')}\n`);
+// The same runs by CPU time per step: what each engine costs, whatever share of the cores the
+// machine's other work left it during its runs.
+const torchCpu = new Map(torch.engines.filter((e) => e.cpuMsPerStep.length > 0).map((e) => [e.model, median(e.cpuMsPerStep)]));
+const cpuTable = [
+  '| model | engine | CPU ms / step (median) | × PyTorch (by CPU time) |',
+  '|---|---|---:|---:|',
+  ...engines
+    .filter((r) => r.cpuMsPerStep.length > 0)
+    .map((r) => {
+      const m = median(r.cpuMsPerStep);
+      const base = torchCpu.get(r.model);
+      return `| ${r.model} | ${r.backend} | ${m.toFixed(1)} | ${base ? (base / m).toFixed(2) : '–'} |`;
+    }),
+];
+process.stdout.write(`batch ${values.batch}, Adam, ${values.runs} runs × ${values.steps} steps after 3 warm-up steps (cpu cnn: 1 step), engines interleaved run by run\n${table.join('\n')}\n\n${cpuTable.join('\n')}\n`);
 if (torchNote) process.stdout.write(`note: ${torchNote}\n`);
 if (loads.length > 0) process.stdout.write(`note: load average during the runs ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} on ${os.availableParallelism()} cores\n`);

@@ -33,6 +33,12 @@ export function removeReplacement(kernelName: string): boolean {
   return true;
 }
 
+/** Whether our replacement for that kernel is the one registered now. */
+export function isReplacementInstalled(kernelName: string): boolean {
+  const entry = installed.get(kernelName);
+  return entry !== undefined && isRegistered(entry.ours);
+}
+
 /** The stock wasm kernel of that name, whether or not one of ours currently stands in for it. */
 export function stockKernel(kernelName: string): KernelConfig | undefined {
   const entry = installed.get(kernelName);

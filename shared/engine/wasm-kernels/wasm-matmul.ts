@@ -1,6 +1,6 @@
 // Calls the wasm backend's own BatchMatMul kernel, on the one path where it uses XNNPACK.
 import type { TensorInfo } from '@tensorflow/tfjs';
-import { runStockKernel } from './kernel-registry.js';
+import { isReplacementInstalled, runStockKernel } from './kernel-registry.js';
 import type { WasmBackend } from './wasm-backend.js';
 
 /**
@@ -31,4 +31,14 @@ export function mayPassAsPackedOperand(b: TensorInfo, inner: number): boolean {
   const previous = packedSplit.get(b.dataId);
   if (previous === undefined) packedSplit.set(b.dataId, inner);
   return previous === undefined || previous === inner;
+}
+
+/**
+ * Whether a tensor that lives on after our kernel (such as a gradient another kernel reads
+ * next) may be handed to XNNPACK as `b` without a private copy. Only when every matmul kernel
+ * is ours: the stock ones have no split guard, and would reuse the packing this call leaves
+ * in the cache if they later met the same bytes under another split.
+ */
+export function maySharePackedOperand(b: TensorInfo, inner: number): boolean {
+  return isReplacementInstalled('BatchMatMul') && isReplacementInstalled('_FusedMatMul') && mayPassAsPackedOperand(b, inner);
 }
