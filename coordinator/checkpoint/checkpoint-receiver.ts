@@ -1,0 +1,65 @@
+import type { Logger } from '../../shared/log/logger.js';
+import type { PeerHandle } from '../membership/peer-handle.js';
+import type { ClusterMessageOf } from '../protocol/cluster-messages.js';
+import { receiveFiles } from '../protocol/file-transfer.js';
+import { UPLOADED_FILES } from './checkpoint-layout.js';
+import type { CheckpointStore, StoredCheckpoint } from './checkpoint-store.js';
+import type { TrainingStateRecord } from './training-state-record.js';
+
+const RECEIVE_TIMEOUT_MS = 120_000;
+const MAX_FILE_BYTES = 4 * 1024 * 1024 * 1024 - 1;
+
+/**
+ * Takes checkpoint uploads off peer links and writes them with the store, one write at a time.
+ * Frames are read as soon as the announcement arrives (so the link's window never stalls); an
+ * upload older than what is already on disk is read and dropped.
+ */
+export class CheckpointReceiver {
+  private writes: Promise<void> = Promise.resolve();
+  private receiving = new Set<Promise<void>>();
+
+  constructor(
+    private readonly store: CheckpointStore,
+    private readonly log: Logger,
+    private readonly recordFor: (message: ClusterMessageOf<'checkpoint'>) => TrainingStateRecord,
+    private readonly onWritten: (stored: StoredCheckpoint) => void,
+  ) {}
+
+  handle(peer: PeerHandle, message: ClusterMessageOf<'checkpoint'>): void {
+    const names = message.files.map((file) => file.name).sort();
+    const expected = [...UPLOADED_FILES].sort();
+    const tooBig = message.files.find((file) => file.bytes > MAX_FILE_BYTES);
+    if (names.join('\n') !== expected.join('\n') || tooBig) {
+      this.log.error({ peer: peer.label, files: names }, 'malformed checkpoint upload; dropping the peer');
+      peer.link.close('malformed checkpoint upload');
+      return;
+    }
+    const work = (async () => {
+      const files = await receiveFiles(peer.link, { epoch: message.epoch, step: message.step }, message.files, RECEIVE_TIMEOUT_MS);
+      const record = this.recordFor(message);
+      const write = this.writes.then(async () => {
+        const latest = this.store.latest;
+        if (latest && latest.step >= message.step) {
+          this.log.debug({ step: message.step, latest: latest.step }, 'checkpoint not newer than the one on disk; dropped');
+          return;
+        }
+        const stored = await this.store.write(message.step, files, record);
+        this.log.info({ step: stored.step, dir: stored.dir }, 'checkpoint saved');
+        this.onWritten(stored);
+      });
+      // One failed write must not stop the ones queued after it.
+      this.writes = write.catch(() => {});
+      await write;
+    })().catch((error: unknown) => {
+      this.log.warn({ err: error, peer: peer.label, step: message.step }, 'checkpoint not saved; the previous one stays the newest');
+    });
+    this.receiving.add(work);
+    void work.finally(() => this.receiving.delete(work));
+  }
+
+  /** Resolves when every upload announced so far is written (or has failed). */
+  async idle(): Promise<void> {
+    while (this.receiving.size > 0) await Promise.allSettled([...this.receiving]);
+    await this.writes;
+  }
+}

@@ -1,0 +1,25 @@
+import { z } from 'zod';
+
+/**
+ * `training-state.json` of a checkpoint: everything besides the tensors that is needed to continue
+ * exactly where training stopped. The only randomness in a run is the weight initialisation
+ * (seed) and the per-epoch shuffle, a pure function of (seed, data epoch): together with the data
+ * position that is the whole RNG state.
+ */
+export const trainingStateRecordSchema = z.object({
+  step: z.number().int().min(0),
+  totalSteps: z.number().int().min(0),
+  /** Data epoch (passes over the training set) the next step belongs to. */
+  epoch: z.number().int().min(0),
+  /** Next sample of the global epoch order: where the data iterator continues. */
+  dataPosition: z.object({ epoch: z.number().int().min(0), index: z.number().int().min(0) }),
+  rng: z.object({ algorithm: z.string(), seed: z.number().int(), shuffleEpoch: z.number().int().min(0) }),
+  /** Membership epoch and world size when it was taken (for the record; resuming may use others). */
+  membershipEpoch: z.number().int().min(0),
+  worldSize: z.number().int().min(1),
+  loss: z.number().nullable(),
+  job: z.record(z.string(), z.unknown()),
+  savedAt: z.string(),
+});
+
+export type TrainingStateRecord = z.infer<typeof trainingStateRecordSchema>;

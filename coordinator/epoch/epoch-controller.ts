@@ -1,0 +1,259 @@
+import type { Logger } from '../../shared/log/logger.js';
+import type { CheckpointReceiver } from '../checkpoint/checkpoint-receiver.js';
+import type { CheckpointStore, LoadedCheckpoint } from '../checkpoint/checkpoint-store.js';
+import type { ClusterJob } from '../job/cluster-job.js';
+import type { TrainingPlan } from '../job/training-plan.js';
+import type { PeerHandle } from '../membership/peer-handle.js';
+import type { PeerRegistry, RegistryEvents } from '../membership/peer-registry.js';
+import type { LossLog } from '../metrics/loss-log.js';
+import type { ClusterMessageOf, TopologyMember } from '../protocol/cluster-messages.js';
+import { sendFiles } from '../protocol/file-transfer.js';
+import type { CoordinatorState } from '../state/coordinator-state.js';
+import { chooseStateSource } from './choose-state-source.js';
+
+export type EpochOutcome =
+  | { kind: 'finished'; result: Omit<ClusterMessageOf<'result'>, 'type'> }
+  | { kind: 'stopped' }
+  | { kind: 'failed'; reason: string; progressed: boolean }
+  | { kind: 'cancelled'; reason: string };
+
+export interface EpochContext {
+  registry: PeerRegistry;
+  store: CheckpointStore;
+  receiver: CheckpointReceiver;
+  lossLog: LossLog;
+  state: CoordinatorState;
+  job: ClusterJob;
+  plan: TrainingPlan;
+  log: Logger;
+}
+
+const READY_GRACE_MS = 30_000;
+const RESCALE_SETTLE_MS = 1_000;
+const RESTORE_TIMEOUT_MS = 120_000;
+const FINAL_CHECKPOINT_TIMEOUT_MS = 120_000;
+
+/**
+ * Runs one membership epoch from the coordinator's side: assign ranks, collect ring addresses,
+ * pick where the state comes from, start, then watch. Any member leaving or failing ends the epoch
+ * (the others are told to abort); a peer that arrives while the ring is below `max` makes the
+ * coordinator ask for an agreed stop, so it joins at the next epoch. Every wait has a deadline.
+ */
+export class EpochController {
+  private cancelRequested: string | undefined;
+  private onCancel: ((reason: string) => void) | undefined;
+  private checkpointWanted: ((reason: string) => void) | undefined;
+
+  constructor(private readonly ctx: EpochContext) {}
+
+  /** Ends the running epoch (Ctrl+C); the outcome is 'cancelled'. */
+  cancel(reason: string): void {
+    this.cancelRequested ??= reason;
+    this.onCancel?.(reason);
+  }
+
+  /** Asks rank 0 of the running epoch for a checkpoint now (on demand). False when no epoch runs. */
+  requestCheckpoint(reason: string): boolean {
+    if (!this.checkpointWanted) return false;
+    this.checkpointWanted(reason);
+    return true;
+  }
+
+  async run(epoch: number, members: PeerHandle[]): Promise<EpochOutcome> {
+    const { registry, state, job, plan, log, lossLog } = this.ctx;
+    const n = members.length;
+    const memberSet = new Set(members);
+    const rankOf = new Map(members.map((peer, rank) => [peer, rank]));
+    const topology: TopologyMember[] = members.map((peer, rank) => ({ nodeId: peer.nodeId, rank, stage: null }));
+    const timers: NodeJS.Timeout[] = [];
+    const listeners: [keyof RegistryEvents, (...args: never[]) => void][] = [];
+    const listen = <E extends keyof RegistryEvents>(event: E, handler: (...args: RegistryEvents[E]) => void): void => {
+      registry.on(event, handler as never);
+      listeners.push([event, handler as never]);
+    };
+
+    let settle!: (outcome: EpochOutcome) => void;
+    let settled = false;
+    const outcome = new Promise<EpochOutcome>((resolve) => (settle = resolve));
+    let progressed = false;
+    const finish = (result: EpochOutcome): void => {
+      if (settled) return;
+      settled = true;
+      settle(result);
+    };
+    const fail = (reason: string): void => finish({ kind: 'failed', reason, progressed });
+
+    lossLog.beginEpoch(epoch, n);
+    state.update({ phase: 'forming-epoch', epoch, topology, detail: `epoch ${epoch}: ${n} peer${n === 1 ? '' : 's'}` });
+    log.info({ epoch, members: members.map((peer) => peer.label) }, `forming epoch ${epoch} with ${n} peer${n === 1 ? '' : 's'}`);
+
+    listen('gone', (peer, why) => {
+      if (memberSet.has(peer)) fail(`${peer.label} left (${why})`);
+    });
+    this.onCancel = (reason) => finish({ kind: 'cancelled', reason });
+    if (this.cancelRequested) finish({ kind: 'cancelled', reason: this.cancelRequested });
+
+    // Watchdog: members send progress every step; silence this long means something is stuck.
+    const silenceMs = job.stepTimeoutSeconds * 2_000 + 60_000;
+    let lastHeard = Date.now();
+    const heard = (): void => {
+      lastHeard = Date.now();
+    };
+    timers.push(
+      setInterval(() => {
+        if (Date.now() - lastHeard > silenceMs) fail(`no word from the members for ${Math.round(silenceMs / 1000)} s`);
+      }, 1_000),
+    );
+
+    try {
+      // 1. Ranks and ring addresses.
+      const readies = new Map<PeerHandle, ClusterMessageOf<'ready'>>();
+      const allReady = new Promise<void>((resolve) => {
+        listen('ready', (peer, message) => {
+          if (!memberSet.has(peer) || message.epoch !== epoch) return;
+          heard();
+          readies.set(peer, message);
+          if (readies.size === n) resolve();
+        });
+      });
+      await Promise.all(members.map((peer, rank) => peer.send({ type: 'assign', epoch, rank, worldSize: n, members: topology })));
+      const readyTimeoutMs = job.stepTimeoutSeconds * 1000 + READY_GRACE_MS;
+      const readyTimer = new Promise<'timeout'>((resolve) => timers.push(setTimeout(() => resolve('timeout'), readyTimeoutMs)));
+      const first = await Promise.race([allReady.then(() => 'ready' as const), readyTimer, outcome]);
+      if (first === 'timeout') {
+        const laggards = members.filter((peer) => !readies.has(peer));
+        for (const peer of laggards) peer.link.close(`did not answer epoch ${epoch} within ${readyTimeoutMs} ms`);
+        fail(`${laggards.map((peer) => peer.label).join(', ')} did not get ready for epoch ${epoch} within ${Math.round(readyTimeoutMs / 1000)} s`);
+      }
+      if (typeof first === 'object' || settled) return await this.closeEpoch(epoch, members, outcome);
+
+      // 2. Where the state comes from, then start.
+      const choice = chooseStateSource(
+        members.map((peer) => readies.get(peer)!.committedStep),
+        this.ctx.store.latest?.step,
+      );
+      let checkpoint: LoadedCheckpoint | undefined;
+      if (choice.source === 'checkpoint') {
+        checkpoint = await this.loadLatestCheckpoint();
+        if (!checkpoint) {
+          fail('the newest checkpoint can no longer be read');
+          return await this.closeEpoch(epoch, members, outcome);
+        }
+        choice.startStep = checkpoint.step;
+      }
+      log.info({ epoch, source: choice.source, root: choice.root, startStep: choice.startStep }, `epoch ${epoch} starts at step ${choice.startStep} (state from ${choice.source})`);
+      state.update({ phase: 'training', step: choice.startStep, totalSteps: plan.totalSteps, detail: `epoch ${epoch}: ${n} peers from step ${choice.startStep}` });
+      await Promise.all(
+        members.map((peer, rank) => {
+          const next = members[(rank + 1) % n]!;
+          const port = readies.get(next)!.ringPort;
+          return peer.send({
+            type: 'start',
+            epoch,
+            next: n > 1 && port !== null ? { host: next.address, port } : null,
+            stateRoot: choice.root,
+            stateSource: choice.source,
+            startStep: choice.startStep,
+            totalSteps: plan.totalSteps,
+          });
+        }),
+      );
+      if (checkpoint) {
+        const root = members[choice.root]!;
+        void (async () => {
+          await root.link.sendControl({ type: 'restore', epoch, step: checkpoint.step, files: checkpoint.files.map((f) => ({ name: f.name, bytes: f.data.byteLength })) });
+          await sendFiles(root.link, { epoch, step: checkpoint.step }, checkpoint.files, RESTORE_TIMEOUT_MS);
+        })().catch((error: unknown) => fail(`sending checkpoint ${checkpoint.dir} to ${root.label} failed: ${(error as Error).message}`));
+      }
+
+      // 3. Training: progress, checkpoints, the end.
+      const ended = new Map<PeerHandle, ClusterMessageOf<'epoch-ended'>>();
+      let result: ClusterMessageOf<'result'> | undefined;
+      const maybeDone = async (): Promise<void> => {
+        if (ended.size < n) return;
+        const outcomes = [...ended.values()].map((e) => e.outcome);
+        if (outcomes.every((o) => o === 'finished')) {
+          if (!result) {
+            fail('every member finished but rank 0 sent no result');
+            return;
+          }
+          state.update({ phase: 'finishing', detail: 'writing the final checkpoint' });
+          await Promise.race([this.ctx.receiver.idle(), new Promise((resolve) => timers.push(setTimeout(resolve, FINAL_CHECKPOINT_TIMEOUT_MS)))]);
+          const { type: _type, ...rest } = result;
+          finish({ kind: 'finished', result: rest });
+        } else if (outcomes.every((o) => o === 'finished' || o === 'stopped')) {
+          finish({ kind: 'stopped' });
+        }
+      };
+      listen('progress', (peer, message) => {
+        if (!memberSet.has(peer) || message.epoch !== epoch) return;
+        heard();
+        progressed = true;
+        peer.step = message.step;
+        lossLog.report(epoch, message.step, message.loss, message.samples);
+        if (rankOf.get(peer) === 0) state.update({ step: message.step, samplesPerSecond: message.samplesPerSecond });
+      });
+      listen('result', (peer, message) => {
+        if (memberSet.has(peer) && message.epoch === epoch) {
+          heard();
+          result = message;
+        }
+      });
+      listen('epoch-ended', (peer, message) => {
+        if (!memberSet.has(peer) || message.epoch !== epoch) return;
+        heard();
+        if (message.outcome === 'failed' || message.outcome === 'aborted') {
+          fail(`${peer.label} could not continue: ${message.reason}`);
+          return;
+        }
+        ended.set(peer, message);
+        void maybeDone();
+      });
+      let stopAsked = false;
+      listen('prepared', (peer) => {
+        if (memberSet.has(peer) || stopAsked || n >= job.peers.max) return;
+        stopAsked = true;
+        log.info({ peer: peer.label, epoch }, 'a peer is waiting to join: stopping this epoch at the next agreed step');
+        timers.push(setTimeout(() => members.forEach((m) => void m.send({ type: 'stop-request', epoch, reason: `${peer.nodeId} joins` })), RESCALE_SETTLE_MS));
+      });
+      this.checkpointWanted = (reason) => void members[0]!.send({ type: 'checkpoint-request', epoch, reason });
+      if (job.checkpoint.everySeconds > 0) {
+        timers.push(setInterval(() => this.requestCheckpoint(`every ${job.checkpoint.everySeconds} s`), job.checkpoint.everySeconds * 1000));
+      }
+      // A peer that arrived while the epoch was being formed is invited right away.
+      const waiting = registry.prepared().find((peer) => !memberSet.has(peer));
+      if (waiting) registry.emit('prepared', waiting);
+      return await this.closeEpoch(epoch, members, outcome);
+    } finally {
+      this.checkpointWanted = undefined;
+      this.onCancel = undefined;
+      for (const timer of timers) clearTimeout(timer);
+      for (const [event, handler] of listeners) registry.off(event, handler as never);
+    }
+  }
+
+  /** Waits for the outcome; after a failure or cancel, tells the members still there to stop. */
+  private async closeEpoch(epoch: number, members: PeerHandle[], outcome: Promise<EpochOutcome>): Promise<EpochOutcome> {
+    const result = await outcome;
+    if (result.kind === 'failed' || result.kind === 'cancelled') {
+      const reason = result.kind === 'failed' ? result.reason : `cancelled: ${result.reason}`;
+      this.ctx.log.warn({ epoch, reason }, `epoch ${epoch} ended early`);
+      await Promise.all(members.filter((peer) => peer.alive).map((peer) => peer.send({ type: 'abort', epoch, reason: reason.slice(0, 1_900) })));
+    }
+    return result;
+  }
+
+  /** The newest checkpoint that still verifies (falls back, with a warning, if it was damaged). */
+  private async loadLatestCheckpoint(): Promise<LoadedCheckpoint | undefined> {
+    const { store, log } = this.ctx;
+    const latest = store.latest;
+    if (latest) {
+      try {
+        return await store.verify(latest);
+      } catch (error) {
+        log.warn({ checkpoint: latest.dir }, `checkpoint ${latest.dir} is unusable — ${(error as Error).message}; falling back to the previous checkpoint`);
+      }
+    }
+    return store.loadNewestGood();
+  }
+}

@@ -1,0 +1,93 @@
+import { z } from 'zod';
+import { defineMessages, type MessageOf } from '../../shared/transport/index.js';
+
+/**
+ * The control protocol between the coordinator and its peers (msgpackr over an authenticated link).
+ * The coordinator decides who trains (membership epochs, ranks, the ring order) and when (start,
+ * checkpoint, stop); tensors between peers never pass through it. The only tensor frames on this
+ * link are checkpoint files: uploaded by rank 0, and sent back to a peer to resume from.
+ *
+ * A session:  peer `join` → `welcome` (job) → `prepared` … then per membership epoch:
+ *             `assign` → `ready` (ring port) → `start` → `progress`… → `epoch-ended`.
+ */
+const epoch = z.number().int().min(0);
+const step = z.number().int().min(0);
+const nodeId = z.string().min(1).max(128);
+const address = z.object({ host: z.string().min(1).max(256), port: z.number().int().min(1).max(65_535) }).strict();
+const fileEntry = z.object({ name: z.string().min(1).max(256), bytes: z.number().int().min(0) }).strict();
+const text = z.string().max(2_000);
+
+/** One member of an epoch: its rank in the ring, and (pipeline mode) its stage. */
+export const topologyMember = z
+  .object({
+    nodeId,
+    rank: z.number().int().min(0),
+    /** Pipeline stage this member runs; null in data-parallel mode (the hook for `peer/pipeline/`). */
+    stage: z.number().int().min(0).nullable(),
+  })
+  .strict();
+export type TopologyMember = z.infer<typeof topologyMember>;
+
+/** Where an epoch's starting state comes from: a peer's memory, a checkpoint, or fresh initial weights. */
+export const STATE_SOURCES = ['fresh', 'memory', 'checkpoint'] as const;
+export type StateSource = (typeof STATE_SOURCES)[number];
+
+export const clusterMessages = defineMessages({
+  // ---- peer → coordinator ----
+  /** First message: who this peer is (its node id came with the link handshake). */
+  join: { hostname: z.string().max(256), pid: z.number().int(), backend: z.string().max(32) },
+  /** The job is loaded (backend, data, model): this peer can be given a rank. */
+  prepared: {
+    runId: z.string(),
+    backend: z.string().max(32),
+    trainSamples: z.number().int().min(1),
+    /** Elements of the flattened training state (weights + optimizer), and a hash of its layout. */
+    stateElements: z.number().int().min(1),
+    stateLayout: z.string().max(128),
+  },
+  /** The peer cannot take part in this job (e.g. a model file missing on that machine). */
+  unfit: { runId: z.string(), message: text },
+  /** Listening for the previous rank; `committedStep` is the newest state it holds (−1: none). */
+  ready: { epoch, ringPort: z.number().int().min(1).max(65_535).nullable(), committedStep: z.number().int().min(-1) },
+  /** Sent after every optimizer step. */
+  progress: { epoch, step, loss: z.number(), samples: z.number().int().min(0), samplesPerSecond: z.number(), exchangeMs: z.number() },
+  /** A checkpoint follows as tensor frames (tensorId = file index), then the coordinator writes it. */
+  checkpoint: { epoch, step, files: z.array(fileEntry).max(64), loss: z.number().nullable() },
+  /** Final evaluation on the test set (rank 0, after the last step). */
+  result: { epoch, step, accuracy: z.number().min(0).max(1), loss: z.number(), samples: z.number().int() },
+  /** This epoch is over for the peer. */
+  'epoch-ended': { epoch, committedStep: z.number().int().min(-1), outcome: z.enum(['finished', 'stopped', 'failed', 'aborted']), reason: text },
+
+  // ---- coordinator → peer ----
+  /** The job (validated again by the peer) and the run it belongs to. */
+  welcome: { runId: z.string(), job: z.record(z.string(), z.unknown()), coordinatorId: nodeId },
+  /** Refused: why, for the peer's log; the peer exits or retries as told. */
+  refuse: { reason: text, retry: z.boolean() },
+  /** Membership epoch `epoch`: this peer's rank and the whole topology. Ends any earlier epoch. */
+  assign: { epoch, rank: z.number().int().min(0), worldSize: z.number().int().min(1), members: z.array(topologyMember).min(1) },
+  /** Everyone is listening: dial `next`, get the state from rank `stateRoot`, train from `startStep`. */
+  start: {
+    epoch,
+    next: address.nullable(),
+    stateRoot: z.number().int().min(0),
+    stateSource: z.enum(STATE_SOURCES),
+    startStep: step,
+    totalSteps: step,
+  },
+  /** To the state root when stateSource is 'checkpoint': the checkpoint's files follow as tensor frames. */
+  restore: { epoch, step, files: z.array(fileEntry).max(64) },
+  /** To rank 0: upload a checkpoint after the current step (time-based or on demand). */
+  'checkpoint-request': { epoch, reason: text },
+  /** Stop this epoch after a step all members agree on (new peers are waiting to join). */
+  'stop-request': { epoch, reason: text },
+  /** This epoch is over (a member failed or left); wait for the next assignment. */
+  abort: { epoch, reason: text },
+  /** The job is over (finished, failed or cancelled): leave. */
+  shutdown: { reason: text, success: z.boolean() },
+});
+
+export type ClusterMessage = MessageOf<typeof clusterMessages>;
+export type ClusterMessageOf<T extends ClusterMessage['type']> = Extract<ClusterMessage, { type: T }>;
+
+export const PEER_ROLE = 'peer';
+export const COORDINATOR_ROLE = 'coordinator';

@@ -1,0 +1,59 @@
+import type { ClusterJob } from '../../coordinator/job/cluster-job.js';
+import { TRAJECTORY_FIELDS } from '../../coordinator/job/cluster-job.js';
+import { loadMnist, type ImageDataset } from '../../shared/data/mnist.js';
+import { describeSelection, selectBackend } from '../../shared/engine/select-backend.js';
+import type { BackendFlag } from '../../shared/engine/backend-candidates.js';
+import type { Logger } from '../../shared/log/logger.js';
+import { TrainingState } from './training-state.js';
+
+export interface PreparedJob {
+  backend: BackendFlag;
+  train: ImageDataset;
+  test: ImageDataset;
+  state: TrainingState;
+}
+
+/**
+ * What a peer process keeps across coordinator sessions: the tensor backend, the dataset and the
+ * model. A peer that reconnects (the coordinator restarted) does not reload MNIST or rebuild its
+ * model for the same job; its weights are reset all the same, since the new run decides the state.
+ */
+export class PeerResources {
+  private backend: BackendFlag | undefined;
+  private data: { train: ImageDataset; test: ImageDataset } | undefined;
+  private state: { key: string; value: TrainingState } | undefined;
+
+  constructor(
+    private readonly log: Logger,
+    /** `--backend` on the peer's command line wins over the job's (machines differ). */
+    private readonly backendOverride?: BackendFlag,
+  ) {}
+
+  async prepare(job: ClusterJob): Promise<PreparedJob> {
+    const wanted = this.backendOverride ?? (job.backend === 'auto' ? undefined : job.backend);
+    if (this.backend === undefined || (wanted !== undefined && wanted !== this.backend)) {
+      const selection = await selectBackend(wanted ? { force: wanted } : {});
+      this.log.info(describeSelection(selection), `tensor backend: ${selection.flag}`);
+      if (this.backend !== undefined && this.backend !== selection.flag) this.dropState();
+      this.backend = selection.flag;
+    }
+    this.data ??= { train: await loadMnist('train'), test: await loadMnist('test') };
+    const key = JSON.stringify(TRAJECTORY_FIELDS.map((field) => job[field]));
+    if (this.state?.key !== key) {
+      this.dropState();
+      this.state = { key, value: await TrainingState.create(job, this.data.train) };
+    } else {
+      await this.state.value.resetToInitial();
+    }
+    return { backend: this.backend, ...this.data, state: this.state.value };
+  }
+
+  dispose(): void {
+    this.dropState();
+  }
+
+  private dropState(): void {
+    this.state?.value.dispose();
+    this.state = undefined;
+  }
+}

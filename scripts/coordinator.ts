@@ -1,0 +1,138 @@
+/**
+ * `npm run coordinator -- --job job.json`: runs a cluster job. Admits peers (mDNS or
+ * --coordinator), starts when enough have joined, checkpoints, recovers from lost peers, resumes
+ * from the newest checkpoint when restarted on the same job.
+ */
+import { rename, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Coordinator } from '../coordinator/coordinator.js';
+import { loadClusterJob, numberFlag } from '../coordinator/job/load-cluster-job.js';
+import { DISCOVERY_FLAGS_HELP, discoveryFlagOptions, discoverySettingsFromFlags } from '../shared/discovery/index.js';
+import { createProgress, type Progress } from '../shared/cli/progress.js';
+import { createLogger, type Logger } from '../shared/log/logger.js';
+import { exitWithParent } from './local-cluster/exit-with-parent.js';
+
+const HELP = `Usage: npm run coordinator -- [--job FILE] [flags]
+
+Runs a training job on the peers that join (start them with \`npm run peer\`).
+
+  --job FILE               cluster job (JSON): training fields plus peers, checkpoint, mode
+  --port N                 port peers connect to (0: any free port)               [7070]
+  --host ADDR              address to bind  [0.0.0.0 with RINGPIPE_SECRET, else 127.0.0.1]
+  --run-dir DIR            metrics, result and checkpoints               [runs/<job name>]
+  --fresh                  set existing checkpoints aside and start from step 0
+  --min-peers N, --max-peers N, --max-steps N, --epochs N    override job fields
+${DISCOVERY_FLAGS_HELP}
+  --help                   this text
+
+Restarted on the same job and run folder, it resumes from the newest good checkpoint.
+Signals: Ctrl+C (SIGINT/SIGTERM) checkpoints and stops; SIGUSR2 checkpoints now.`;
+
+async function main(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        job: { type: 'string' },
+        port: { type: 'string' },
+        host: { type: 'string' },
+        cluster: { type: 'string' },
+        'run-dir': { type: 'string' },
+        fresh: { type: 'boolean' },
+        'min-peers': { type: 'string' },
+        'max-peers': { type: 'string' },
+        'max-steps': { type: 'string' },
+        epochs: { type: 'string' },
+        help: { type: 'boolean' },
+        ...discoveryFlagOptions,
+      },
+    }));
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${HELP}\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  const log = createLogger('coordinator');
+  const discovery = discoverySettingsFromFlags(values);
+  const { job, name } = await loadClusterJob(values.job, {
+    'peers.min': numberFlag(values['min-peers']),
+    'peers.max': numberFlag(values['max-peers']),
+    maxSteps: numberFlag(values['max-steps']),
+    epochs: numberFlag(values.epochs),
+  });
+  const port = values.port === undefined ? 7070 : Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new Error(`--port ${values.port}: expected a port number 0–65535`);
+  const runDir = values['run-dir'] ?? path.join('runs', name);
+  if (values.fresh) await setAside(job.checkpoint.dir ?? path.join(runDir, 'checkpoints'), path.join(runDir, 'metrics.jsonl'));
+
+  const coordinator = new Coordinator({
+    job,
+    jobName: name,
+    cluster: values.cluster ?? 'ringpipe',
+    runDir,
+    port,
+    mdns: discovery.mdns,
+    ...(values.host ? { host: values.host } : {}),
+    ...(discovery.interface ? { interface: discovery.interface } : {}),
+    logger: log,
+  });
+  await coordinator.start();
+  const { host, port: bound } = coordinator.address;
+  process.stdout.write(`coordinator listening on ${host}:${bound} (cluster ${values.cluster ?? 'ringpipe'}, job ${name}, run folder ${runDir})\n`);
+  const stop = (signal: string) => void coordinator.stop(`${signal} received`);
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGUSR2', () => {
+    if (!coordinator.requestCheckpoint('SIGUSR2')) log.warn('no epoch is training: nothing to checkpoint');
+  });
+  exitWithParent(() => stop('launcher gone'));
+  showProgress(coordinator, log);
+
+  const result = await coordinator.run();
+  if (result.outcome === 'finished') {
+    process.stdout.write(`${result.message}\n`);
+    if (result.checkpoint) process.stdout.write(`checkpoint ${result.checkpoint}\nmodel ${result.model} (TensorFlow.js LayersModel: tf.loadLayersModel)\n`);
+    return 0;
+  }
+  process.stderr.write(`error: ${result.message}\n`);
+  if (result.checkpoint) process.stdout.write(`newest checkpoint ${result.checkpoint} — run the same command again to resume from it\n`);
+  return result.outcome === 'cancelled' ? 130 : 1;
+}
+
+/** One stdout line when training starts, then a progress bar (a log line every 50 steps off a terminal). */
+function showProgress(coordinator: Coordinator, log: Logger): void {
+  let progress: Progress | undefined;
+  coordinator.state.on('change', (snapshot) => {
+    if (progress || snapshot.totalSteps === 0) return;
+    const peers = snapshot.topology.length;
+    process.stdout.write(`training ${snapshot.totalSteps} steps (global batch ${coordinator.job.batchSize}) on ${peers} peer${peers === 1 ? '' : 's'}\n`);
+    progress = createProgress(snapshot.totalSteps, 'cluster', (fields) => log.info(fields, 'progress'));
+  });
+  coordinator.state.on('loss', (point) => progress?.update(point.step, { loss: point.loss.toFixed(4), speed: Math.round(coordinator.state.snapshot().samplesPerSecond) }));
+  coordinator.state.on('change', (snapshot) => {
+    if (['finished', 'failed', 'stopped'].includes(snapshot.phase)) progress?.stop();
+  });
+}
+
+/** --fresh: the old checkpoints and loss curve move aside (never deleted: they may still be wanted). */
+async function setAside(...targets: string[]): Promise<void> {
+  const suffix = `.set-aside-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  for (const target of targets) {
+    const present = await stat(target).then(() => true, () => false);
+    if (present) await rename(target, `${target}${suffix}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);

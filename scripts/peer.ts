@@ -1,0 +1,79 @@
+/**
+ * `npm run peer`: joins a cluster and trains whatever job its coordinator runs. Finds the
+ * coordinator with mDNS, or --coordinator host:port / RINGPIPE_COORDINATOR.
+ */
+import { parseArgs } from 'node:util';
+import { runPeer } from '../peer/main.js';
+import { isBackendFlag } from '../shared/engine/backend-candidates.js';
+import { DISCOVERY_FLAGS_HELP, discoveryFlagOptions, discoverySettingsFromFlags } from '../shared/discovery/index.js';
+import { createLogger } from '../shared/log/logger.js';
+import { exitWithParent } from './local-cluster/exit-with-parent.js';
+
+const HELP = `Usage: npm run peer -- [flags]
+
+Joins the coordinator of a cluster and trains with the other peers.
+
+${DISCOVERY_FLAGS_HELP}
+  --node-id ID             this peer's name in logs and topologies      [<host>-<pid>]
+  --backend NAME           auto | node-gpu | node | wasm | cpu (overrides the job's)
+  --ring-host ADDR         address for ring connections  [127.0.0.1 for a local coordinator, else 0.0.0.0]
+  --reconnect-timeout S    give up when no coordinator is reachable this long      [120]
+  --help                   this text
+
+Set RINGPIPE_SECRET to the cluster secret (the same on every machine).`;
+
+async function main(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        cluster: { type: 'string' },
+        'node-id': { type: 'string' },
+        backend: { type: 'string' },
+        'ring-host': { type: 'string' },
+        'reconnect-timeout': { type: 'string' },
+        help: { type: 'boolean' },
+        ...discoveryFlagOptions,
+      },
+    }));
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${HELP}\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  const backend = values.backend;
+  if (backend !== undefined && backend !== 'auto' && !isBackendFlag(backend)) throw new Error(`--backend ${backend}: choose auto, node-gpu, node, wasm or cpu`);
+  const reconnect = values['reconnect-timeout'] === undefined ? 120 : Number(values['reconnect-timeout']);
+  if (!Number.isFinite(reconnect) || reconnect <= 0) throw new Error(`--reconnect-timeout ${values['reconnect-timeout']}: expected seconds > 0`);
+  const discovery = discoverySettingsFromFlags(values);
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort('SIGINT'));
+  process.once('SIGTERM', () => controller.abort('SIGTERM'));
+  exitWithParent(() => controller.abort('launcher gone'));
+  const outcome = await runPeer({
+    cluster: values.cluster ?? 'ringpipe',
+    coordinator: discovery.coordinatorAddress(),
+    reconnectTimeoutMs: reconnect * 1000,
+    signal: controller.signal,
+    logger: createLogger('peer'),
+    ...(values['node-id'] ? { nodeId: values['node-id'] } : {}),
+    ...(backend && backend !== 'auto' && isBackendFlag(backend) ? { backend } : {}),
+    ...(values['ring-host'] ? { ringHost: values['ring-host'] } : {}),
+    ...(discovery.interface ? { interface: discovery.interface } : {}),
+  });
+  process.stdout.write(`peer ${outcome.success ? 'done' : 'stopped'}: ${outcome.reason}\n`);
+  return outcome.success ? 0 : 1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);
