@@ -135,9 +135,8 @@ export class MessageAssembler implements FrameParserSink {
   /** Copies the first bytes of a message until its kind (4 bytes) or tensor header (32) is known. */
   private fillHead(bytes: Uint8Array): number {
     let offset = 0;
-    const want = (): number => (this.kind === FrameKind.tensor ? TENSOR_HEADER_BYTES : FRAME_PREFIX_BYTES);
-    while (offset < bytes.length && this.headFilled < want()) {
-      const take = Math.min(want() - this.headFilled, bytes.length - offset);
+    while (offset < bytes.length && this.headFilled < this.headWanted()) {
+      const take = Math.min(this.headWanted() - this.headFilled, bytes.length - offset);
       this.head.set(bytes.subarray(offset, offset + take), this.headFilled);
       this.headFilled += take;
       offset += take;
@@ -151,6 +150,11 @@ export class MessageAssembler implements FrameParserSink {
       if (this.destination.byteLength !== tensorPayloadBytes(header)) throw new Error('tensor destination has the wrong size');
     }
     return offset;
+  }
+
+  /** The prefix tells the kind; a tensor also needs its whole header before the payload. */
+  private headWanted(): number {
+    return this.kind === FrameKind.tensor ? TENSOR_HEADER_BYTES : FRAME_PREFIX_BYTES;
   }
 
   private learnKind(): void {
