@@ -12,6 +12,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect as netConnect, createServer as createNetServer, type Socket } from 'node:net';
 import { once } from 'node:events';
+import { cpus, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -233,6 +234,7 @@ async function runSender(): Promise<void> {
     logger: undefined,
   });
 
+  const loadBefore = loadavg()[0] ?? 0;
   console.log(`transport throughput, loopback, 2 processes, ${mibPerRun} MiB per run, median of ${runs} runs (MB/s = 1e6 bytes/s)\n`);
   const header = ['frame size', 'frames', 'link MB/s', 'tcp-framed MB/s', 'tcp-raw MB/s', 'link/tcp-raw', 'link/tcp-framed', 'check'];
   const rows: string[][] = [];
@@ -276,6 +278,7 @@ async function runSender(): Promise<void> {
   console.log('|' + widths.map((w) => '-'.repeat(w + 1) + ':').join('|') + '|');
   for (const row of rows) console.log(line(row));
   console.log('\ntarget: link ≥ 80% of plain TCP');
+  console.log(`machine: ${cpus().length} cores, load average ${loadBefore.toFixed(1)} → ${(loadavg()[0] ?? 0).toFixed(1)} (other work competes for the cores: compare columns, not runs)`);
 
   link.close('benchmark done');
   child.stdin?.end();
