@@ -82,6 +82,47 @@ describe('shard', () => {
   });
 });
 
+describe('split (data-parallel by global batch)', () => {
+  const global = () => Dataset.from(numberedSource(95)).shuffle(95, 8).map(addNoise.with({ amount: 0.5 }), { seed: 1 }).batch(10, { chunkSize: 2 });
+
+  async function stepsOf(world: number, steps: number, start?: { epoch: number; index: number }) {
+    const perRank: PipelineBatch[][] = [];
+    for (let rank = 0; rank < world; rank++) {
+      const iterator = global().split(rank, world).iterate(start ? { start } : {});
+      expect(iterator.batchesPerEpoch).toBe(9);
+      perRank.push(await take(iterator, steps));
+      await iterator.close();
+    }
+    // Step k of all ranks, concatenated in rank order.
+    return Array.from({ length: steps }, (_, k) => ({ xs: perRank.flatMap((batches) => [...batches[k]!.xs]), positions: perRank.map((batches) => batches[k]!.position) }));
+  }
+
+  it('step k of all peers together is exactly global batch k, and positions are global', async () => {
+    const reference = global().iterate();
+    const globalBatches = await take(reference, 12); // crosses into epoch 1
+    await reference.close();
+    const steps = await stepsOf(3, 12);
+    steps.forEach((step, k) => {
+      expect(step.xs, `step ${k}`).toEqual([...globalBatches[k]!.xs]);
+      for (const position of step.positions) expect(position).toEqual(globalBatches[k]!.position);
+    });
+  });
+
+  it('resumes under a different number of peers with the next global batches', async () => {
+    const before = await stepsOf(3, 4);
+    const saved = before[3]!.positions[0]!;
+    const after = await stepsOf(2, 3, saved);
+    const reference = global().iterate({ start: saved });
+    for (const step of after) expect(step.xs).toEqual([...(await reference.next()).xs]);
+    await reference.close();
+  });
+
+  it('refuses positions inside a global batch and batches smaller than the world', () => {
+    expect(() => global().split(0, 2).iterate({ start: { epoch: 0, index: 15 } })).toThrow(/resumes at the start of a global batch \(a multiple of 10\)/);
+    expect(() => global().split(0, 11)).toThrow(/a global batch of 10 cannot give each of 11 peers a sample/);
+  });
+});
+
 describe('shuffle', () => {
   it('is a permutation that depends only on (seed, epoch), with tf.data buffer semantics', () => {
     const a = epochIndexOrder(500, [{ kind: 'shuffle', bufferSize: 500, seed: 1 }], 0);

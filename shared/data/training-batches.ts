@@ -8,6 +8,11 @@ export interface TrainingBatchesOptions {
   seed: number;
   /** This peer's share for data-parallel training; every peer passes the same seed. */
   shard?: { rank: number; world: number };
+  /**
+   * Data-parallel by global batch instead: `batchSize` is the global batch and this peer gets
+   * slice `rank` of each (see BatchedDataset.split); positions then survive a change of `world`.
+   */
+  split?: { rank: number; world: number };
   /** Batches kept ready ahead of the trainer (default 2). */
   prefetch?: number;
   name?: string;
@@ -22,8 +27,6 @@ export interface TrainingBatchesOptions {
 export function trainingBatches(data: ImageDataset, options: TrainingBatchesOptions): BatchedDataset {
   let dataset = Dataset.from(imageDatasetSource(data, options.name ?? 'images')).shuffle(data.count, options.seed);
   if (options.shard) dataset = dataset.shard(options.shard.rank, options.shard.world, { equalSize: true });
-  return dataset
-    .map(scalePixels.with({}))
-    .batch(options.batchSize)
-    .prefetch(options.prefetch ?? 2);
+  const batched = dataset.map(scalePixels.with({})).batch(options.batchSize);
+  return (options.split ? batched.split(options.split.rank, options.split.world) : batched).prefetch(options.prefetch ?? 2);
 }

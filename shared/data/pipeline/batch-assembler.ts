@@ -75,21 +75,24 @@ export class BatchAssembler {
       const outcome = outcomes[this.offset]!;
       const sampleIndex = chunk.samples[this.offset]!;
       this.offset++;
+      epoch ??= chunk.epoch;
       position = { epoch: chunk.epoch, index: chunk.start + this.offset, pipeline: this.pipeline };
       if (!outcome.ok) {
         this.skipOrThrow(outcome.error, this.onErrorOfStage[outcome.stage] ?? 'error');
-        continue;
+      } else {
+        const x = this.checkSample(outcome.value, sampleIndex);
+        xs.push(x.x);
+        labels.push(x.label);
       }
-      epoch ??= chunk.epoch;
-      const x = this.checkSample(outcome.value, sampleIndex);
-      xs.push(x.x);
-      labels.push(x.label);
-      if (xs.length === this.settings.size) {
+      // split(): the batch is this peer's slice of a global batch, complete when its last chunk is consumed.
+      const sliceDone = chunk.batchEnd !== undefined && this.offset === outcomes.length;
+      if (sliceDone) position = { epoch: chunk.epoch, index: chunk.batchEnd!, pipeline: this.pipeline };
+      if (sliceDone || xs.length === this.settings.size) {
         this.batchesThisEpoch++;
         break;
       }
     }
-    return { ...stack(xs, labels, this.featureCount!), epoch: epoch!, position: position! };
+    return { ...stack(xs, labels, this.featureCount ?? 0), epoch: epoch!, position: position! };
   }
 
   private endEpoch(epoch: number): void {

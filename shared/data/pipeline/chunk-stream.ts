@@ -1,4 +1,5 @@
 import type { BatchPosition } from '../epoch-batches.js';
+import type { ChunkLayout, ChunkRange } from './chunk-layout.js';
 import type { Chunk, ComputeChunk } from './element-compute.js';
 import { epochIndexOrder, type IndexStage } from './index-order.js';
 import type { ItemOutcome } from './run-stages.js';
@@ -15,21 +16,22 @@ export interface ComputedChunk {
  */
 export class ChunkStream {
   private epoch: number;
-  private index: number;
   private order: Uint32Array;
+  private ranges: Iterator<ChunkRange>;
+  private peeked: IteratorResult<ChunkRange> | undefined;
   private readonly inFlight: Promise<ComputedChunk>[] = [];
 
   constructor(
     private readonly sourceSize: number,
     private readonly indexStages: readonly IndexStage[],
-    private readonly chunkSize: number,
+    private readonly layout: ChunkLayout,
     private readonly compute: ComputeChunk,
     private readonly window: number,
     start: BatchPosition,
   ) {
     this.epoch = start.epoch;
-    this.index = start.index;
     this.order = epochIndexOrder(sourceSize, indexStages, this.epoch);
+    this.ranges = this.rangesOf(start.index);
   }
 
   next(): Promise<ComputedChunk> {
@@ -37,15 +39,30 @@ export class ChunkStream {
     return this.inFlight.shift()!;
   }
 
+  private rangesOf(from: number): Iterator<ChunkRange> {
+    return this.layout(this.order.length, from)[Symbol.iterator]();
+  }
+
+  private pull(): IteratorResult<ChunkRange> {
+    const range = this.peeked ?? this.ranges.next();
+    this.peeked = undefined;
+    return range;
+  }
+
   private startNext(): void {
-    if (this.index >= this.order.length) {
+    let range = this.pull();
+    // An epoch with nothing left for this peer (resumed at its very end) moves on to the next one;
+    // the iterator has checked that a whole epoch is never empty.
+    while (range.done) {
       this.epoch++;
-      this.index = 0;
       this.order = epochIndexOrder(this.sourceSize, this.indexStages, this.epoch);
+      this.ranges = this.rangesOf(0);
+      range = this.pull();
     }
-    const end = Math.min(this.index + this.chunkSize, this.order.length);
-    const chunk: Chunk = { epoch: this.epoch, start: this.index, samples: this.order.slice(this.index, end), last: end === this.order.length };
-    this.index = end;
+    const { start, end, batchEnd } = range.value;
+    this.peeked = this.ranges.next();
+    const last = Boolean(this.peeked.done);
+    const chunk: Chunk = { epoch: this.epoch, start, samples: this.order.slice(start, end), last, ...(batchEnd !== undefined ? { batchEnd } : {}) };
     const computed = this.compute(chunk).then((outcomes) => ({ chunk, outcomes }));
     // Awaited later in order; until then a failure must not count as an unhandled rejection.
     computed.catch(() => undefined);

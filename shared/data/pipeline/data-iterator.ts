@@ -1,6 +1,7 @@
 import type { Logger } from '../../log/logger.js';
 import { StallMeter, type StallMeterOptions } from '../stall-meter.js';
 import { BatchAssembler, type PipelineBatch, type SkipStats } from './batch-assembler.js';
+import { contiguousLayout, splitLayout } from './chunk-layout.js';
 import { ChunkStream } from './chunk-stream.js';
 import { DataError, type OnBadRecord } from './data-error.js';
 import { composeElementStages, type ElementComputation } from './element-compute.js';
@@ -48,9 +49,14 @@ export class DataIterator implements AsyncIterable<PipelineBatch> {
     }
     this.current = { ...start, pipeline: this.pipeline };
     this.stall = new StallMeter({ ...(options.log ? { log: options.log } : {}), ...options.stall });
+    const { size, chunkSize } = plan.batch;
+    if (plan.split && start.index % size !== 0) {
+      throw new DataError(`cannot resume a split() pipeline at sample ${start.index}: it resumes at the start of a global batch (a multiple of ${size}), as its own positions are.`);
+    }
     this.computation = composeElementStages(plan);
     const window = this.computation.parallel > 0 ? 2 * this.computation.parallel + 1 : 1;
-    const chunks = new ChunkStream(plan.source.size, plan.indexStages, plan.batch.chunkSize, this.computation.compute, window, start);
+    const layout = plan.split ? splitLayout(size, plan.split.rank, plan.split.world, chunkSize) : contiguousLayout(chunkSize);
+    const chunks = new ChunkStream(plan.source.size, plan.indexStages, layout, this.computation.compute, window, start);
     const onError: OnBadRecord[] = plan.elementStages.map((s) => (s.kind === 'map' ? s.onError : 'error'));
     this.assembler = new BatchAssembler(chunks, plan.batch, onError, plan.source.name, this.pipeline, start, options.log);
     this.topUp();

@@ -108,6 +108,23 @@ export class BatchedDataset {
     return new BatchedDataset({ ...this.plan, prefetch: batches });
   }
 
+  /**
+   * Data-parallel training by global batch: every peer runs the same pipeline with the same
+   * seeds, and the `size` samples of each batch (now a *global* batch) are divided into `world`
+   * contiguous slices, of which this peer takes and decodes only slice `rank`. All peers take the
+   * same number of steps, step k of all of them together is exactly global batch k, and positions
+   * are global: a checkpoint resumes under a different `world` (after a peer is lost, the survivors
+   * divide the same next global batch among fewer ranks). The partial last global batch of an
+   * epoch is dropped.
+   */
+  split(rank: number, world: number): BatchedDataset {
+    if (!Number.isInteger(world) || world < 1) throw new Error(`split(rank, world): world must be a positive whole number, got ${world}`);
+    if (!Number.isInteger(rank) || rank < 0 || rank >= world) throw new Error(`split(rank, world): rank must be a whole number in 0..${world - 1}, got ${rank}`);
+    if (this.plan.batch.size < world) throw new Error(`split(${rank}, ${world}): a global batch of ${this.plan.batch.size} cannot give each of ${world} peers a sample; use a batch of at least ${world}`);
+    if (!this.plan.batch.dropRemainder) throw new Error('split() drops the partial last global batch of an epoch; remove batch(n, { dropRemainder: false })');
+    return new BatchedDataset({ ...this.plan, split: { rank, world } });
+  }
+
   /** Starts the pipeline (threads, prefetching). Close the iterator when done. */
   iterate(options: IterateOptions = {}): DataIterator {
     return new DataIterator(this.plan, options);

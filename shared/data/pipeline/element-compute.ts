@@ -12,8 +12,12 @@ export interface Chunk {
   samples: Uint32Array;
   /** The epoch ends after this chunk. */
   last: boolean;
+  /**
+   * With `split()`: this chunk ends the peer's slice of a global batch, and the next global batch
+   * starts at this position of the epoch's order.
+   */
+  batchEnd?: number;
 }
-
 
 export type ComputeChunk = (chunk: Chunk) => Promise<ItemOutcome[]>;
 

@@ -38,9 +38,14 @@ export interface Plan {
 export interface BatchedPlan extends Plan {
   batch: BatchSettings;
   prefetch: number;
+  /** Each global batch is divided among `world` peers; this one takes slice `rank`. */
+  split?: { rank: number; world: number };
 }
 
-/** One line naming everything that decides which samples land in which batch (see PipelinePosition). */
+/**
+ * One line naming everything that decides which samples land in which batch (see PipelinePosition).
+ * A `split()` is left out on purpose: its positions are global, valid for any rank and world size.
+ */
 export function describeOrder(plan: BatchedPlan): string {
   const parts = [`${plan.source.name} (${plan.source.size} samples)`];
   for (const stage of plan.indexStages) {
