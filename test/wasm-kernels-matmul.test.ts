@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { FAST_KERNELS_ENV, registerWasmTrainingKernels, unregisterWasmTrainingKernels } from '../shared/engine/wasm-kernels/index.js';
+import { FAST_KERNELS_ENV, fastKernelsByDefault, registerWasmTrainingKernels, unregisterWasmTrainingKernels } from '../shared/engine/wasm-kernels/index.js';
 import { onBackend, relativeError, SeededRandom, sizeOf, TOLERANCE } from './wasm-kernels-support.js';
 
 const SEED = 7_340_021;
@@ -291,6 +291,13 @@ describe('switching the replacements off', () => {
     expect(tf.getKernel('BatchMatMul', 'wasm')).toBe(stock['BatchMatMul']);
     expect(tf.getKernel('_FusedMatMul', 'wasm')).toBe(stock['_FusedMatMul']);
     expect(tf.getKernel('Conv2DBackpropInput', 'wasm')).not.toBe(stock['Conv2DBackpropInput']);
+  });
+
+  it(`reads ${FAST_KERNELS_ENV} as an on/off switch and rejects anything else`, () => {
+    expect(fastKernelsByDefault({})).toBe(true);
+    for (const on of ['1', 'true', 'YES', ' on ', '']) expect(fastKernelsByDefault({ [FAST_KERNELS_ENV]: on }), on).toBe(true);
+    for (const off of ['0', 'false', 'No', 'off']) expect(fastKernelsByDefault({ [FAST_KERNELS_ENV]: off }), off).toBe(false);
+    expect(() => fastKernelsByDefault({ [FAST_KERNELS_ENV]: 'fast' })).toThrow(/RINGPIPE_FAST_KERNELS="fast": expected 1\/0/);
   });
 
   it(`${FAST_KERNELS_ENV}=0 turns every replacement off, but still adds the missing kernels`, () => {

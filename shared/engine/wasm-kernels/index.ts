@@ -16,7 +16,7 @@ import { castConfig, identityConfig } from './zero-copy-identity.js';
 
 /**
  * Which replacement kernels to use. Each defaults to on, unless the environment variable
- * RINGPIPE_FAST_KERNELS is 0 / false / off, which makes every default off. `false` keeps, or
+ * RINGPIPE_FAST_KERNELS is 0 / false / no / off, which makes every default off. `false` keeps, or
  * puts back, the stock kernels. Measured gains: docs/readme-parts/engine-speed.md.
  */
 export interface WasmTrainingKernelOptions {
@@ -37,10 +37,17 @@ export interface WasmTrainingKernelOptions {
 
 export const FAST_KERNELS_ENV = 'RINGPIPE_FAST_KERNELS';
 
-/** False when RINGPIPE_FAST_KERNELS asks for the stock kernels (0, false, off). */
+/**
+ * Whether the replacements are on by default: RINGPIPE_FAST_KERNELS unset or 1/true/yes/on →
+ * true, 0/false/no/off → false (the convention of the other RINGPIPE_ switches); anything else
+ * is an error rather than a silent guess.
+ */
 export function fastKernelsByDefault(env: NodeJS.ProcessEnv = process.env): boolean {
-  const value = env[FAST_KERNELS_ENV]?.trim().toLowerCase();
-  return !(value === '0' || value === 'false' || value === 'off');
+  const raw = env[FAST_KERNELS_ENV];
+  const value = raw?.trim().toLowerCase();
+  if (value === undefined || value === '' || ['1', 'true', 'yes', 'on'].includes(value)) return true;
+  if (['0', 'false', 'no', 'off'].includes(value)) return false;
+  throw new Error(`${FAST_KERNELS_ENV}=${JSON.stringify(raw)}: expected 1/0, true/false, yes/no or on/off`);
 }
 
 /** Kernels tfjs-backend-wasm lacks; each is registered only if the slot is empty. */
