@@ -85,8 +85,14 @@ export function connect<M extends ControlMessage>(options: ConnectOptions<M>): P
         if (!settled) fail(new TransportError('connect', `connection to ${label} opened without a socket`));
         return;
       }
-      const endpoint = new WireEndpoint(ws, socket, remoteAddressOf(socket), limits, handshake.version, log, new LogLimiter(log), false);
-      const attempt = new DialerHandshake<M>(endpoint, handshake, label);
+      let attempt: DialerHandshake<M>;
+      try {
+        const endpoint = new WireEndpoint(ws, socket, remoteAddressOf(socket), limits, handshake.version, log, new LogLimiter(log), false);
+        attempt = new DialerHandshake<M>(endpoint, handshake, label);
+      } catch (error) {
+        fail(new TransportError('connect', `cannot set up the link to ${label}: ${(error as Error).message}`, { cause: error }));
+        return;
+      }
       attempt.done.then(
         (link) => {
           if (settled) {

@@ -148,8 +148,17 @@ class LinkListener<M extends ControlMessage> implements LinkServer<M> {
     }
     this.wss.handleUpgrade(request, socket, head, (ws) => {
       const { limits, log, handshake } = this.resolved;
-      const endpoint = new WireEndpoint(ws, socket, remoteAddressOf(socket), limits, handshake.version, log, this.peerWarnings, true);
-      const attempt = new ListenerHandshake<M>(endpoint, handshake);
+      let endpoint: WireEndpoint;
+      let attempt: ListenerHandshake<M>;
+      try {
+        endpoint = new WireEndpoint(ws, socket, remoteAddressOf(socket), limits, handshake.version, log, this.peerWarnings, true);
+        attempt = new ListenerHandshake<M>(endpoint, handshake);
+      } catch (error) {
+        // Our bug or an incompatible ws, never the peer's doing: drop this connection, keep serving.
+        log.error({ err: error }, 'cannot set up an accepted connection');
+        socket.destroy();
+        return;
+      }
       attempt.done.then(
         (link) => this.accept(socket, link),
         (error: Error) => {
