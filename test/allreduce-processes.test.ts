@@ -25,7 +25,7 @@ function runRanks(worldSize: number, extraEnv: Record<string, string> = {}) {
 }
 
 describe('ring collectives between processes over authenticated links', () => {
-  for (const [worldSize, dataPlane] of [[2, 'tcp'], [3, 'tcp'], [3, 'link']] as const) {
+  for (const [worldSize, dataPlane] of [[2, 'tcp'], [3, 'tcp-threaded'], [2, 'link']] as const) {
     it(`${worldSize} processes, ${dataPlane} data plane: every collective gives every rank the expected bits`, async () => {
       const outcomes = await runRanks(worldSize, { ALLREDUCE_TEST_DATA_PLANE: dataPlane });
       for (const [index, c] of allReduceCases.entries()) {
@@ -45,8 +45,8 @@ describe('ring collectives between processes over authenticated links', () => {
     });
   }
 
-  it('a rank dying mid-collective makes the others fail fast with a clear error, not hang', async () => {
-    const outcomes = await runRanks(3, { ALLREDUCE_TEST_DIE_RANK: '1', ALLREDUCE_TEST_DIE_CASE: 'sum-large' });
+  it.each(['tcp', 'tcp-threaded'])('a rank dying mid-collective makes the others fail fast with a clear error, not hang (%s)', async (dataPlane) => {
+    const outcomes = await runRanks(3, { ALLREDUCE_TEST_DIE_RANK: '1', ALLREDUCE_TEST_DIE_CASE: 'sum-large', ALLREDUCE_TEST_DATA_PLANE: dataPlane });
     expect(outcomes[1]!.failure).toMatch(/exited with code 3/);
     for (const survivor of [outcomes[0]!, outcomes[2]!]) {
       expect(survivor.failure).toMatch(/failed: .*(closed|connection lost|was reset|broken)/);

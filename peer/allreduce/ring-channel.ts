@@ -20,6 +20,8 @@ export interface ReceivedFrame {
 }
 
 export interface RingChannel {
+  /** The largest frame this channel can carry, when it has a limit (fixed receive buffers). */
+  readonly maxFrameBytes?: number;
   /** Sends one frame to the next rank. Resolves once `bytes` may be overwritten. */
   send(tag: FrameTag, bytes: Uint8Array): Promise<void>;
   /** The next frame from the previous rank, in send order. Rejects after `timeoutMs`. */

@@ -6,6 +6,7 @@ import { linkRingChannel } from './link-channel.js';
 import { DEFAULT_CHUNK_BYTES } from './ring-collective.js';
 import { offerDataConnection, openDataConnection } from './tcp/data-plane-setup.js';
 import { TcpRingChannel } from './tcp/tcp-ring-channel.js';
+import { ThreadedRingChannel } from './threaded/threaded-channel.js';
 import { mod } from './partition.js';
 import type { RingMembership } from './ring-channel.js';
 import { RingError } from './ring-errors.js';
@@ -42,15 +43,23 @@ export interface RingAddress {
  * authenticated over the ring link, read straight into reused buffers — about twice the link's
  * throughput here, because ws allocates a fresh buffer per frame (GC, first-touch). `link`: tensor
  * frames on the transport link itself (flow-controlled; kept as the reference and for comparison).
+ * `tcp-threaded`: the same TCP connections driven by two I/O threads (threaded/), so sending,
+ * receiving and reducing run in parallel.
  */
-export type DataPlane = 'tcp' | 'link';
+export type DataPlane = 'tcp' | 'tcp-threaded' | 'link';
 
 export interface JoinOptions {
   /** Whole setup: dial, hello, data connections. Default 30 s. */
   timeoutMs?: number;
   dataPlane?: DataPlane;
-  /** Largest frame the tcp data plane accepts (bounds what a peer can make us allocate). Default 64 MiB. */
+  /**
+   * Largest frame the data plane accepts (bounds what a peer can make us allocate). tcp: default
+   * 64 MiB, slots grow to it as needed; tcp-threaded: the size of each preallocated shared slot,
+   * default the ring's default chunk (1 MiB), so it must be ≥ the chunkBytes the ring then uses.
+   */
   maxFrameBytes?: number;
+  /** Frames queued per direction on the tcp planes. Default 4. */
+  depth?: number;
 }
 
 export interface JoinedRing {
@@ -111,7 +120,12 @@ export class RingNode {
       await outgoing.sendControl({ type: 'ring-hello', rank, worldSize, epoch: this.epoch });
       incoming = await this.awaitPrevious(deadline);
       const links = { next: outgoing, previous: incoming };
-      const data = options.dataPlane === 'link' ? undefined : await this.openDataPlane(links, deadline, options.maxFrameBytes ?? 64 * 1024 * 1024);
+      const data =
+        options.dataPlane === 'link'
+          ? undefined
+          : options.dataPlane === 'tcp-threaded'
+            ? await this.openThreadedDataPlane(links, deadline, options.maxFrameBytes ?? DEFAULT_CHUNK_BYTES, options.depth ?? 4)
+            : await this.openDataPlane(links, deadline, options.maxFrameBytes ?? 64 * 1024 * 1024, options.depth ?? 4);
       const channel = data ?? linkRingChannel({ ...links, epoch: this.epoch });
       // The links stay open with the tcp data plane too: their heartbeats notice a hung peer.
       for (const link of [outgoing, incoming]) link.once('close', (info) => data?.fail(new RingError('link', `ring link to ${link.peerLabel} closed: ${info.reason}`)));
@@ -134,7 +148,20 @@ export class RingNode {
   }
 
   /** Announces our data port to the next rank and dials the previous rank's, in parallel. */
-  private async openDataPlane(links: { next: Link<RingMessage>; previous: Link<RingMessage> }, deadline: number, maxFrameBytes: number): Promise<TcpRingChannel> {
+  private openThreadedDataPlane(links: { next: Link<RingMessage>; previous: Link<RingMessage> }, deadline: number, maxFrameBytes: number, depth: number): Promise<ThreadedRingChannel> {
+    return ThreadedRingChannel.open({
+      host: this.server!.host,
+      deadline,
+      labels: { next: links.next.peerLabel },
+      announce: (offer) => links.next.sendControl({ type: 'ring-data', port: offer.port, token: offer.token }),
+      previous: links.previous
+        .nextControl('ring-data', { timeoutMs: Math.max(1, deadline - Date.now()) })
+        .then((message) => ({ host: links.previous.peer.address, port: message.port, token: message.token })),
+      options: { depth, maxFrameBytes, sendTimeoutMs: 60_000 },
+    });
+  }
+
+  private async openDataPlane(links: { next: Link<RingMessage>; previous: Link<RingMessage> }, deadline: number, maxFrameBytes: number, depth: number): Promise<TcpRingChannel> {
     const offer = await offerDataConnection(this.server!.host);
     try {
       await links.next.sendControl({ type: 'ring-data', port: offer.port, token: offer.token });
@@ -147,7 +174,7 @@ export class RingNode {
             port: message.port,
             token: message.token,
             deadline,
-            reader: { slotBytes: DEFAULT_CHUNK_BYTES, slots: 4, maxFrameBytes },
+            reader: { slotBytes: DEFAULT_CHUNK_BYTES, slots: depth, maxFrameBytes },
           }),
         ),
       ]);

@@ -4,7 +4,7 @@
  * timings to the launcher. Started by scripts/bench/allreduce.ts, never by hand.
  */
 import { joinRingFromLauncher, rankFromEnv, reportToLauncher, tellLauncher } from '../../peer/allreduce/launch/join-from-launcher.js';
-import { RingCollective } from '../../peer/allreduce/ring-collective.js';
+import { allocateRingBuffer, RingCollective } from '../../peer/allreduce/ring-collective.js';
 import type { WireCodec } from '../../peer/allreduce/wire-codec.js';
 import { Fp16Codec } from '../../peer/compression/fp16-codec.js';
 
@@ -15,7 +15,7 @@ export interface WorkerConfig {
   chunkBytes: number;
   maxInFlight: number;
   compress: 'none' | 'fp16';
-  dataPlane: 'tcp' | 'link';
+  dataPlane: 'tcp' | 'tcp-threaded' | 'link';
 }
 
 export interface SizeReport {
@@ -27,6 +27,9 @@ export interface SizeReport {
   maxError: number;
   receiveWaitMs: number;
   reduceMs: number;
+  /** CPU time of this process per all-reduce (user and kernel), to tell waiting from working. */
+  userCpuMs: number;
+  systemCpuMs: number;
 }
 
 /** Values whose sum over ranks is exact in float32 for any order: small integers. */
@@ -47,7 +50,7 @@ async function main(): Promise<void> {
   const frameLimit = Math.max(config.chunkBytes, 1 << 20) * 2;
   const ring = await joinRingFromLauncher(
     { cluster: 'bench-allreduce', limits: { maxTensorBytes: frameLimit, receiveWindowBytes: frameLimit * 4 } },
-    { dataPlane: config.dataPlane, timeoutMs: 60_000 },
+    { dataPlane: config.dataPlane, timeoutMs: 60_000, depth: config.maxInFlight, ...(config.dataPlane === 'tcp-threaded' ? { maxFrameBytes: config.chunkBytes } : {}) },
   );
   const collective = new RingCollective(ring.membership, { chunkBytes: config.chunkBytes, maxInFlight: config.maxInFlight, timeoutMs: 60_000 });
   const codec: WireCodec | undefined = config.compress === 'fp16' ? new Fp16Codec() : undefined;
@@ -55,7 +58,8 @@ async function main(): Promise<void> {
   const barrier = new Float32Array(1);
   // One buffer of the largest size, viewed per size: the memory is touched once, as a training
   // loop's reused gradient buffer would be (fresh memory is slow on first touch, DESIGN §3).
-  const largest = new Float32Array(Math.max(...config.sizesBytes) / 4);
+  // Shared memory, so the threaded data plane sends straight from it (as the DP trainer's fused buffer).
+  const largest = allocateRingBuffer(Math.max(...config.sizesBytes) / 4);
   largest.fill(1);
   for (const bytes of config.sizesBytes) {
     const buffer = largest.subarray(0, bytes / 4);
@@ -63,6 +67,7 @@ async function main(): Promise<void> {
     await collective.allReduce(barrier);
     let receiveWaitMs = 0;
     let reduceMs = 0;
+    const cpuBefore = process.cpuUsage();
     const started = performance.now();
     for (let i = 0; i < config.iters; i++) {
       const stats = await collective.allReduce(buffer, options);
@@ -70,12 +75,14 @@ async function main(): Promise<void> {
       reduceMs += stats.reduceMs;
     }
     const seconds = (performance.now() - started) / 1000 / config.iters;
+    const cpu = process.cpuUsage(cpuBefore);
     fillInput(buffer, rank);
     await collective.allReduce(buffer, options);
     const maxError = check(buffer, worldSize);
     // fp16 carries 11 significant bits: sums up to 13·N(N+1)/2 are exact only for small N.
     const tolerance = config.compress === 'fp16' ? (13 * worldSize * (worldSize + 1)) / 2 / 1024 : 0;
-    const report: SizeReport = { bytes, seconds, correct: maxError <= tolerance, maxError, receiveWaitMs: receiveWaitMs / config.iters, reduceMs: reduceMs / config.iters };
+    const report: SizeReport = { bytes, seconds, correct: maxError <= tolerance, maxError, receiveWaitMs: receiveWaitMs / config.iters, reduceMs: reduceMs / config.iters,
+      userCpuMs: cpu.user / 1000 / config.iters, systemCpuMs: cpu.system / 1000 / config.iters };
     reportToLauncher('size', report);
   }
   await ring.close();

@@ -8,6 +8,7 @@ line per size on stdout. Needs Debian's python3-torch (`/usr/bin/python3`); inst
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 
@@ -32,10 +33,14 @@ def worker(rank, args):
         for _ in range(args.warmup):
             dist.all_reduce(buf)
         dist.all_reduce(barrier)
+        usage_before = resource.getrusage(resource.RUSAGE_SELF)
         start = time.perf_counter()
         for _ in range(args.iters):
             dist.all_reduce(buf)
         seconds = (time.perf_counter() - start) / args.iters
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        user_ms = (usage.ru_utime - usage_before.ru_utime) * 1000 / args.iters
+        system_ms = (usage.ru_stime - usage_before.ru_stime) * 1000 / args.iters
         # Same correctness pass as the JS worker: small integers, exact sum.
         idx = torch.arange(buf.numel(), dtype=torch.int64) % 13 + 1
         buf.copy_((rank + 1) * idx.to(torch.float32))
@@ -46,7 +51,8 @@ def worker(rank, args):
         dist.all_gather(times, torch.tensor([seconds]))
         if rank == 0:
             slowest = max(float(t) for t in times)
-            print(json.dumps({"bytes": size, "seconds": slowest, "correct": max_error == 0.0, "maxError": max_error}), flush=True)
+            print(json.dumps({"bytes": size, "seconds": slowest, "correct": max_error == 0.0, "maxError": max_error,
+                              "userCpuMs": user_ms, "systemCpuMs": system_ms}), flush=True)
     dist.destroy_process_group()
 
 

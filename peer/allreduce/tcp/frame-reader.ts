@@ -10,11 +10,19 @@ export interface OnReadHooks {
 }
 
 interface Slot {
+  index: number;
   bytes: Uint8Array;
 }
 
+/** A received frame held in one of the reader's slots until `release` hands the slot back. */
+export interface ReaderFrame extends ReceivedFrame {
+  /** Which slot holds the bytes (-1 for an empty frame). */
+  slot: number;
+  release(): void;
+}
+
 interface Waiter {
-  resolve: (frame: ReceivedFrame) => void;
+  resolve: (frame: ReaderFrame) => void;
   reject: (error: Error) => void;
   timer: NodeJS.Timeout;
 }
@@ -22,8 +30,13 @@ interface Waiter {
 export interface FrameReaderOptions {
   /** Initial size of each receive slot; slots grow (once) to the largest frame seen. */
   slotBytes: number;
-  /** Frames received ahead of the consumer, plus the one it holds. At least 2. */
+  /** Frames received ahead of the consumer, plus the ones it holds. At least 2. */
   slots: number;
+  /**
+   * Use these buffers as the slots (e.g. shared memory another thread reads): they never grow, so a
+   * frame larger than the smallest of them is refused.
+   */
+  slotBuffers?: Uint8Array[];
   /** A larger frame is a protocol violation (bounds what a peer can make us allocate). */
   maxFrameBytes: number;
   /** Describes the sender in error messages. */
@@ -33,7 +46,8 @@ export interface FrameReaderOptions {
 /**
  * Turns the bytes of a data connection into frames without allocating per frame: the socket reads
  * (Node's `onread`) straight into a few reused slots, exactly one frame at a time, so a frame never
- * needs reassembly. When every slot is full the socket is paused and TCP pushes back on the sender.
+ * needs reassembly. A slot is busy until its frame is released; when every slot is busy the socket
+ * is paused and TCP pushes back on the sender.
  * The first byte on the connection is the sender's acceptance of our token.
  */
 export class FrameReader {
@@ -47,16 +61,18 @@ export class FrameReader {
   private headerGot = 0;
   private current: { op: number; frame: number; length: number; got: number; slot: Slot | undefined } | undefined;
   private readonly free: Slot[];
-  private readonly ready: { frame: ReceivedFrame; slot: Slot | undefined }[] = [];
-  private held: Slot | undefined;
+  private readonly ready: ReaderFrame[] = [];
+  private readonly fixedSlots: boolean;
   private waiter: Waiter | undefined;
   private failure: Error | undefined;
   private paused = false;
   private resume: (() => void) | undefined;
 
   constructor(private readonly options: FrameReaderOptions) {
-    if (options.slots < 2) throw new RingError('usage', 'a frame reader needs at least 2 slots');
-    this.free = Array.from({ length: options.slots }, () => ({ bytes: new Uint8Array(options.slotBytes) }));
+    const given = options.slotBuffers;
+    if ((given?.length ?? options.slots) < 2) throw new RingError('usage', 'a frame reader needs at least 2 slots');
+    this.fixedSlots = given !== undefined;
+    this.free = given ? given.map((bytes, index) => ({ index, bytes })) : Array.from({ length: options.slots }, (_, index) => ({ index, bytes: new Uint8Array(options.slotBytes) }));
     this.accepted = new Promise((resolve, reject) => {
       this.resolveAccepted = resolve;
       this.rejectAccepted = reject;
@@ -70,15 +86,11 @@ export class FrameReader {
     return { buffer: () => this.nextBuffer(), callback: (n) => this.onRead(n) };
   }
 
-  /** The next frame; its bytes stay valid until the following call. */
-  receive(timeoutMs: number): Promise<ReceivedFrame> {
-    this.releaseHeld();
+  /** The next frame, in arrival order; its bytes stay valid until it is released. */
+  next(timeoutMs: number): Promise<ReaderFrame> {
     if (this.failure) return Promise.reject(this.failure);
     const queued = this.ready.shift();
-    if (queued) {
-      this.held = queued.slot;
-      return Promise.resolve(queued.frame);
-    }
+    if (queued) return Promise.resolve(queued);
     if (this.waiter) return Promise.reject(new RingError('usage', 'two receives waiting on one data connection'));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -135,8 +147,9 @@ export class FrameReader {
 
   private startFrame(): boolean {
     const header = decodeDataFrameHeader(this.header);
-    if (typeof header === 'string' || header.length > this.options.maxFrameBytes) {
-      const why = typeof header === 'string' ? header : `frame of ${header.length} bytes exceeds the limit of ${this.options.maxFrameBytes}`;
+    const limit = this.fixedSlots ? Math.min(this.options.maxFrameBytes, ...this.free.map((slot) => slot.bytes.length)) : this.options.maxFrameBytes;
+    if (typeof header === 'string' || header.length > limit) {
+      const why = typeof header === 'string' ? header : `frame of ${header.length} bytes exceeds the limit of ${limit}`;
       this.fail(new RingError('link', `protocol violation on the data connection from ${this.options.peerLabel}: ${why}`));
       return false;
     }
@@ -144,7 +157,7 @@ export class FrameReader {
     if (header.length > 0) {
       // There is always a free slot here: reading pauses after a frame when none is left.
       slot = this.free.pop()!;
-      if (slot.bytes.length < header.length) slot.bytes = new Uint8Array(header.length);
+      if (slot.bytes.length < header.length) slot.bytes = new Uint8Array(header.length); // never for fixed slots: checked above
     }
     this.current = { ...header, got: 0, slot };
     this.state = 'payload';
@@ -155,25 +168,32 @@ export class FrameReader {
     const { op, frame, length, slot } = this.current!;
     this.current = undefined;
     this.state = 'header';
-    const received: ReceivedFrame = { tag: { op, frame }, bytes: slot ? slot.bytes.subarray(0, length) : EMPTY };
+    let released = false;
+    const received: ReaderFrame = {
+      tag: { op, frame },
+      bytes: slot ? slot.bytes.subarray(0, length) : EMPTY,
+      slot: slot ? slot.index : -1,
+      release: () => {
+        if (released || !slot) return;
+        released = true;
+        this.releaseSlot(slot);
+      },
+    };
     const waiter = this.waiter;
     if (waiter) {
       this.waiter = undefined;
       clearTimeout(waiter.timer);
-      this.held = slot;
       waiter.resolve(received);
     } else {
-      this.ready.push({ frame: received, slot });
+      this.ready.push(received);
     }
     if (this.free.length > 0) return true;
     this.paused = true;
     return false;
   }
 
-  private releaseHeld(): void {
-    if (!this.held) return;
-    this.free.push(this.held);
-    this.held = undefined;
+  private releaseSlot(slot: Slot): void {
+    this.free.push(slot);
     if (this.paused && !this.failure) {
       this.paused = false;
       this.resume?.();

@@ -1,8 +1,9 @@
 import type { Socket } from 'node:net';
 import type { FrameTag, ReceivedFrame, RingChannel } from '../ring-channel.js';
 import { RingError } from '../ring-errors.js';
+import { connectionLost } from './connection-lost.js';
 import { encodeDataFrameHeader } from './data-frame.js';
-import type { FrameReader } from './frame-reader.js';
+import type { FrameReader, ReaderFrame } from './frame-reader.js';
 
 /**
  * The ring channel over two plain TCP connections (opened and authenticated by data-plane-setup.ts):
@@ -12,6 +13,8 @@ import type { FrameReader } from './frame-reader.js';
  */
 export class TcpRingChannel implements RingChannel {
   private failure: Error | undefined;
+  /** The frame the ring is working on: its slot goes back to the reader on the next receive. */
+  private held: ReaderFrame | undefined;
   private readonly pendingSends = new Set<(error: Error) => void>();
 
   constructor(
@@ -49,8 +52,10 @@ export class TcpRingChannel implements RingChannel {
     });
   }
 
-  receive(timeoutMs: number): Promise<ReceivedFrame> {
-    return this.reader.receive(timeoutMs);
+  async receive(timeoutMs: number): Promise<ReceivedFrame> {
+    this.held?.release();
+    this.held = await this.reader.next(timeoutMs);
+    return this.held;
   }
 
   /** Stops everything with `error` (a link died, the ring is being torn down). */
@@ -68,8 +73,3 @@ export class TcpRingChannel implements RingChannel {
   }
 }
 
-function connectionLost(which: 'next' | 'previous', label: string, error?: Error & { code?: string }): RingError {
-  const reset = error?.code === 'ECONNRESET' || error?.code === 'EPIPE';
-  const what = !error ? 'closed' : reset ? 'was reset (peer process exited or network dropped)' : `failed: ${error.message}`;
-  return new RingError('link', `data connection ${which === 'next' ? 'to the next' : 'from the previous'} rank (${label}) ${what}`);
-}

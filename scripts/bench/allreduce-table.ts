@@ -1,0 +1,72 @@
+/** The nccl-tests style table of `npm run bench:allreduce`: one row per size, ours beside gloo. */
+import type { SizeResult } from './allreduce-runners.js';
+
+export interface TableColumn {
+  name: string;
+  /** Median over runs, per size (same order as sizes). */
+  results: SizeResult[];
+}
+
+/** busbw = algbw · 2(n−1)/n: what each link carries in a ring all-reduce, as in nccl-tests. */
+export function busBandwidth(bytes: number, seconds: number, peers: number): number {
+  return peers === 1 ? 0 : ((bytes / seconds) * 2 * (peers - 1)) / peers;
+}
+
+function sizeLabel(bytes: number): string {
+  return bytes >= 1 << 20 ? `${bytes / (1 << 20)} MiB` : `${bytes / 1024} KiB`;
+}
+
+function gbps(bytesPerSecond: number): string {
+  return (bytesPerSecond / 1e9).toFixed(3);
+}
+
+export function formatTable(peers: number, columns: TableColumn[], reference?: string): string {
+  const header = ['size'];
+  const align = ['--:'];
+  for (const column of columns) {
+    header.push(`${column.name} ms`, `${column.name} algbw GB/s`, `${column.name} busbw GB/s`, `${column.name} check`);
+    align.push('--:', '--:', '--:', ':-:');
+  }
+  const ref = columns.find((c) => c.name === reference);
+  const ours = columns[0];
+  if (ref && ours && ref !== ours) {
+    header.push(`${ours.name}/${ref.name} busbw`);
+    align.push('--:');
+  }
+  const rows = [header, align];
+  const sizes = columns[0]?.results.map((r) => r.bytes) ?? [];
+  sizes.forEach((bytes, index) => {
+    const row = [sizeLabel(bytes)];
+    for (const column of columns) {
+      const result = column.results[index]!;
+      row.push((result.seconds * 1000).toFixed(2), gbps(bytes / result.seconds), gbps(busBandwidth(bytes, result.seconds, peers)), result.correct ? 'ok' : 'WRONG');
+    }
+    if (ref && ours && ref !== ours) row.push(`${((ref.results[index]!.seconds / ours.results[index]!.seconds) * 100).toFixed(0)}%`);
+    rows.push(row);
+  });
+  return rows.map((row) => `| ${row.join(' | ')} |`).join('\n');
+}
+
+/** Where our time went per size (mean per rank per all-reduce). */
+export function formatProfile(column: TableColumn): string {
+  const rows = ['| size | total ms | waiting for data ms | decode + reduce ms |', '|--:|--:|--:|--:|'];
+  for (const r of column.results) {
+    rows.push(`| ${sizeLabel(r.bytes)} | ${(r.seconds * 1000).toFixed(2)} | ${(r.receiveWaitMs ?? NaN).toFixed(2)} | ${(r.reduceMs ?? NaN).toFixed(2)} |`);
+  }
+  return rows.join('\n');
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Per size, the run with the median time (its check and profile travel with it). */
+export function medianResults(runs: SizeResult[][]): SizeResult[] {
+  return runs[0]!.map((_, index) => {
+    const candidates = runs.map((run) => run[index]!).sort((a, b) => a.seconds - b.seconds);
+    const chosen = candidates[Math.floor((candidates.length - 1) / 2)]!;
+    return { ...chosen, correct: candidates.every((c) => c.correct) };
+  });
+}

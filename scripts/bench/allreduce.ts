@@ -1,0 +1,146 @@
+/**
+ * `npm run bench:allreduce -- --peers N`: ring all-reduce throughput, nccl-tests style (size, time,
+ * algbw, busbw = algbw·2(n−1)/n, correctness), beside PyTorch gloo measured in the same run on the
+ * same machine. Each run launches our ranks, then gloo's; the table shows the median of --runs runs.
+ * With --lan MBIT the ranks run one per host of an emulated LAN whose links are capped at MBIT.
+ */
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { ADD_KERNEL } from '../../peer/allreduce/reduce-kernels.js';
+import { checkLanSupport, createLan, type Lan } from '../lan/index.js';
+import { glooAvailable, runGloo, runOurs, type Placement, type SizeResult } from './allreduce-runners.js';
+import { formatProfile, formatTable, medianResults, type TableColumn } from './allreduce-table.js';
+import type { WorkerConfig } from './allreduce-worker.js';
+
+const HELP = `Usage: npm run bench:allreduce -- [flags]
+
+  --peers N[,M…]       ranks in the ring (several: one table each)             [2]
+  --sizes LIST         sizes, e.g. 1M,4M,64M (K and M = KiB, MiB)             [1M,2M,4M,8M,16M,32M,64M]
+  --runs R             runs per contender; the table shows the median          [3]
+  --iters N            timed all-reduces per size and run                      [10; 2 on --lan]
+  --warmup N           untimed all-reduces per size before timing              [3; 1 on --lan]
+  --chunk-bytes B      pipeline chunk                                          [1M]
+  --in-flight N        chunks sent ahead                                       [4]
+  --data-plane P       tcp | link | both (link = frames on the transport link) [tcp]
+  --compress C         none | fp16                                             [none]
+  --lan MBIT           run on an emulated LAN, one host per rank, MBIT cap per host (needs root)
+  --no-gloo            skip the PyTorch gloo column
+  --help`;
+
+function parseSize(text: string): number {
+  const match = /^(\d+)([KM]?)$/i.exec(text.trim());
+  if (!match) throw new Error(`cannot read size '${text}': use bytes, or a number with K or M (KiB, MiB)`);
+  const unit = match[2]?.toUpperCase() === 'M' ? 1 << 20 : match[2]?.toUpperCase() === 'K' ? 1024 : 1;
+  const bytes = Number(match[1]) * unit;
+  if (bytes % 4 !== 0 || bytes <= 0) throw new Error(`size ${text} must be a positive multiple of 4 bytes (float32 elements)`);
+  return bytes;
+}
+
+function positiveInt(name: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive integer, got '${text}'`);
+  return value;
+}
+
+function loadNote(before: number[], after: number[]): string {
+  return `load average ${before[0]!.toFixed(2)} before, ${after[0]!.toFixed(2)} after (1-min; ${os.cpus().length} cores)`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      peers: { type: 'string' },
+      sizes: { type: 'string' },
+      runs: { type: 'string' },
+      iters: { type: 'string' },
+      warmup: { type: 'string' },
+      'chunk-bytes': { type: 'string' },
+      'in-flight': { type: 'string' },
+      'data-plane': { type: 'string' },
+      compress: { type: 'string' },
+      lan: { type: 'string' },
+      'no-gloo': { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  const peersList = (values.peers ?? '2').split(',').map((p) => positiveInt('peers', p, 2));
+  const sizesBytes = (values.sizes ?? '1M,2M,4M,8M,16M,32M,64M').split(',').map(parseSize);
+  const lanMbit = values.lan === undefined ? undefined : Number(values.lan);
+  if (lanMbit !== undefined && !(lanMbit > 0)) throw new Error(`--lan needs the link cap in Mbit/s, got '${values.lan}'`);
+  const runs = positiveInt('runs', values.runs, 3);
+  const dataPlanes = values['data-plane'] === 'both' ? (['tcp', 'link'] as const) : values['data-plane'] === 'link' ? (['link'] as const) : (['tcp'] as const);
+  if (values['data-plane'] && !['tcp', 'link', 'both'].includes(values['data-plane'])) throw new Error(`--data-plane must be tcp, link or both`);
+  const compress = values.compress ?? 'none';
+  if (compress !== 'none' && compress !== 'fp16') throw new Error(`--compress must be none or fp16 for this benchmark, got '${compress}'`);
+  const base: Omit<WorkerConfig, 'dataPlane'> = {
+    sizesBytes,
+    warmup: positiveInt('warmup', values.warmup, lanMbit ? 1 : 3),
+    iters: positiveInt('iters', values.iters, lanMbit ? 2 : 10),
+    chunkBytes: parseSize(values['chunk-bytes'] ?? '1M'),
+    maxInFlight: positiveInt('in-flight', values['in-flight'], 4),
+    compress,
+  };
+  const glooProblem = values['no-gloo'] ? 'skipped (--no-gloo)' : await glooAvailable();
+
+  let lan: Lan | undefined;
+  try {
+    let placement: Placement = { kind: 'loopback' };
+    if (lanMbit !== undefined) {
+      const support = await checkLanSupport();
+      if (!support.ok) throw new Error(`--lan: ${support.reason}`);
+      lan = await createLan({ hosts: Math.max(...peersList), rateMbit: lanMbit });
+      placement = { kind: 'lan', hosts: lan.hosts };
+    }
+    for (const peers of peersList) {
+      const ours: Record<string, SizeResult[][]> = {};
+      const gloo: SizeResult[][] = [];
+      const loadBefore = os.loadavg();
+      // A generous deadline: on a 100 Mbit/s LAN 64 MiB at 4 ranks takes ~8 s per all-reduce.
+      const totalBytes = sizesBytes.reduce((a, b) => a + b, 0) * (base.iters + base.warmup + 2);
+      const timeoutMs = 120_000 + (lanMbit ? (totalBytes * 2 * 8) / (lanMbit * 1e6) * 1000 * 2 : totalBytes / 1e5);
+      for (let run = 0; run < runs; run++) {
+        // Interleaved, so a burst of load from elsewhere hits every contender alike.
+        for (const dataPlane of dataPlanes) {
+          (ours[dataPlane] ??= []).push(await runOurs(peers, { ...base, dataPlane }, placement, timeoutMs));
+        }
+        if (!glooProblem) gloo.push(await runGloo(peers, { ...base, dataPlane: 'tcp' }, placement, timeoutMs));
+        process.stderr.write(`peers ${peers}: run ${run + 1}/${runs} done\n`);
+      }
+      const loadAfter = os.loadavg();
+      const columns: TableColumn[] = dataPlanes.map((plane) => ({ name: `ours(${plane})`, results: medianResults(ours[plane]!) }));
+      if (!glooProblem) columns.push({ name: 'gloo', results: medianResults(gloo) });
+      const where = lan ? `emulated LAN, ${peers} hosts, egress capped at ${lanMbit} Mbit/s each` : 'loopback';
+      process.stdout.write(
+        `\n### ${peers} peers, ${where}\n\n` +
+          `float32 sum, chunk ${base.chunkBytes / 1024} KiB, ${base.maxInFlight} chunks in flight, compress ${compress}, add kernel ${ADD_KERNEL}; ` +
+          `median of ${runs} runs × ${base.iters} timed iterations (after ${base.warmup} warm-up); ${loadNote(loadBefore, loadAfter)}\n` +
+          (glooProblem ? `gloo: ${glooProblem}\n` : `gloo: PyTorch ${'torch.distributed'} gloo backend, ${PYTORCH_NOTE}\n`) +
+          (lanMbit ? `link rate ${(lanMbit / 8).toFixed(2)} MB/s = ${((lanMbit * 1e6) / 8 / 1e9).toFixed(4)} GB/s\n` : '') +
+          `\n${formatTable(peers, columns, glooProblem ? undefined : 'gloo')}\n\n` +
+          `Where our time went (${columns[0]!.name}, per rank, per all-reduce):\n\n${formatProfile(columns[0]!)}\n`,
+      );
+    }
+  } finally {
+    await lan?.destroy();
+  }
+  return 0;
+}
+
+const PYTORCH_NOTE = 'same sizes/iterations, OMP_NUM_THREADS=1, /usr/bin/python3';
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}
