@@ -30,3 +30,9 @@ export { Timeline, type Span, type SpanKind, type TimelineData } from './timelin
 export { toChromeTrace, type ChromeTrace } from './timeline/chrome-trace.js';
 export { summarizeBubble, type BubbleSummary, type StageTimeShare } from './timeline/bubble.js';
 export { ringGradientAverager, type GradientAverager } from './replicas/replica-gradients.js';
+export { StageNode, stageMessages, type JoinedStage, type StageAddress, type StageNodeOptions } from './links/stage-node.js';
+export { transportNeighbourLink, DEFAULT_CHUNK_BYTES, type TransportNeighbourOptions } from './links/transport-link.js';
+export { replicasFinished } from './replicas/replica-gradients.js';
+export { launchStages, type LaunchStagesOptions, type StageOutcome } from './launch/launch-stages.js';
+export { joinPipelineFromLauncher, placeFromEnv, type LaunchedStage } from './launch/join-from-launcher.js';
+export { pipelineJobSchema, type PipelineJob, type PipelineJobInput, type StageRunReport } from './launch/pipeline-job.js';

@@ -45,3 +45,17 @@ export function ringGradientAverager(collective: RingCollective): GradientAverag
     },
   };
 }
+
+/**
+ * Call before closing the replica ring after the last step. Closing a link drops what the other side
+ * has not read yet, so a replica must not close while another still waits for its last all-reduce
+ * frames. Completing one more all-reduce proves every replica contributed to it, hence finished all
+ * real work; this barrier itself may then fail when a faster replica closes first, which is harmless.
+ */
+export async function replicasFinished(collective: RingCollective): Promise<void> {
+  try {
+    await collective.allReduce(new Float32Array(1));
+  } catch {
+    // Every replica had finished its real work (see above): nothing is lost.
+  }
+}
