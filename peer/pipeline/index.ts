@@ -36,3 +36,5 @@ export { replicasFinished } from './replicas/replica-gradients.js';
 export { launchStages, type LaunchStagesOptions, type StageOutcome } from './launch/launch-stages.js';
 export { joinPipelineFromLauncher, placeFromEnv, type LaunchedStage } from './launch/join-from-launcher.js';
 export { pipelineJobSchema, type PipelineJob, type PipelineJobInput, type StageRunReport } from './launch/pipeline-job.js';
+export { balanceByTime } from './partition/balance.js';
+export { planBalance, type BalancePlan, type BalanceRule } from './partition/plan-balance.js';

@@ -1,3 +1,4 @@
+import type { LayerProfile } from '../../../shared/profiling/layer-profile.js';
 import { PipelineError } from '../errors.js';
 
 /**
@@ -79,4 +80,12 @@ function solve(n: number, stages: number, partCost: (from: number, to: number) =
 /** Balance by parameter count, the cheapest proxy for compute (dense layers: compute ∝ parameters). */
 export function balanceByParameters(parameterCounts: readonly number[], stages: number): Balance {
   return balanceByCost(parameterCounts, stages);
+}
+
+/**
+ * Balance by measured time (torchgpipe's balance_by_time): each layer costs its forward + backward
+ * time from a profile of a few batches on this machine.
+ */
+export function balanceByTime(profiles: readonly Pick<LayerProfile, 'forwardBackwardMs'>[], stages: number): Balance {
+  return balanceByCost(profiles.map((p) => p.forwardBackwardMs), stages);
 }
