@@ -180,6 +180,20 @@ describe('handshake', () => {
   });
 });
 
+describe('liveness', () => {
+  it('keeps an idle link alive well past the heartbeat timeout (pings are answered)', async () => {
+    const quick = { ...limits, heartbeatIntervalMs: 50, heartbeatTimeoutMs: 300 };
+    const { server, nextLink } = await startServer({ limits: quick });
+    const client = await dial(server.port, { limits: quick });
+    const accepted = await nextLink();
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    expect(client.closeInfo).toBeUndefined();
+    expect(accepted.closeInfo).toBeUndefined();
+    await client.sendControl({ type: 'getState' });
+    expect(await accepted.nextControl('getState', { timeoutMs: 2_000 })).toEqual({ type: 'getState' });
+  });
+});
+
 describe('control messages', () => {
   it('round-trips, queues until asked, and delivers to subscribers', async () => {
     const { server, nextLink } = await startServer();
@@ -371,6 +385,21 @@ describe('hostile connections', () => {
     const good = await dial(server.port);
     await good.sendControl({ type: 'echo', text: 'still here', n: 1 });
     expect((await (await nextLink()).nextControl('echo', { timeoutMs: 2_000 })).text).toBe('still here');
+  });
+
+  it('answers WebSocket pings', async () => {
+    const { server } = await startServer();
+    const ws = await rawClient(server.port);
+    const pong = new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no pong within 2 s')), 2_000);
+      ws.once('pong', (data) => {
+        clearTimeout(timer);
+        resolve(data.toString());
+      });
+    });
+    ws.ping('are you there');
+    expect(await pong).toBe('are you there');
+    ws.terminate();
   });
 
   it('caps unauthenticated connections and drops the silent ones after the auth timeout', async () => {
