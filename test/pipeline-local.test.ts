@@ -279,6 +279,26 @@ describe('in-process pipeline', () => {
     model.dispose();
   });
 
+  it('refuses to re-materialise layers that would not repeat their forward pass (dropout, batch norm)', async () => {
+    const model = tf.sequential({
+      layers: [tf.layers.dense({ inputShape: [4], units: 4 }), tf.layers.dropout({ rate: 0.5, name: 'drop' }), tf.layers.dense({ units: 10 })],
+    });
+    const run = (rematerialize: boolean) =>
+      runLocalPipeline({
+        model,
+        balance: [2, 1],
+        schedule: { microBatches: 2, rematerialize },
+        batchSize: 4,
+        steps: 1,
+        batches: { next: () => ({ xs: new Float32Array(16), labels: new Int32Array(4), size: 4 }) },
+        createOptimizer: makeOptimizer,
+        loss: { numClasses: 10, outputKind: 'logits' },
+      });
+    await expect(run(true)).rejects.toThrow(/stage 0 cannot re-materialise: 'drop' \(Dropout\) would not repeat its forward pass exactly/);
+    await expect(run(false)).resolves.toBeDefined();
+    model.dispose();
+  });
+
   it('a neighbour out of step is caught by the tag of what arrives', async () => {
     const [a, b] = localLinkPair(['stage 0', 'stage 1']);
     await a.send({ step: 4, micro: 1, kind: 'activation' }, new Float32Array(2));

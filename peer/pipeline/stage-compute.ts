@@ -39,6 +39,7 @@ export class StageCompute {
 
   constructor(private readonly options: StageComputeOptions) {
     if (options.isLast && !options.loss) throw new PipelineError('usage', 'the last stage needs a loss specification (numClasses, outputKind)');
+    if (options.rematerialize) refuseUnrepeatableLayers(options.stage);
     this.variables = options.stage.trainableVariables;
     this.gradients = new GradientAccumulator(this.variables);
   }
@@ -144,5 +145,22 @@ export class StageCompute {
     this.pending.clear();
     this.heldBytesNow = 0;
     this.gradients.discard();
+  }
+}
+
+/**
+ * Layers whose training forward pass cannot be run twice with the same result: random masks or noise
+ * (drawn again on recompute, so the gradients would belong to another forward), or moving statistics
+ * (updated again on recompute).
+ */
+const UNREPEATABLE_LAYERS = new Set(['Dropout', 'SpatialDropout1D', 'GaussianDropout', 'GaussianNoise', 'AlphaDropout', 'BatchNormalization']);
+
+function refuseUnrepeatableLayers(stage: StageModule): void {
+  const offending = stage.layers.filter((layer) => UNREPEATABLE_LAYERS.has(layer.getClassName()));
+  if (offending.length > 0) {
+    throw new PipelineError(
+      'usage',
+      `stage ${stage.index} cannot re-materialise: ${offending.map((l) => `'${l.name}' (${l.getClassName()})`).join(', ')} would not repeat its forward pass exactly; train this model without re-materialisation`,
+    );
   }
 }

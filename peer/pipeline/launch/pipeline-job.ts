@@ -55,6 +55,8 @@ export interface StageRunReport {
   peakInFlight: number;
   peakHeldBytes: number;
   trainMs: number;
+  /** CPU time this process used during the run (user + system). */
+  cpuMs: number;
   steps: number;
   weightsFile?: string;
   timelineFile?: string;

@@ -44,6 +44,7 @@ export async function runLaunchedStage(job: PipelineJob, options: { cluster: str
       const optimizer = createOptimizer(job);
       const timeline = new Timeline({ stage: index, stages, replica, microBatches: settings.microBatches, schedule: settings.schedule });
       const started = performance.now();
+      const cpuBefore = process.cpuUsage();
       const result = await runPipelineStage({
         stage,
         stages,
@@ -60,6 +61,7 @@ export async function runLaunchedStage(job: PipelineJob, options: { cluster: str
         ...(options.onStep ? { onStep: (report: { step: number }) => options.onStep!(run, report.step) } : {}),
       });
       const trainMs = performance.now() - started;
+      const cpu = process.cpuUsage(cpuBefore);
       const report: StageRunReport = {
         run,
         stage: index,
@@ -69,6 +71,7 @@ export async function runLaunchedStage(job: PipelineJob, options: { cluster: str
         peakInFlight: result.peakInFlight,
         peakHeldBytes: result.peakHeldBytes,
         trainMs,
+        cpuMs: (cpu.user + cpu.system) / 1000,
         steps: result.steps,
       };
       if (job.outDir) {
