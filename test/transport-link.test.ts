@@ -170,6 +170,11 @@ describe('handshake', () => {
     await expect(startServer({ secret: undefined, env: {}, host: '0.0.0.0' })).rejects.toThrow(/no cluster secret: refusing to listen on 0\.0\.0\.0/);
   });
 
+  it('says what to do when the port is taken', async () => {
+    const { server } = await startServer();
+    await expect(startServer({ port: server.port })).rejects.toThrow(/EADDRINUSE.*another process holds this port/);
+  });
+
   it('reports a clear error when nothing listens', async () => {
     const { server } = await startServer();
     const port = server.port;

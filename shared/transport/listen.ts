@@ -91,8 +91,15 @@ class LinkListener<M extends ControlMessage> implements LinkServer<M> {
 
   bind(host: string, port: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      const onError = (error: Error): void =>
-        reject(new TransportError('config', `cannot listen on ${formatHostPort(host, port)}: ${error.message}`, { cause: error }));
+      const onError = (error: Error & { code?: string }): void => {
+        const hint =
+          error.code === 'EADDRINUSE'
+            ? ' — another process holds this port: stop it, pick another port, or use port 0 for any free one'
+            : error.code === 'EADDRNOTAVAIL'
+              ? ' — this machine has no such address: use one of its own addresses, or 0.0.0.0 for all'
+              : '';
+        reject(new TransportError('config', `cannot listen on ${formatHostPort(host, port)}: ${error.message}${hint}`, { cause: error }));
+      };
       this.http.once('error', onError);
       this.http.listen(port, host, () => {
         this.http.off('error', onError);
