@@ -167,13 +167,19 @@ describe('loss curve', () => {
       log.report(2, 1, 9.0, 10); // an old epoch's straggler is ignored
       log.report(3, 1, 2.0, 42);
       expect(points[0]).toBeCloseTo((1.0 * 43 + 2.0 * 42) / 85, 10);
+      // Steps 2 and 3 were reported by one member only, then the other died: the next epoch starts
+      // after step 2, so step 2 was committed (a partial point) and step 3 will be redone.
+      log.report(3, 2, 0.8, 43);
+      log.report(3, 3, 0.7, 43);
       log.beginEpoch(4, 1);
-      log.report(4, 2, 0.5, 85);
+      log.startsAfter(2);
+      log.report(4, 3, 0.5, 85);
       await log.flush();
-      const lines = readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { step: number; worldSize: number; epoch: number });
-      expect(lines.map((l) => [l.step, l.worldSize, l.epoch])).toEqual([
-        [1, 2, 3],
-        [2, 1, 4],
+      const lines = readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { step: number; worldSize: number; epoch: number; partial?: boolean; samples: number });
+      expect(lines.map((l) => [l.step, l.worldSize, l.epoch, l.samples, l.partial ?? false])).toEqual([
+        [1, 2, 3, 85, false],
+        [2, 2, 3, 43, true],
+        [3, 1, 4, 85, false],
       ]);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -17,6 +17,8 @@ const MAX_FILE_BYTES = 4 * 1024 * 1024 * 1024 - 1;
 export class CheckpointReceiver {
   private writes: Promise<void> = Promise.resolve();
   private receiving = new Set<Promise<void>>();
+  /** Uploads from one peer share its link's frame stream: they are read one after another. */
+  private readonly perPeer = new WeakMap<PeerHandle, Promise<unknown>>();
 
   constructor(
     private readonly store: CheckpointStore,
@@ -34,8 +36,11 @@ export class CheckpointReceiver {
       peer.link.close('malformed checkpoint upload');
       return;
     }
+    const previous = this.perPeer.get(peer) ?? Promise.resolve();
+    const received = previous.then(() => receiveFiles(peer.link, { epoch: message.epoch, step: message.step }, message.files, RECEIVE_TIMEOUT_MS));
+    this.perPeer.set(peer, received.catch(() => {}));
     const work = (async () => {
-      const files = await receiveFiles(peer.link, { epoch: message.epoch, step: message.step }, message.files, RECEIVE_TIMEOUT_MS);
+      const files = await received;
       const record = this.recordFor(message);
       const write = this.writes.then(async () => {
         const latest = this.store.latest;

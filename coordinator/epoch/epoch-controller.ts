@@ -141,6 +141,7 @@ export class EpochController {
         }
         choice.startStep = checkpoint.step;
       }
+      lossLog.startsAfter(choice.startStep);
       log.info({ epoch, source: choice.source, root: choice.root, startStep: choice.startStep }, `epoch ${epoch} starts at step ${choice.startStep} (state from ${choice.source})`);
       state.update({ phase: 'training', step: choice.startStep, totalSteps: plan.totalSteps, detail: `epoch ${epoch}: ${n} peers from step ${choice.startStep}` });
       await Promise.all(

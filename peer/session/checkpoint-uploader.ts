@@ -10,8 +10,8 @@ const UPLOAD_TIMEOUT_MS = 120_000;
 /**
  * Rank 0's side of checkpointing. All ranks hold the same state, so one upload is a complete
  * checkpoint. The state is captured between two steps (a consistent, committed step), then sent
- * while training goes on. One upload at a time: a checkpoint falling due while the previous is
- * still on the wire is skipped, not queued behind it.
+ * while training goes on. One upload at a time (`start` returns false while one is on the wire;
+ * callers that must not skip a checkpoint `settle()` first).
  */
 export class CheckpointUploader {
   private inFlight: Promise<void> | undefined;

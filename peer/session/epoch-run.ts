@@ -6,7 +6,6 @@ import type { ImageDataset } from '../../shared/data/mnist.js';
 import type { Logger } from '../../shared/log/logger.js';
 import { RingCollective } from '../allreduce/ring-collective.js';
 import type { JoinedRing, RingNode } from '../allreduce/ring-setup.js';
-import { evaluate } from '../trainer/evaluate.js';
 import { trainStep } from '../trainer/train-step.js';
 import { AbortScope, EpochAborted, withTimeout } from './abort-scope.js';
 import { importCheckpointFiles } from './checkpoint-files.js';
@@ -15,6 +14,8 @@ import { sendQuietly, type CoordinatorLink } from './coordinator-link.js';
 import type { GlobalBatches } from './global-batches.js';
 import { RingGradientExchange } from './ring-gradient-exchange.js';
 import type { TrainingState } from './training-state.js';
+import { evaluateResponsively } from './responsive-evaluation.js';
+import { yieldToEventLoop } from './yield-to-event-loop.js';
 
 type Assign = ClusterMessageOf<'assign'>;
 type Start = ClusterMessageOf<'start'>;
@@ -112,6 +113,7 @@ export class EpochRun {
       this.exchange.stopRequested = this.stopWanted;
       let lastLoss: number | null = null;
       for (let step = start.startStep + 1; step <= start.totalSteps; step++) {
+        await yieldToEventLoop();
         this.scope.throwIfAborted();
         const began = performance.now();
         const batch = this.deps.batches.sliceFor(step, rank, worldSize);
@@ -131,6 +133,9 @@ export class EpochRun {
           exchangeMs: result.exchangeMs,
         });
         if (rank === 0 && step < start.totalSteps && (this.checkpointWanted || (job.checkpoint.everySteps > 0 && step % job.checkpoint.everySteps === 0))) {
+          // A checkpoint due while the previous one is still on the wire waits for it: skipping it
+          // would break the promise that at most one interval of work is ever redone.
+          await this.deps.uploader.settle();
           if (await this.deps.uploader.start(state, epoch, lastLoss)) this.checkpointWanted = false;
         }
         if (this.exchange.stopAgreed && step < start.totalSteps) {
@@ -169,7 +174,7 @@ export class EpochRun {
   /** Rank 0 after the last step: test accuracy, then the final checkpoint, then the result. */
   private async finishJob(lastLoss: number | null): Promise<void> {
     const { state, job, test, link, uploader, log } = this.deps;
-    const evaluation = await evaluate(state.model, test, { batchSize: job.evalBatchSize, outputKind: state.ctx.outputKind, inputShape: state.ctx.inputShape });
+    const evaluation = await evaluateResponsively(state.model, test, { batchSize: job.evalBatchSize, outputKind: state.ctx.outputKind, inputShape: state.ctx.inputShape });
     log.info({ step: state.committedStep, accuracy: evaluation.accuracy, loss: evaluation.loss }, 'final evaluation');
     await uploader.settle();
     await uploader.start(state, this.epoch, lastLoss);

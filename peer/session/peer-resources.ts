@@ -15,13 +15,14 @@ export interface PreparedJob {
 
 /**
  * What a peer process keeps across coordinator sessions: the tensor backend, the dataset and the
- * model. A peer that reconnects (the coordinator restarted) does not reload MNIST or rebuild its
- * model for the same job; its weights are reset all the same, since the new run decides the state.
+ * model. A peer that reconnects does not reload MNIST or rebuild its model for the same job. Its
+ * weights are kept when it rejoins the same run (a network blip: its last committed step is still
+ * a valid state of that run) and reset for a new run (a restarted coordinator decides the state).
  */
 export class PeerResources {
   private backend: BackendFlag | undefined;
   private data: { train: ImageDataset; test: ImageDataset } | undefined;
-  private state: { key: string; value: TrainingState } | undefined;
+  private state: { key: string; value: TrainingState; runId: string } | undefined;
 
   constructor(
     private readonly log: Logger,
@@ -29,7 +30,7 @@ export class PeerResources {
     private readonly backendOverride?: BackendFlag,
   ) {}
 
-  async prepare(job: ClusterJob): Promise<PreparedJob> {
+  async prepare(job: ClusterJob, runId: string): Promise<PreparedJob> {
     const wanted = this.backendOverride ?? (job.backend === 'auto' ? undefined : job.backend);
     if (this.backend === undefined || (wanted !== undefined && wanted !== this.backend)) {
       const selection = await selectBackend(wanted ? { force: wanted } : {});
@@ -41,9 +42,10 @@ export class PeerResources {
     const key = JSON.stringify(TRAJECTORY_FIELDS.map((field) => job[field]));
     if (this.state?.key !== key) {
       this.dropState();
-      this.state = { key, value: await TrainingState.create(job, this.data.train) };
-    } else {
+      this.state = { key, runId, value: await TrainingState.create(job, this.data.train) };
+    } else if (this.state.runId !== runId) {
       await this.state.value.resetToInitial();
+      this.state.runId = runId;
     }
     return { backend: this.backend, ...this.data, state: this.state.value };
   }

@@ -116,7 +116,7 @@ export class PeerSession {
     log.info({ runId: message.runId, model: job.model, batchSize: job.batchSize }, 'received the job; preparing');
     let prepared: PreparedJob;
     try {
-      prepared = await resources.prepare(job);
+      prepared = await resources.prepare(job, message.runId);
     } catch (error) {
       log.error({ err: error }, 'cannot prepare the job');
       sendQuietly(this.link, { type: 'unfit', runId: message.runId, message: (error as Error).message.slice(0, 1_900) });
