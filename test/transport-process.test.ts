@@ -132,12 +132,15 @@ describe('back-pressure across processes', () => {
     const sends = Array.from({ length: frames }, (_, i) =>
       link.sendTensor({ epoch: 0, step: i, tensorId: 0 }, frame, { timeoutMs: 30_000 }).then(() => void resolved++),
     );
-    const heapBefore = process.memoryUsage().heapUsed;
+    const before = process.memoryUsage();
     await waitFor(() => resolved >= 4, 10_000, 'one window of sends to complete');
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(resolved).toBe(4); // one window of 4 MiB, and not a frame more
     expect(link.bufferedAmount).toBeLessThanOrEqual(MiB);
-    expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(16 * MiB);
+    // 40 MiB were handed to sendTensor: none of it may have been copied into a queue.
+    const after = process.memoryUsage();
+    expect(after.heapUsed - before.heapUsed).toBeLessThan(16 * MiB);
+    expect(after.arrayBuffers - before.arrayBuffers).toBeLessThan(8 * MiB);
     await link.sendControl({ type: 'readTensors', count: frames });
     const report = await link.nextControl('tensorsRead', { timeoutMs: 20_000 });
     await Promise.all(sends);
@@ -160,9 +163,11 @@ describe('back-pressure across processes', () => {
     const sends = Array.from({ length: frames }, (_, i) =>
       link.sendTensor({ epoch: 0, step: i, tensorId: 0 }, frame, { timeoutMs: 30_000 }).then(() => void resolved++),
     );
+    const before = process.memoryUsage().arrayBuffers;
     const sampler = setInterval(() => (maxBuffered = Math.max(maxBuffered, link.bufferedAmount)), 5);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     clearInterval(sampler);
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(8 * MiB);
     // The kernel's socket buffers take some; the rest must wait in the caller, not in our queue.
     expect(resolved).toBeLessThan(frames / 2);
     expect(maxBuffered).toBeLessThanOrEqual(3 * MiB);
