@@ -1,0 +1,171 @@
+import type * as tf from '@tensorflow/tfjs';
+import type { ImageDataset } from '../../shared/data/mnist.js';
+import { trainingBatches } from '../../shared/data/training-batches.js';
+import type { TrainingJob } from '../../shared/job/schema.js';
+import { createModel } from '../../shared/models/create-model.js';
+import type { RingCollective } from '../allreduce/ring-collective.js';
+import { createReducer, type Compression } from '../compression/create-reducer.js';
+import type { Evaluation } from '../trainer/evaluate.js';
+import { outputKindOf } from '../trainer/loss.js';
+import { createOptimizer } from '../trainer/optimizer.js';
+import { trainStep, type StepContext } from '../trainer/train-step.js';
+import { evaluateDistributed } from './distributed-evaluate.js';
+import { fusedLayout } from './fused-layout.js';
+import { GradientFusion } from './gradient-fusion.js';
+import { createGradientExchange, type ExchangeReport } from './gradient-exchange.js';
+import { broadcastWeights, ReplicaCheck } from './weight-sync.js';
+
+export interface DataParallelOptions {
+  /** The ring of all replicas; a ring of one is plain single-process training through the same code. */
+  ring: RingCollective;
+  data: { train: ImageDataset; test: ImageDataset };
+  compression?: Compression;
+  powerSgdRank?: number;
+  /** Gradient buckets reduced as soon as they are copied out. Default: one fused buffer. */
+  bucketBytes?: number;
+  /** Check every K steps that all replicas hold the same weights (0: never). Default 50. */
+  hashEvery?: number;
+  /** Evaluate on the test set every K steps (0: only at the end). Evaluation time is not training time. */
+  evalEvery?: number;
+  /** Stop as soon as an evaluation reaches this test accuracy. */
+  targetAccuracy?: number;
+  /** Evaluate on the test set at the end (default true). */
+  finalEvaluation?: boolean;
+  /** Hand the trained model back (the caller disposes it) instead of disposing it. */
+  keepModel?: boolean;
+  onStep?: (report: DataParallelStepReport) => void;
+  onEval?: (report: { step: number; trainSeconds: number; evaluation: Evaluation }) => void;
+}
+
+/** Where one step's time went on this rank. */
+export interface DataParallelStepReport {
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  /** This rank's loss on its slice of the global batch. */
+  loss: number;
+  localBatch: number;
+  /** Forward, backward and optimizer update. */
+  computeMs: number;
+  /** Gradient exchange, all of it exposed (tfjs hands out gradients only once backward is done). */
+  commMs: number;
+  /** Waiting for this rank's slice of the next batch. */
+  dataWaitMs: number;
+  wireBytes: number;
+  fp32Bytes: number;
+}
+
+export interface DataParallelResult {
+  steps: number;
+  /** Training wall time, evaluations excluded. */
+  trainSeconds: number;
+  /** Absent when finalEvaluation is false and no evaluation ran. */
+  test?: Evaluation;
+  /** Training seconds at which the target accuracy was first measured, if it was. */
+  secondsToTarget?: number;
+  stepsToTarget?: number;
+  weightsHash: string;
+  /** Hash of the weights every replica started from (after rank 0's were broadcast). */
+  initialWeightsHash: string;
+  parameters: number;
+  /** With keepModel. */
+  model?: tf.LayersModel;
+  totals: { computeMs: number; commMs: number; dataWaitMs: number; wireBytes: number; fp32Bytes: number };
+}
+
+/**
+ * Data-parallel training: every replica starts from rank 0's weights, reads only its slice of each
+ * global batch (the data pipeline's split), and applies the gradient of the whole global batch,
+ * summed over the ring. So N replicas follow the trajectory of one process training on the global
+ * batch, and stay bit-identical (checked every `hashEvery` steps).
+ */
+export async function trainDataParallel(job: TrainingJob, options: DataParallelOptions): Promise<DataParallelResult> {
+  const { ring, data } = options;
+  const inputShape = [data.train.height, data.train.width, data.train.channels];
+  const model = await createModel(job.model, { inputShape, numClasses: data.train.numClasses, seed: job.seed });
+  const ctx: StepContext = { model, optimizer: createOptimizer(job), inputShape, numClasses: data.train.numClasses, outputKind: outputKindOf(model) };
+  const evalOptions = { batchSize: job.evalBatchSize, outputKind: ctx.outputKind, inputShape };
+  await broadcastWeights(model, ring);
+
+  const layout = fusedLayout(
+    // Gradients come keyed by the underlying variables' names (see trainStep).
+    model.trainableWeights.map((w) => ({ name: (w.read() as tf.Variable).name, shape: w.read().shape })),
+    options.bucketBytes,
+  );
+  const fusion = new GradientFusion(layout);
+  const reducer = createReducer(options.compression ?? 'none', layout, { seed: job.seed, ...(options.powerSgdRank ? { powerSgdRank: options.powerSgdRank } : {}) });
+  let share = 1;
+  let exchangeReport: ExchangeReport = { ms: 0, wireBytes: 0, fp32Bytes: 0 };
+  const exchange = createGradientExchange({ ring, fusion, reducer, share: () => share, onReport: (r) => (exchangeReport = r) });
+  const replicas = new ReplicaCheck(ring);
+  // Also proves the broadcast worked: every replica starts from the same bits.
+  const initialWeightsHash = await replicas.verify(model, 0);
+  const hashEvery = options.hashEvery ?? 50;
+
+  const batches = trainingBatches(data.train, { batchSize: job.batchSize, seed: job.seed, split: { rank: ring.rank, world: ring.worldSize }, name: 'mnist:train' }).iterate();
+  const epochSteps = Math.round(job.epochs * batches.batchesPerEpoch);
+  const totalSteps = job.maxSteps > 0 ? Math.min(job.maxSteps, epochSteps) : epochSteps;
+  const totals = { computeMs: 0, commMs: 0, dataWaitMs: 0, wireBytes: 0, fp32Bytes: 0 };
+  let trainMs = 0;
+  let steps = 0;
+  let reached: { seconds: number; step: number } | undefined;
+  let lastEval: Evaluation | undefined;
+  try {
+    while (steps < totalSteps && !reached) {
+      const stepStart = performance.now();
+      const batch = await batches.next();
+      const dataWaitMs = performance.now() - stepStart;
+      share = batch.size / job.batchSize;
+      const result = await trainStep(ctx, batch, exchange);
+      trainMs += performance.now() - stepStart;
+      steps++;
+      const report: DataParallelStepReport = {
+        step: steps,
+        totalSteps,
+        epoch: batch.epoch,
+        loss: result.loss,
+        localBatch: batch.size,
+        computeMs: result.computeMs,
+        commMs: result.exchangeMs,
+        dataWaitMs,
+        wireBytes: exchangeReport.wireBytes,
+        fp32Bytes: exchangeReport.fp32Bytes,
+      };
+      totals.computeMs += report.computeMs;
+      totals.commMs += report.commMs;
+      totals.dataWaitMs += report.dataWaitMs;
+      totals.wireBytes += report.wireBytes;
+      totals.fp32Bytes += report.fp32Bytes;
+      options.onStep?.(report);
+      if (hashEvery > 0 && steps % hashEvery === 0) await replicas.verify(model, steps);
+      if (options.evalEvery && steps % options.evalEvery === 0 && steps < totalSteps) {
+        lastEval = await evaluateDistributed(model, data.test, ring, evalOptions);
+        options.onEval?.({ step: steps, trainSeconds: trainMs / 1000, evaluation: lastEval });
+        if (options.targetAccuracy !== undefined && lastEval.accuracy >= options.targetAccuracy) reached = { seconds: trainMs / 1000, step: steps };
+      }
+    }
+  } finally {
+    await batches.close();
+  }
+  const weightsHash = await replicas.verify(model, steps);
+  let test = reached ? lastEval : undefined;
+  if (!test && options.finalEvaluation !== false) {
+    test = await evaluateDistributed(model, data.test, ring, evalOptions);
+    if (!reached && options.targetAccuracy !== undefined && test.accuracy >= options.targetAccuracy) reached = { seconds: trainMs / 1000, step: steps };
+    options.onEval?.({ step: steps, trainSeconds: trainMs / 1000, evaluation: test });
+  }
+  const parameters = model.countParams();
+  if (!options.keepModel) model.dispose();
+  ctx.optimizer.dispose();
+  return {
+    steps,
+    trainSeconds: trainMs / 1000,
+    ...(test ? { test } : {}),
+    ...(reached ? { secondsToTarget: reached.seconds, stepsToTarget: reached.step } : {}),
+    weightsHash,
+    initialWeightsHash,
+    parameters,
+    totals,
+    ...(options.keepModel ? { model } : {}),
+  };
+}
