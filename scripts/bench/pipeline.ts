@@ -7,10 +7,12 @@
  *
  *   npm run bench:pipeline -- [--model mlp] [--stages 2,3] [--micro 1,2,4,8] [--batch 256] [--steps 6]
  *                             [--backend wasm] [--balance parameters|time|2,2] [--schedules gpipe,1f1b]
- *                             [--remat] [--out DIR]
+ *                             [--remat] [--rounds 3] [--out DIR]
  *
- * Each configuration trains `steps` mini-batches after one warm-up mini-batch (not counted). The
- * single-process baseline runs in this process before the pipelines, on the same backend and batches.
+ * Each configuration trains `steps` mini-batches after one warm-up mini-batch (not counted). A round
+ * measures the single-process baseline (in this process, same backend and batches) and then every
+ * pipeline; figures are medians over rounds (speed-ups: median of each round's ratio), so a change in
+ * machine load during the run hits baseline and pipelines alike.
  */
 import { spawn } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -44,6 +46,7 @@ const { values } = parseArgs({
     balance: { type: 'string', default: 'parameters' },
     schedules: { type: 'string', default: 'gpipe' },
     remat: { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '3' },
     out: { type: 'string' },
   },
 });
@@ -59,6 +62,7 @@ const stageCounts = integers(values.stages, 'stages');
 const microCounts = integers(values.micro, 'micro');
 const [batchSize] = integers(values.batch, 'batch');
 const [steps] = integers(values.steps, 'steps');
+const [rounds] = integers(values.rounds, 'rounds');
 const schedules = list(values.schedules) as ScheduleKind[];
 for (const schedule of schedules) if (!SCHEDULE_KINDS.includes(schedule)) throw new Error(`--schedules: unknown schedule '${schedule}' (${SCHEDULE_KINDS.join(', ')})`);
 if (!isBackendFlag(values.backend)) throw new Error(`--backend: unknown backend '${values.backend}'`);
@@ -94,78 +98,94 @@ async function singleProcessBaseline(): Promise<{ stepMs: number; samplesPerSeco
   return { stepMs, samplesPerSecond: (batchSize! * 1000) / stepMs };
 }
 
-interface Row {
+/** One configuration in one round. */
+interface Measurement {
   stages: number;
   balance: number[];
   run: PipelineRun;
   summary: BubbleSummary;
   samplesPerSecond: number;
   peakHeldMiB: number[];
+  /** CPU cores the stage processes used, and all other processes of the machine, during the run. */
   cores: number;
+  otherCores: number | undefined;
   trace: string;
 }
 
-async function benchStages(stages: number): Promise<Row[]> {
+async function benchStages(stages: number, round: number): Promise<Measurement[]> {
   const model = await createModel(values.model, { inputShape: [28, 28, 1], numClasses: 10, seed: SEED });
   const plan = planBalance(model, stages, values.balance, { batchSize: Math.max(1, Math.floor(batchSize! / 4)) });
   model.dispose();
   const runs: PipelineRun[] = schedules.flatMap((schedule) => microCounts.map((microBatches) => ({ microBatches, schedule, rematerialize: values.remat })));
-  const dir = path.join(outDir, `K${stages}`);
+  const dir = path.join(outDir, `round-${round}`, `K${stages}`);
   const job: PipelineJobInput = { model: values.model, seed: SEED, data: 'mnist', balance: plan.balance, batchSize, steps: steps! + 1, backend, runs, outDir: dir, receiveTimeoutMs: 120_000 };
-  console.error(`K=${stages}: balance [${plan.balance.join(', ')}] by ${plan.rule}; ${runs.length} configurations…`);
+  console.error(`round ${round}, K=${stages}: balance [${plan.balance.join(', ')}] by ${plan.rule}; ${runs.length} configurations…`);
   const outcomes = await launchStages({
     stages,
     timeoutMs: 30 * 60_000,
     spawn: (_place, env) =>
       spawn(process.execPath, ['--import', 'tsx', STAGE_PROGRAM], { env: { ...process.env, ...env, [PIPELINE_JOB_ENV]: JSON.stringify(job), RINGPIPE_LOG_LEVEL: 'warn' }, stdio: ['pipe', 'pipe', 'pipe'] }),
-    onReport: (place, kind, data) => {
-      if (kind === 'run' && place.stage === stages - 1) console.error(`  K=${stages} run ${(data as StageRunReport).run} done`);
-    },
   });
   const reports = outcomes.flatMap((o) => o.reports.filter((r) => r.kind === 'run').map((r) => r.data as StageRunReport));
-  const rows: Row[] = [];
+  const measurements: Measurement[] = [];
   for (const [index, run] of runs.entries()) {
     const timelines: TimelineData[] = [];
     for (let stage = 0; stage < stages; stage++) {
       timelines.push(JSON.parse(await readFile(`${stageFilePrefix(dir, index, stage, 0)}.timeline.json`, 'utf8')) as TimelineData);
     }
     const summary = summarizeBubble(timelines, { skipSteps: 1 });
-    const trace = path.join(outDir, `trace-K${stages}-${run.schedule}${run.rematerialize ? '-remat' : ''}-M${run.microBatches}.json`);
+    const trace = path.join(outDir, `round-${round}`, `trace-K${stages}-${run.schedule}${run.rematerialize ? '-remat' : ''}-M${run.microBatches}.json`);
     await writeFile(trace, JSON.stringify(toChromeTrace(timelines)));
     const runReports = reports.filter((r) => r.run === index).sort((a, b) => a.stage - b.stage);
-    rows.push({
+    const wallMs = Math.max(...runReports.map((r) => r.trainMs));
+    const ours = runReports.reduce((total, r) => total + r.cpuMs, 0);
+    const machine = runReports[0]?.machineCpuMs;
+    measurements.push({
       stages,
       balance: plan.balance,
       run,
       summary,
       samplesPerSecond: (batchSize! * 1000) / summary.stepMs,
       peakHeldMiB: runReports.map((r) => r.peakHeldBytes / 2 ** 20),
-      cores: runReports.reduce((total, r) => total + r.cpuMs, 0) / Math.max(...runReports.map((r) => r.trainMs)),
+      cores: ours / wallMs,
+      otherCores: machine === undefined ? undefined : Math.max(0, machine - ours) / wallMs,
       trace,
     });
   }
-  return rows;
+  return measurements;
+}
+
+/** A configuration over all rounds. */
+interface Row {
+  rounds: Measurement[];
+  /** Median over rounds of pipeline samples/s ÷ that round's one-process samples/s. */
+  speedup: number;
 }
 
 function table(baseline: { stepMs: number; samplesPerSecond: number }, rows: Row[]): string {
-  const header = ['K', 'M', 'schedule', 'step ms', 'samples/s', 'vs 1 proc', 'bubble', 'theory', 'idle ms/stage', 'compute ms/stage', 'held MiB/stage', 'cores'];
+  const header = ['K', 'M', 'schedule', 'step ms', 'samples/s', 'vs 1 proc', 'bubble', 'theory', 'idle ms/stage', 'compute ms/stage', 'held MiB/stage', 'cores', 'others'];
   const lines = [
-    ['1', '–', 'one process', baseline.stepMs.toFixed(1), baseline.samplesPerSecond.toFixed(0), '1.00×', '–', '–', '–', '–', '–', '–'],
+    ['1', '–', 'one process', baseline.stepMs.toFixed(1), baseline.samplesPerSecond.toFixed(0), '1.00×', '–', '–', '–', '–', '–', '–', '–'],
     ...rows.map((row) => {
-      const per = (f: (s: BubbleSummary['perStage'][number]) => number) => row.summary.perStage.map((s) => (f(s) / row.summary.steps).toFixed(0)).join(' / ');
+      const first = row.rounds[0]!;
+      const of = (f: (m: Measurement) => number) => median(row.rounds.map(f));
+      const perStage = (f: (s: BubbleSummary['perStage'][number]) => number) =>
+        first.summary.perStage.map((_, i) => of((m) => f(m.summary.perStage[i]!) / m.summary.steps).toFixed(0)).join(' / ');
+      const others = row.rounds.every((m) => m.otherCores !== undefined) ? of((m) => m.otherCores!).toFixed(2) : '?';
       return [
-        String(row.stages),
-        String(row.run.microBatches),
-        `${row.run.schedule}${row.run.rematerialize ? ' remat' : ''}`,
-        row.summary.stepMs.toFixed(1),
-        row.samplesPerSecond.toFixed(0),
-        `${(row.samplesPerSecond / baseline.samplesPerSecond).toFixed(2)}×`,
-        `${(row.summary.measured * 100).toFixed(1)}%`,
-        `${(row.summary.theoretical * 100).toFixed(1)}%`,
-        per((s) => s.idleMs),
-        per((s) => s.computeMs),
-        row.peakHeldMiB.map((m) => m.toFixed(1)).join(' / '),
-        row.cores.toFixed(2),
+        String(first.stages),
+        String(first.run.microBatches),
+        `${first.run.schedule}${first.run.rematerialize ? ' remat' : ''}`,
+        of((m) => m.summary.stepMs).toFixed(1),
+        of((m) => m.samplesPerSecond).toFixed(0),
+        `${row.speedup.toFixed(2)}×`,
+        `${(of((m) => m.summary.measured) * 100).toFixed(1)}%`,
+        `${(first.summary.theoretical * 100).toFixed(1)}%`,
+        perStage((s) => s.idleMs),
+        perStage((s) => s.computeMs),
+        first.peakHeldMiB.map((m) => m.toFixed(1)).join(' / '),
+        of((m) => m.cores).toFixed(2),
+        others,
       ];
     }),
   ];
@@ -178,29 +198,39 @@ async function main(): Promise<void> {
   await mkdir(outDir, { recursive: true });
   const selection = await selectBackend({ force: backend });
   const loadAtStart = os.loadavg()[0]!;
-  console.error(`model ${values.model}, batch ${batchSize}, ${steps} timed steps after 1 warm-up, backend ${selection.flag}, ${os.cpus().length} cores, load ${loadAtStart.toFixed(1)}`);
-  // Measured before and after the pipelines, so a change in machine load shows.
-  const before = await singleProcessBaseline();
-  console.error(`one process: ${before.stepMs.toFixed(1)} ms/step, ${before.samplesPerSecond.toFixed(0)} samples/s`);
-  const rows: Row[] = [];
-  for (const stages of stageCounts) rows.push(...(await benchStages(stages)));
-  const after = await singleProcessBaseline();
-  console.error(`one process again: ${after.stepMs.toFixed(1)} ms/step, ${after.samplesPerSecond.toFixed(0)} samples/s`);
-  const stepMs = (before.stepMs + after.stepMs) / 2;
-  const baseline = { stepMs, samplesPerSecond: (batchSize! * 1000) / stepMs, before, after };
+  console.error(`model ${values.model}, batch ${batchSize}, ${steps} timed steps after 1 warm-up, ${rounds} rounds, backend ${selection.flag}, ${os.cpus().length} cores, load ${loadAtStart.toFixed(1)}`);
+  const baselines: { stepMs: number; samplesPerSecond: number }[] = [];
+  const measured = new Map<string, { measurements: Measurement[]; ratios: number[] }>();
+  for (let round = 1; round <= rounds!; round++) {
+    const baseline = await singleProcessBaseline();
+    baselines.push(baseline);
+    console.error(`round ${round}, one process: ${baseline.stepMs.toFixed(1)} ms/step, ${baseline.samplesPerSecond.toFixed(0)} samples/s`);
+    for (const stages of stageCounts) {
+      for (const m of await benchStages(stages, round)) {
+        const key = `${m.stages}/${m.run.schedule}/${m.run.rematerialize}/${m.run.microBatches}`;
+        const entry = measured.get(key) ?? { measurements: [], ratios: [] };
+        entry.measurements.push(m);
+        entry.ratios.push(m.samplesPerSecond / baseline.samplesPerSecond);
+        measured.set(key, entry);
+      }
+    }
+  }
+  const rows: Row[] = [...measured.values()].map((entry) => ({ rounds: entry.measurements, speedup: median(entry.ratios) }));
+  const baselineStepMs = median(baselines.map((b) => b.stepMs));
+  const baseline = { stepMs: baselineStepMs, samplesPerSecond: (batchSize! * 1000) / baselineStepMs };
   const loadAtEnd = os.loadavg()[0]!;
   const command = `npm run bench:pipeline -- ${process.argv.slice(2).join(' ')}`.trim();
   console.log(`\n${command}`);
-  console.log(`model ${values.model}, mini-batch ${batchSize}, backend ${selection.flag}, ${steps} timed steps after 1 warm-up; ${os.cpus().length} cores, load average ${loadAtStart.toFixed(1)} at start, ${loadAtEnd.toFixed(1)} at end`);
-  console.log(`one process: ${before.stepMs.toFixed(1)} ms/step before the pipelines, ${after.stepMs.toFixed(1)} after (the mean is the baseline)`);
-  for (const stages of stageCounts) console.log(`K=${stages}: balance [${rows.find((r) => r.stages === stages)!.balance.join(', ')}] by ${values.balance}`);
+  console.log(`model ${values.model}, mini-batch ${batchSize}, backend ${selection.flag}, ${steps} timed steps after 1 warm-up, medians of ${rounds} rounds; ${os.cpus().length} cores, load average ${loadAtStart.toFixed(1)} at start, ${loadAtEnd.toFixed(1)} at end`);
+  console.log(`one process per round (ms/step): ${baselines.map((b) => b.stepMs.toFixed(1)).join(', ')}`);
+  for (const stages of stageCounts) console.log(`K=${stages}: balance [${rows.find((r) => r.rounds[0]!.stages === stages)!.rounds[0]!.balance.join(', ')}] by ${values.balance}`);
   console.log(`\n${table(baseline, rows)}\n`);
-  console.log('bubble: idle ÷ step time, mean over stages (idle = waiting for a neighbour\'s activations or gradients, or for sends to drain); theory: (K − 1)/(M + K − 1).');
-  console.log('cores: CPU time of all stage processes ÷ wall time of the run.');
-  console.log(`Chrome traces (chrome://tracing, ui.perfetto.dev) and summary.json in ${outDir}`);
+  console.log("bubble: idle ÷ step time, mean over stages (idle = waiting for a neighbour's activations or gradients, or for sends to drain); theory: (K − 1)/(M + K − 1).");
+  console.log('cores: CPU time of the stage processes ÷ wall time of the run; others: CPU cores all other processes of the machine used meanwhile.');
+  console.log(`Chrome traces (chrome://tracing, ui.perfetto.dev) per round and configuration, and summary.json, in ${outDir}`);
   await writeFile(
     path.join(outDir, 'summary.json'),
-    JSON.stringify({ command, model: values.model, batchSize, steps, backend: selection.flag, loadAtStart, loadAtEnd, baseline, rows }, null, 2),
+    JSON.stringify({ command, model: values.model, batchSize, steps, rounds, backend: selection.flag, loadAtStart, loadAtEnd, baselines, rows }, null, 2),
   );
 }
 

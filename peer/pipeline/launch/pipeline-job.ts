@@ -57,6 +57,8 @@ export interface StageRunReport {
   trainMs: number;
   /** CPU time this process used during the run (user + system). */
   cpuMs: number;
+  /** CPU time the whole machine used during the run, all processes (Linux /proc/stat; absent elsewhere). */
+  machineCpuMs?: number;
   steps: number;
   weightsFile?: string;
   timelineFile?: string;

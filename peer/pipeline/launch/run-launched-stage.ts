@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { EpochBatches, type Batch } from '../../../shared/data/epoch-batches.js';
 import { loadMnist, type ImageDataset } from '../../../shared/data/mnist.js';
@@ -45,6 +46,7 @@ export async function runLaunchedStage(job: PipelineJob, options: { cluster: str
       const timeline = new Timeline({ stage: index, stages, replica, microBatches: settings.microBatches, schedule: settings.schedule });
       const started = performance.now();
       const cpuBefore = process.cpuUsage();
+      const machineBefore = machineBusyMs();
       const result = await runPipelineStage({
         stage,
         stages,
@@ -62,6 +64,7 @@ export async function runLaunchedStage(job: PipelineJob, options: { cluster: str
       });
       const trainMs = performance.now() - started;
       const cpu = process.cpuUsage(cpuBefore);
+      const machineAfter = machineBusyMs();
       const report: StageRunReport = {
         run,
         stage: index,
@@ -72,6 +75,7 @@ export async function runLaunchedStage(job: PipelineJob, options: { cluster: str
         peakHeldBytes: result.peakHeldBytes,
         trainMs,
         cpuMs: (cpu.user + cpu.system) / 1000,
+        ...(machineBefore !== undefined && machineAfter !== undefined ? { machineCpuMs: machineAfter - machineBefore } : {}),
         steps: result.steps,
       };
       if (job.outDir) {
@@ -94,6 +98,18 @@ export async function runLaunchedStage(job: PipelineJob, options: { cluster: str
   }
   if (collective) await replicasFinished(collective);
   await launched.close();
+}
+
+/** Busy CPU time of the whole machine so far (all cores, all processes), from /proc/stat. */
+function machineBusyMs(): number | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, , , irq, softirq, steal] = fields;
+    // USER_HZ is 100 on Linux: one tick is 10 ms.
+    return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) * 10;
+  } catch {
+    return undefined;
+  }
 }
 
 async function loadData(job: PipelineJob): Promise<ImageDataset> {
