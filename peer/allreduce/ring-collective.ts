@@ -20,6 +20,12 @@ export interface AllReduceOptions {
   op?: ReduceOp;
   /** How chunks travel; default float32 as is. */
   codec?: WireCodec;
+  /**
+   * Error feedback for lossy codecs: what the codec drops from the values this rank sends (its
+   * partial sums) and from the segment it finishes is added here, element by element (same length
+   * as the buffer). Added to the next reduction's input, it makes the losses cancel over steps.
+   */
+  residual?: Float32Array;
 }
 
 export interface CollectiveStats extends StreamStats {
@@ -93,6 +99,18 @@ export class RingCollective {
     const op = options.op ?? 'sum';
     const codec = options.codec ?? this.float32;
     const n = this.worldSize;
+    const residual = options.residual;
+    if (residual && residual.length !== buffer.length) {
+      return Promise.reject(new RingError('usage', `residual has ${residual.length} elements, the buffer ${buffer.length}`));
+    }
+    /** Rounds `region` as the codec will, adding what rounding dropped to the residual. */
+    const roundKeepingError = (region: Region): void => {
+      const values = buffer.subarray(region.start, region.end);
+      if (!residual) return codec.roundTrip(values);
+      const exact = values.slice();
+      codec.roundTrip(values);
+      for (let i = 0; i < values.length; i++) residual[region.start + i] = residual[region.start + i]! + (exact[i]! - values[i]!);
+    };
     return this.run('allReduce', buffer, codec, () =>
       allReducePlan({
         rank: this.rank,
@@ -100,10 +118,10 @@ export class RingCollective {
         length: buffer.length,
         chunkElements: this.chunkElements,
         finishSegment: (region) => {
-          const segment = buffer.subarray(region.start, region.end);
-          if (op === 'mean') scaleInPlace(segment, 1 / n);
-          codec.roundTrip(segment);
+          if (op === 'mean') scaleInPlace(buffer.subarray(region.start, region.end), 1 / n);
+          roundKeepingError(region);
         },
+        ...(residual && codec.needsScratch ? { beforePartialSend: roundKeepingError } : {}),
       }),
     );
   }

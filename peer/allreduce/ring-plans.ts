@@ -18,6 +18,8 @@ export function allReducePlan(args: {
   chunkElements: number;
   /** Runs on the segment this rank finishes reducing, before it is shared (averaging, rounding). */
   finishSegment: (region: Region) => void;
+  /** Runs before a partial sum (a reduce-scatter chunk) is encoded and sent. */
+  beforePartialSend?: (region: Region) => void;
 }): StreamPlan {
   const { rank, worldSize: n, length } = args;
   const chunks = chunksPerSegment(length, n, args.chunkElements);
@@ -34,6 +36,13 @@ export function allReducePlan(args: {
     afterReceive: (frame, received) => {
       if (stepOf(frame) === n - 2) args.finishSegment(received);
     },
+    ...(args.beforePartialSend
+      ? {
+          beforeSend: (frame: number, sent: Region) => {
+            if (stepOf(frame) < n - 1) args.beforePartialSend!(sent);
+          },
+        }
+      : {}),
   };
 }
 

@@ -17,6 +17,8 @@ export interface StreamPlan {
   sendAfterReceived(frame: number): number;
   receiveRegion(frame: number): Region;
   receiveMode(frame: number): 'add' | 'copy';
+  /** Runs right before `region` is encoded and sent as `frame`. */
+  beforeSend?(frame: number, region: Region): void;
   /** Runs right after a received frame has been applied to `region`. */
   afterReceive?(frame: number, region: Region): void;
 }
@@ -84,6 +86,7 @@ async function sendLoop(
     if (applied.value < needed) await applied.reach(needed);
     if (inFlight.length >= options.maxInFlight) await inFlight.shift();
     const region = plan.sendRegion(frame);
+    plan.beforeSend?.(frame, region);
     const values = buffer.subarray(region.start, region.end);
     const scratch = options.codec.needsScratch ? freeScratch.pop() : undefined;
     if (options.codec.needsScratch && !scratch) throw new RingError('usage', 'internal: no free scratch buffer for an encoded send');

@@ -5,10 +5,9 @@ import { ringWireBytes, type GradientReducer, type ReduceStats } from './gradien
 
 /**
  * `--compress fp16`: half the bytes on the wire, sums still accumulated in float32. Error feedback:
- * this rank's own contribution is rounded to half precision before it leaves, and what the rounding
- * dropped is added to the next step's gradient instead of being lost. (The partial sums forwarded
- * around the ring are rounded again at each hop; that error is ~2⁻¹¹ relative per hop and is not
- * fed back, as in NCCL/Horovod fp16 compression.)
+ * whatever half-precision rounding drops anywhere in the ring — this rank's own contribution, the
+ * partial sums it forwards, the finished segment it shares — is kept in this rank's residual and
+ * added to its next gradient, so over steps the rounding errors cancel instead of accumulating.
  */
 export class Fp16Reducer implements GradientReducer {
   readonly name = 'fp16';
@@ -21,12 +20,10 @@ export class Fp16Reducer implements GradientReducer {
     if (!this.residual || this.residual.length !== buffer.length) this.residual = new Float32Array(buffer.length);
     const values = buffer.subarray(region.start, region.end);
     const residual = this.residual.subarray(region.start, region.end);
-    // values += residual; residual = values − half(values); values = half(values)
+    // Last step's losses go back in; the ring records this step's (starting from zero).
     for (let i = 0; i < values.length; i++) values[i] = values[i]! + residual[i]!;
-    residual.set(values);
-    this.codec.roundTrip(values);
-    for (let i = 0; i < values.length; i++) residual[i] = residual[i]! - values[i]!;
-    await ring.allReduce(values, { op: 'sum', codec: this.codec });
+    residual.fill(0);
+    await ring.allReduce(values, { op: 'sum', codec: this.codec, residual });
     const elements = region.end - region.start;
     return { wireBytes: ringWireBytes(elements, 2, ring.worldSize), fp32Bytes: ringWireBytes(elements, 4, ring.worldSize) };
   }
