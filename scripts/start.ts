@@ -71,6 +71,7 @@ async function main(argv: string[]): Promise<number> {
   };
 
   let totalSteps = 0;
+  let newestCheckpoint: string | undefined;
   const coordinator = new ManagedChild({
     name: 'coordinator',
     script: path.join(SCRIPTS, 'coordinator.ts'),
@@ -85,7 +86,9 @@ async function main(argv: string[]): Promise<number> {
     logFile: path.join(logDir, 'coordinator.log'),
     onLine(line) {
       const training = /^training (\d+) steps/.exec(line);
+      const checkpoint = /^newest checkpoint (\S+)/.exec(line);
       if (training) totalSteps = Number(training[1]);
+      else if (checkpoint) newestCheckpoint = checkpoint[1];
       else if (!line.startsWith('coordinator listening')) process.stdout.write(`${line}\n`);
     },
   });
@@ -104,10 +107,14 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', onInterrupt);
 
   let progress: Progress | undefined;
+  let previous: { step: number; time: number } | undefined;
   const stopFollowing = followMetrics(path.join(runDir, 'metrics.jsonl'), (point) => {
     if (totalSteps === 0) return;
     progress ??= createProgress(totalSteps, 'cluster', (fields) => log.info(fields, 'progress'));
-    progress.update(point.step, { loss: point.loss.toFixed(4), speed: '-' });
+    const time = Date.parse(point.time);
+    const speed = previous && time > previous.time ? Math.round(((point.step - previous.step) * point.samples * 1000) / (time - previous.time)) : '-';
+    if (!previous || time - previous.time >= 1_000) previous = { step: point.step, time };
+    progress.update(point.step, { loss: point.loss.toFixed(4), speed });
   });
   try {
     const [, host, port] = await coordinator.waitForLine(/^coordinator listening on (.+):(\d+) /, LISTEN_TIMEOUT_MS);
@@ -134,10 +141,18 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`finished in ${seconds.toFixed(1)} s (wall clock, including start-up)\n`);
       return 0;
     }
+    if (interrupted > 0) {
+      process.stdout.write(`stopped after ${seconds.toFixed(1)} s${newestCheckpoint ? `; newest checkpoint ${newestCheckpoint}` : ''}\n`);
+      if (newestCheckpoint) {
+        process.stdout.write(`to continue from it: npm run coordinator -- --run-dir ${runDir} --min-peers ${peers} --max-peers ${peers}${values.job ? ` --job ${values.job}` : ''}${values['max-steps'] ? ` --max-steps ${values['max-steps']}` : ''}${values.epochs ? ` --epochs ${values.epochs}` : ''}, then npm run peer (${peers}×)\n`);
+      }
+      return 130;
+    }
     const failedPeers = children.slice(1).filter((child) => child.exitInfo && child.exitInfo.code !== 0 && child.exitInfo.code !== null);
     for (const child of failedPeers) process.stderr.write(`${child.name} ${describeExit(child.exitInfo!)}; see ${path.join(logDir, `${child.name}.log`)}\n`);
+    if (newestCheckpoint) process.stderr.write(`newest checkpoint ${newestCheckpoint}\n`);
     process.stderr.write(`the coordinator ${describeExit(exit)} after ${seconds.toFixed(1)} s; logs in ${logDir}\n`);
-    return interrupted > 0 ? 130 : (exit.code ?? 1);
+    return exit.code ?? 1;
   } finally {
     await stopFollowing();
     progress?.stop();
