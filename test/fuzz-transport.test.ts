@@ -9,13 +9,14 @@ import { Packr } from 'msgpackr';
 import { afterAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { createLogger } from '../shared/log/logger.js';
-import { computeProof, newNonce } from '../shared/transport/auth/proof.js';
+import { newNonce } from '../shared/transport/auth/proof.js';
 import { connect, PROTOCOL_VERSION, type Link } from '../shared/transport/index.js';
-import { sessionMessages, type Introduction } from '../shared/transport/messages/session-messages.js';
-import { decodeControlBody, encodeControlFrame } from '../shared/transport/wire/control-codec.js';
+import type { Introduction } from '../shared/transport/messages/session-messages.js';
+import { encodeControlFrame } from '../shared/transport/wire/control-codec.js';
 import { FrameKind } from '../shared/transport/wire/frame-prefix.js';
 import { encodeTensorHeader } from '../shared/transport/wire/tensor-header.js';
 import { TEST_CLUSTER, TEST_SECRET, testMessages, type TestMessage } from './fixtures/transport-messages.js';
+import { rawWsClient } from './fixtures/transport-raw-client.js';
 import { spawnFixture, type FixtureProcess } from './fixtures/transport-spawn.js';
 
 const MAX_TENSOR = 64 * 1024;
@@ -172,43 +173,6 @@ function intro(type: 'hello'): Introduction {
   return { type, protocolVersion: PROTOCOL_VERSION, cluster: TEST_CLUSTER, nodeId: 'fuzzer', role: 'fuzzer', nonce: newNonce(), secured: true, receiveWindow: 1 << 20 };
 }
 
-function nextBinary(ws: WebSocket, timeoutMs: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no message in time')), timeoutMs);
-    ws.once('message', (data) => {
-      clearTimeout(timer);
-      resolve(data as Buffer);
-    });
-    ws.once('close', () => reject(new Error('closed')));
-  });
-}
-
-/** A raw WebSocket client that can do our handshake by hand and then misbehave. */
-async function hostileConnection(port: number, authenticate: boolean): Promise<WebSocket> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/ringpipe`, {
-    perMessageDeflate: false,
-    generateMask: (mask) => void mask.fill(0),
-    maxPayload: 1 << 20,
-    handshakeTimeout: 5_000,
-  });
-  ws.on('error', () => undefined); // resets are expected: the listener hangs up on us
-  await new Promise((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('close', () => reject(new Error('closed before open')));
-  });
-  if (authenticate) {
-    const hello = intro('hello');
-    const challengeFrame = nextBinary(ws, 5_000);
-    ws.send(encodeControlFrame(FrameKind.session, PROTOCOL_VERSION, hello, 1 << 20));
-    const challenge = sessionMessages.parse(decodeControlBody(await challengeFrame, 1 << 20)) as Introduction;
-    const welcome = nextBinary(ws, 5_000);
-    ws.send(encodeControlFrame(FrameKind.session, PROTOCOL_VERSION, { type: 'proof', mac: computeProof(Buffer.from(TEST_SECRET), 'dialer', hello, challenge) }, 1 << 20));
-    const answer = sessionMessages.parse(decodeControlBody(await welcome, 1 << 20));
-    if (answer.type !== 'welcome') throw new Error(`handshake failed: ${JSON.stringify(answer)}`);
-  }
-  return ws;
-}
-
 function throwAt(ws: WebSocket, hostile: Hostile): void {
   if (ws.readyState !== WebSocket.OPEN) return;
   switch (hostile.kind) {
@@ -230,7 +194,7 @@ function throwAt(ws: WebSocket, hostile: Hostile): void {
 async function fuzzOnce(port: number, authenticate: boolean): Promise<number> {
   let ws: WebSocket;
   try {
-    ws = await hostileConnection(port, authenticate);
+    ws = await rawWsClient(port, authenticate);
   } catch (error) {
     const reason = (error as Error).message.slice(0, 60);
     refusedConnections.set(reason, (refusedConnections.get(reason) ?? 0) + 1);

@@ -163,3 +163,25 @@ describe('tensor inbox', () => {
     await expect(next).rejects.toThrow('link closed');
   });
 });
+
+describe('tensor framing on the send side', () => {
+  it('produces exactly the two fragments the reader expects, masked and unmasked, at every length class', async () => {
+    const { encodeTensorFramePrefix } = await import('../shared/transport/wire/ws-tensor-framing.js');
+    for (const masked of [false, true]) {
+      for (const elements of [0, 31, 32, 16_383, 16_384, 70_000]) {
+        const h: TensorHeader = { epoch: 9, step: 8, tensorId: 7, offset: 0, length: elements, totalLength: elements, dtype: 'float32' };
+        const data = Uint8Array.from({ length: elements * 4 }, (_, i) => i % 249);
+        const headerBytes = encodeTensorHeader(h, 1);
+        const wire = Buffer.concat([encodeTensorFramePrefix(headerBytes, data.length, masked), data]);
+        expect(wire).toEqual(Buffer.concat([
+          wsFrame(Opcode.binary, false, headerBytes, masked ? new Uint8Array(4) : undefined),
+          wsFrame(Opcode.continuation, true, data, masked ? new Uint8Array(4) : undefined),
+        ]));
+        const { push, received } = reader(masked);
+        push(wire);
+        expect(received.tensors[0]?.header).toEqual(h);
+        expect(Buffer.compare(received.tensors[0]?.data as Uint8Array, data)).toBe(0);
+      }
+    }
+  });
+});

@@ -7,6 +7,7 @@ import { maxMessageBytes, type TransportLimits } from '../limits.js';
 import type { SessionMessage } from '../messages/session-messages.js';
 import { encodeControlFrame } from '../wire/control-codec.js';
 import { FrameKind } from '../wire/frame-prefix.js';
+import { encodeTensorFramePrefix } from '../wire/ws-tensor-framing.js';
 import type { TensorHeader } from '../wire/tensor-header.js';
 
 import { CloseCode, truncateCloseReason, type LinkCloseInfo } from './close-info.js';
@@ -48,6 +49,8 @@ export class WireEndpoint {
   private preAuthBytes = 0;
   private endInfo: LinkCloseInfo | undefined;
   private readonly parser: WsFrameParser;
+  /** Clients mask their frames (with a zero key), servers must not. */
+  private readonly masksFrames: boolean;
 
   constructor(
     readonly ws: WebSocket,
@@ -66,6 +69,7 @@ export class WireEndpoint {
       this.messageSink(),
     );
     this.parser = new WsFrameParser({ expectMasked: isServerSide, maxFramePayload: maxMessage }, assembler);
+    this.masksFrames = !isServerSide;
     takeOverSocketReads(socket, (chunk) => this.onData(chunk));
     ws.on('error', (error) => this.onSocketError(error));
     ws.on('close', () => this.onSocketClosed());
@@ -100,19 +104,21 @@ export class WireEndpoint {
   }
 
   /**
-   * Header and payload go out as two fragments of one WebSocket message, so the payload is written
-   * straight from the caller's memory (zero mask, no concat). Both sends happen in the same tick, so
-   * no other message can slip between the fragments, and under one cork, so they leave in a single
-   * writev instead of a tiny header segment followed by the payload.
+   * Header and payload go out as two fragments of one WebSocket message, framed by us in a single
+   * prefix buffer (see ws-tensor-framing.ts) and written under one cork: one writev, the payload
+   * straight from the caller's memory. ws's sender is bypassed only for these frames; it writes
+   * synchronously (no compression), so nothing of its own can be half-written in between.
    */
   sendTensor(header: Buffer, payload: Uint8Array, onWritten: (error?: Error) => void): void {
-    this.socket.cork();
-    try {
-      this.ws.send(header, { binary: true, fin: false });
-      this.ws.send(payload, { binary: true, fin: true }, onWritten);
-    } finally {
-      this.socket.uncork();
+    if (this.ws.readyState !== this.ws.OPEN) {
+      onWritten(new Error('the link is closing'));
+      return;
     }
+    const prefix = encodeTensorFramePrefix(header, payload.length, this.masksFrames);
+    this.socket.cork();
+    this.socket.write(prefix);
+    this.socket.write(payload, (error?: Error | null) => onWritten(error ?? undefined));
+    this.socket.uncork();
   }
 
   sendPing(): void {
