@@ -96,7 +96,11 @@ export async function trainDataParallel(job: TrainingJob, options: DataParallelO
   const reducer = createReducer(options.compression ?? 'none', layout, { seed: job.seed, ...(options.powerSgdRank ? { powerSgdRank: options.powerSgdRank } : {}) });
   let share = 1;
   let exchangeReport: ExchangeReport = { ms: 0, wireBytes: 0, fp32Bytes: 0 };
-  const exchange = createGradientExchange({ ring, fusion, reducer, share: () => share, onReport: (r) => (exchangeReport = r) });
+  // A ring of one with nothing to compress has nothing to exchange: plain local training, no overhead.
+  const exchange =
+    ring.worldSize === 1 && reducer.name === 'none'
+      ? undefined
+      : createGradientExchange({ ring, fusion, reducer, share: () => share, onReport: (r) => (exchangeReport = r) });
   const replicas = new ReplicaCheck(ring);
   // Also proves the broadcast worked: every replica starts from the same bits.
   const initialWeightsHash = await replicas.verify(model, 0);

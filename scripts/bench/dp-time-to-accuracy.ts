@@ -1,0 +1,157 @@
+/**
+ * `npm run bench:dp -- [flags]`: time to a target MNIST test accuracy, one process versus N
+ * data-parallel replicas on this machine, in the same run (interleaved, median of --runs). Both go
+ * through the same trainer (one process = a ring of one) and follow the same trajectory (same global
+ * batch and seed), so they reach the target at the same step; the clock excludes evaluations.
+ * Also prints where a step's time goes (compute, exposed communication, data wait).
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { parseArgs } from 'node:util';
+import { launchRing } from '../../peer/allreduce/launch/launch-ring.js';
+import { isCompression } from '../../peer/compression/create-reducer.js';
+import type { DataParallelResult, DataParallelStepReport } from '../../peer/data-parallel/dp-trainer.js';
+import { median } from './allreduce-table.js';
+import type { DpWorkerConfig } from './dp-worker.js';
+
+const WORKER = path.join(import.meta.dirname, 'dp-worker.ts');
+
+const HELP = `Usage: npm run bench:dp -- [flags]
+
+  --peers N          data-parallel replicas to compare with one process      [2]
+  --runs R           runs of each; the table shows the median                 [1]
+  --target X         test accuracy to reach                                   [0.97]
+  --model NAME       zoo model                                                [mlp]
+  --batch-size N     global batch                                             [128]
+  --lr X             learning rate (adam)                                     [0.001]
+  --epochs E         give up after E epochs                                   [3]
+  --eval-every K     evaluate every K steps (not counted as training time)    [50]
+  --compress C       none | fp16 | powersgd                                   [none]
+  --data-plane P     tcp-threaded | tcp | link                                [tcp-threaded]
+  --backend B        tensor backend of every process                          [wasm]`;
+
+interface RunResult {
+  peers: number;
+  result: DataParallelResult;
+  steps: DataParallelStepReport[];
+}
+
+async function runOnce(peers: number, config: DpWorkerConfig): Promise<RunResult> {
+  const steps: DataParallelStepReport[] = [];
+  const outcomes = await launchRing({
+    worldSize: peers,
+    timeoutMs: 3_600_000,
+    spawn: (_rank, env) =>
+      spawn(process.execPath, ['--import', 'tsx', WORKER], {
+        env: { ...process.env, ...env, RINGPIPE_DP_CONFIG: JSON.stringify(config), RINGPIPE_LOG_LEVEL: 'warn', RINGPIPE_LOG_FORMAT: 'json' },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      }),
+    onReport: (rank, kind, data) => {
+      if (kind === 'step') steps.push(data as DataParallelStepReport);
+      if (kind === 'eval') {
+        const e = data as { step: number; trainSeconds: number; evaluation: { accuracy: number } };
+        process.stderr.write(`  ${peers} peer(s): step ${e.step}, ${e.trainSeconds.toFixed(1)} s, test accuracy ${(e.evaluation.accuracy * 100).toFixed(2)}%\n`);
+      }
+      void rank;
+    },
+  });
+  const result = outcomes[0]!.reports.find((r) => r.kind === 'result')?.data as DataParallelResult;
+  return { peers, result, steps };
+}
+
+function stepBreakdown(steps: DataParallelStepReport[]): { compute: number; comm: number; dataWait: number; total: number } {
+  // The first steps include warm-up (kernel compilation, fresh buffers): leave them out.
+  const steady = steps.slice(Math.min(10, Math.floor(steps.length / 5)));
+  const mean = (f: (s: DataParallelStepReport) => number) => steady.reduce((sum, s) => sum + f(s), 0) / Math.max(1, steady.length);
+  const compute = mean((s) => s.computeMs);
+  const comm = mean((s) => s.commMs);
+  const dataWait = mean((s) => s.dataWaitMs);
+  return { compute, comm, dataWait, total: compute + comm + dataWait };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      peers: { type: 'string' },
+      runs: { type: 'string' },
+      target: { type: 'string' },
+      model: { type: 'string' },
+      'batch-size': { type: 'string' },
+      lr: { type: 'string' },
+      epochs: { type: 'string' },
+      'eval-every': { type: 'string' },
+      compress: { type: 'string' },
+      'data-plane': { type: 'string' },
+      backend: { type: 'string' },
+      help: { type: 'boolean' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  const peers = Number(values.peers ?? 2);
+  const runs = Number(values.runs ?? 1);
+  const target = Number(values.target ?? 0.97);
+  const compression = values.compress ?? 'none';
+  if (!isCompression(compression)) throw new Error(`--compress must be none, fp16 or powersgd, got '${compression}'`);
+  const config: DpWorkerConfig = {
+    job: {
+      model: values.model ?? 'mlp',
+      batchSize: Number(values['batch-size'] ?? 128),
+      learningRate: Number(values.lr ?? 0.001),
+      epochs: Number(values.epochs ?? 3),
+      optimizer: 'adam',
+      seed: 42,
+      backend: (values.backend ?? 'wasm') as 'wasm',
+    },
+    compression,
+    dataPlane: (values['data-plane'] ?? 'tcp-threaded') as DpWorkerConfig['dataPlane'],
+    evalEvery: Number(values['eval-every'] ?? 50),
+    targetAccuracy: target,
+    hashEvery: 50,
+  };
+  const loadBefore = os.loadavg();
+  const single: RunResult[] = [];
+  const parallel: RunResult[] = [];
+  for (let run = 0; run < runs; run++) {
+    process.stderr.write(`run ${run + 1}/${runs}: 1 process\n`);
+    single.push(await runOnce(1, config));
+    process.stderr.write(`run ${run + 1}/${runs}: ${peers} processes\n`);
+    parallel.push(await runOnce(peers, { ...config, compression }));
+  }
+  const loadAfter = os.loadavg();
+  const row = (label: string, results: RunResult[]) => {
+    const seconds = results.map((r) => r.result.secondsToTarget ?? NaN);
+    const b = stepBreakdown(results[0]!.steps);
+    const reached = results.every((r) => r.result.secondsToTarget !== undefined);
+    return {
+      label,
+      seconds: median(seconds),
+      text: `| ${label} | ${reached ? median(seconds).toFixed(1) : 'not reached'} | ${results.map((r) => r.result.stepsToTarget ?? '–').join(', ')} | ${results.map((r) => ((r.result.test?.accuracy ?? NaN) * 100).toFixed(2)).join(', ')} | ${b.compute.toFixed(1)} | ${b.comm.toFixed(1)} | ${b.dataWait.toFixed(1)} | ${((results[0]!.result.totals.wireBytes / Math.max(1, results[0]!.result.steps)) / 1024).toFixed(0)} |`,
+    };
+  };
+  const one = row('1 process', single);
+  const many = row(`${peers} processes (${compression})`, parallel);
+  process.stdout.write(
+    `\n### Time to ${(target * 100).toFixed(1)}% MNIST test accuracy: ${config.job.model}, global batch ${config.job.batchSize}, adam lr ${config.job.learningRate}, backend ${config.job.backend}, data plane ${config.dataPlane}\n\n` +
+      `median of ${runs} run(s) each, interleaved; evaluation every ${config.evalEvery} steps, not counted; load average ${loadBefore[0]!.toFixed(2)} before, ${loadAfter[0]!.toFixed(2)} after (${os.cpus().length} cores)\n\n` +
+      `| run | seconds to target | steps to target | final test accuracy % | compute ms/step | exposed comm ms/step | data wait ms/step | KiB sent/step |\n|---|--:|--:|--:|--:|--:|--:|--:|\n` +
+      `${one.text}\n${many.text}\n\n` +
+      `ratio ${peers} processes / 1 process: ${(many.seconds / one.seconds).toFixed(3)} (target ≤ 0.65)\n`,
+  );
+  return 0;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}

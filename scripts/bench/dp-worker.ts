@@ -1,0 +1,61 @@
+/**
+ * One replica of a data-parallel run started by a launcher (scripts/bench/dp-time-to-accuracy.ts):
+ * joins the ring, trains with trainDataParallel and reports every step, every evaluation and the
+ * result to the launcher. Config in RINGPIPE_DP_CONFIG (JSON).
+ */
+import { joinRingFromLauncher, rankFromEnv, reportToLauncher, tellLauncher } from '../../peer/allreduce/launch/join-from-launcher.js';
+import { RingCollective } from '../../peer/allreduce/ring-collective.js';
+import type { DataPlane } from '../../peer/allreduce/ring-setup.js';
+import type { Compression } from '../../peer/compression/create-reducer.js';
+import { trainDataParallel } from '../../peer/data-parallel/dp-trainer.js';
+import { loadMnist } from '../../shared/data/mnist.js';
+import { describeSelection, selectBackend } from '../../shared/engine/select-backend.js';
+import { parseTrainingJob, type TrainingJobInput } from '../../shared/job/schema.js';
+import { createLogger } from '../../shared/log/logger.js';
+
+export interface DpWorkerConfig {
+  job: TrainingJobInput;
+  compression: Compression;
+  dataPlane: DataPlane;
+  evalEvery: number;
+  targetAccuracy?: number;
+  hashEvery: number;
+}
+
+async function main(): Promise<void> {
+  const log = createLogger('dp');
+  const config = JSON.parse(process.env.RINGPIPE_DP_CONFIG ?? '') as DpWorkerConfig;
+  const job = parseTrainingJob(config.job, 'RINGPIPE_DP_CONFIG job');
+  const { rank, worldSize } = rankFromEnv();
+  const selection = await selectBackend(job.backend === 'auto' ? {} : { force: job.backend });
+  log.debug(describeSelection(selection), `tensor backend: ${selection.flag}`);
+  const [train, test] = await Promise.all([loadMnist('train'), loadMnist('test')]);
+  const ring = await joinRingFromLauncher({ cluster: 'dp' }, { timeoutMs: 60_000, dataPlane: config.dataPlane });
+  const collective = new RingCollective(ring.membership, { timeoutMs: 120_000 });
+  const result = await trainDataParallel(job, {
+    ring: collective,
+    data: { train, test },
+    compression: config.compression,
+    evalEvery: config.evalEvery,
+    hashEvery: config.hashEvery,
+    ...(config.targetAccuracy !== undefined ? { targetAccuracy: config.targetAccuracy } : {}),
+    onStep: (step) => {
+      if (rank === 0) reportToLauncher('step', step);
+    },
+    onEval: (evaluation) => {
+      if (rank === 0) reportToLauncher('eval', evaluation);
+    },
+  });
+  log.debug({ rank, worldSize, ...result }, 'done');
+  reportToLauncher('result', { ...result, backend: selection.flag });
+  await ring.close();
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    tellLauncher({ ringpipe: 'failed', rank: Number(process.env.RINGPIPE_RANK), message: (error as Error).message });
+    process.stderr.write(`${(error as Error).stack}\n`);
+    process.exit(1);
+  },
+);
