@@ -194,6 +194,11 @@ export class EpochController {
         lossLog.report(epoch, message.step, message.loss, message.samples);
         if (rankOf.get(peer) === 0) state.update({ step: message.step, samplesPerSecond: message.samplesPerSecond });
       });
+      listen('evaluating', (peer, message) => {
+        if (!memberSet.has(peer) || message.epoch !== epoch) return;
+        heard();
+        state.update({ phase: 'finishing', detail: `evaluating on the test set: ${message.done}/${message.total}` });
+      });
       listen('result', (peer, message) => {
         if (memberSet.has(peer) && message.epoch === epoch) {
           heard();

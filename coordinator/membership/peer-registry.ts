@@ -12,6 +12,7 @@ export interface RegistryEvents {
   ready: [PeerHandle, ClusterMessageOf<'ready'>];
   progress: [PeerHandle, ClusterMessageOf<'progress'>];
   'epoch-ended': [PeerHandle, ClusterMessageOf<'epoch-ended'>];
+  evaluating: [PeerHandle, ClusterMessageOf<'evaluating'>];
   result: [PeerHandle, ClusterMessageOf<'result'>];
   checkpoint: [PeerHandle, ClusterMessageOf<'checkpoint'>];
 }
@@ -75,7 +76,7 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
         this.emit('gone', peer, info.reason);
       }
     });
-    for (const type of ['ready', 'progress', 'epoch-ended', 'result', 'checkpoint'] as const) {
+    for (const type of ['ready', 'progress', 'epoch-ended', 'evaluating', 'result', 'checkpoint'] as const) {
       link.onControl(type, (message) => (this.emit as (event: string, ...args: unknown[]) => boolean)(type, peer, message));
     }
     link.onControl('prepared', (message) => this.onPrepared(peer, message));

@@ -53,6 +53,8 @@ export const clusterMessages = defineMessages({
   progress: { epoch, step, loss: z.number(), samples: z.number().int().min(0), samplesPerSecond: z.number(), exchangeMs: z.number() },
   /** A checkpoint follows as tensor frames (tensorId = file index), then the coordinator writes it. */
   checkpoint: { epoch, step, files: z.array(fileEntry).max(64), loss: z.number().nullable() },
+  /** Rank 0 is evaluating on the test set (sent per batch, so a long evaluation is not mistaken for a hang). */
+  evaluating: { epoch, done: z.number().int().min(0), total: z.number().int().min(0) },
   /** Final evaluation on the test set (rank 0, after the last step). */
   result: { epoch, step, accuracy: z.number().min(0).max(1), loss: z.number(), samples: z.number().int() },
   /** This epoch is over for the peer. */

@@ -174,7 +174,9 @@ export class EpochRun {
   /** Rank 0 after the last step: test accuracy, then the final checkpoint, then the result. */
   private async finishJob(lastLoss: number | null): Promise<void> {
     const { state, job, test, link, uploader, log } = this.deps;
-    const evaluation = await evaluateResponsively(state.model, test, { batchSize: job.evalBatchSize, outputKind: state.ctx.outputKind, inputShape: state.ctx.inputShape });
+    const evaluation = await evaluateResponsively(state.model, test, { batchSize: job.evalBatchSize, outputKind: state.ctx.outputKind, inputShape: state.ctx.inputShape }, (done, total) =>
+      sendQuietly(link, { type: 'evaluating', epoch: this.epoch, done, total }),
+    );
     log.info({ step: state.committedStep, accuracy: evaluation.accuracy, loss: evaluation.loss }, 'final evaluation');
     await uploader.settle();
     await uploader.start(state, this.epoch, lastLoss);

@@ -13,6 +13,7 @@ export async function evaluateResponsively(
   model: tf.LayersModel,
   data: ImageDataset,
   options: { batchSize: number; outputKind: OutputKind; inputShape: number[] },
+  onProgress?: (done: number, total: number) => void,
 ): Promise<Evaluation> {
   const pixels = data.height * data.width * data.channels;
   let correct = 0;
@@ -28,6 +29,7 @@ export async function evaluateResponsively(
     const result = await evaluate(model, part, options);
     correct += Math.round(result.accuracy * count);
     lossSum += result.loss * count;
+    onProgress?.(start + count, data.count);
     await yieldToEventLoop();
   }
   return { accuracy: correct / data.count, loss: lossSum / data.count, samples: data.count };
