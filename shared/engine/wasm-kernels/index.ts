@@ -66,6 +66,11 @@ const REPLACEMENTS: Readonly<Record<keyof WasmTrainingKernelOptions, readonly Ke
   zeroCopyIdentity: [identityConfig, castConfig],
 };
 
+/** Every replacement option set to `on`: `registerWasmTrainingKernels(allReplacements(false))` is the stock wasm backend plus only the missing kernels. */
+export function allReplacements(on: boolean): Required<WasmTrainingKernelOptions> {
+  return Object.fromEntries(Object.keys(REPLACEMENTS).map((option) => [option, on])) as unknown as Required<WasmTrainingKernelOptions>;
+}
+
 /** Slots we filled, so unregistering never removes a kernel someone else registered. */
 const filledByUs = new Set<KernelConfig>();
 
