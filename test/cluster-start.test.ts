@@ -21,6 +21,8 @@ afterEach(async () => {
   dir = start = undefined;
 });
 
+// Running to completion is covered in cluster.test.ts.
+
 /** Pids of the coordinator and peers, from their JSON logs. */
 function childPids(runDir: string): number[] {
   const logs = path.join(runDir, 'logs');
@@ -46,21 +48,7 @@ function startCluster(args: string[]): ManagedChild {
   return start;
 }
 
-describe('npm start: the local cluster launcher', () => {
-  it('runs a coordinator and two peers to the end, prints accuracy and checkpoint, and leaves no process behind', async () => {
-    const launcher = startCluster(['--peers', '2', '--max-steps', '20']);
-    const exit = await within(launcher.exited, 120_000, 'npm start finishing');
-    expect(exit.code, launcher.stderr).toBe(0);
-    const output = launcher.lines.join('\n');
-    expect(output).toMatch(/^local cluster: coordinator on 127\.0\.0\.1:\d+ \+ 2 peers \(logs in .*logs\)$/m);
-    expect(output).toMatch(/^test accuracy \d+\.\d\d% \(loss [\d.]+, 10000 samples\) after 20 steps$/m);
-    expect(output).toMatch(/^model .*step-00000020\/model\/model\.json/m);
-    expect(output).toMatch(/^finished in [\d.]+ s/m);
-    const pids = childPids(path.join(dir!, 'run'));
-    expect(pids).toHaveLength(3);
-    expect(pids.filter(isRunning)).toEqual([]);
-  });
-
+describe('npm start: stopping the local cluster', () => {
   it('Ctrl+C: the coordinator checkpoints, every process exits, and the way to continue is printed', async () => {
     const launcher = startCluster(['--peers', '2', '--max-steps', '100000']);
     const metrics = path.join(dir!, 'run', 'metrics.jsonl');

@@ -1,4 +1,4 @@
-import { createReadStream, writeFileSync } from 'node:fs';
+import { createReadStream, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -7,27 +7,44 @@ import '@tensorflow/tfjs-backend-wasm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadMnist } from '../shared/data/mnist.js';
 import { evaluate } from '../peer/trainer/evaluate.js';
+import { ManagedChild } from '../scripts/local-cluster/managed-child.js';
 import { ClusterHarness, within } from './fixtures/cluster-harness.js';
 
 let harness: ClusterHarness | undefined;
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 afterEach(async () => {
   await harness?.cleanup();
   harness = undefined;
 });
 
 describe('local cluster: coordinator and peer processes', () => {
-  it('two peers train a job end to end; the checkpoint loads with stock tf.loadLayersModel and scores the reported accuracy', async () => {
+  it('npm start: a coordinator and two peer processes train end to end, print accuracy and checkpoint, leave no process behind; the checkpoint loads with stock tf.loadLayersModel and scores the reported accuracy', async () => {
     harness = new ClusterHarness();
-    const { child: coordinator, port } = await harness.coordinator(['--port', '0', '--min-peers', '2', '--max-peers', '2', '--max-steps', '40']);
-    const peers = [harness.peer(port), harness.peer(port)];
-    const exit = await within(coordinator.exited, 90_000, 'the job finishing');
-    expect(exit.code, coordinator.stderr).toBe(0);
-    for (const peer of peers) expect((await within(peer.exited, 15_000, `${peer.name} exiting`)).code).toBe(0);
+    const runDir = harness.runDir;
+    const launcher = new ManagedChild({ name: 'npm start', script: path.join(import.meta.dirname, '..', 'scripts', 'start.ts'), args: ['--peers', '2', '--max-steps', '40', '--run-dir', runDir], env: harness.env() });
+    harness.children.push(launcher);
+    const exit = await within(launcher.exited, 120_000, 'npm start finishing');
+    expect(exit.code, launcher.stderr).toBe(0);
+    const output = launcher.lines.join('\n');
+    expect(output).toMatch(/^local cluster: coordinator on 127\.0\.0\.1:\d+ \+ 2 peers \(logs in .*logs\)$/m);
+    expect(output).toMatch(/^model .*step-00000040\/model\/model\.json/m);
+    expect(output).toMatch(/^finished in [\d.]+ s/m);
 
-    // Ranks 0 and 1 of one epoch, each told the whole topology.
-    const assigned = peers.map((peer) => harness!.logs(peer, /^assigned$/)[0]);
-    expect(assigned.map((a) => a?.rank).sort()).toEqual([0, 1]);
-    expect(assigned.every((a) => a?.epoch === 1 && a.worldSize === 2)).toBe(true);
+    // Every process has exited; ranks 0 and 1 of one epoch, each told the whole topology.
+    const logs = readdirSync(path.join(runDir, 'logs')).map((file) => readFileSync(path.join(runDir, 'logs', file), 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>));
+    expect(logs).toHaveLength(3);
+    for (const lines of logs) expect(isRunning(lines[0]!.pid as number)).toBe(false);
+    const assigned = logs.flatMap((lines) => lines.filter((l) => l.msg === 'assigned'));
+    expect(assigned.map((a) => a.rank).sort()).toEqual([0, 1]);
+    expect(assigned.every((a) => a.epoch === 1 && a.worldSize === 2)).toBe(true);
 
     // Every step's loss is in the curve, averaged over both slices of the global batch.
     const curve = harness.metrics();
@@ -39,7 +56,7 @@ describe('local cluster: coordinator and peer processes', () => {
     expect(result.outcome).toBe('finished');
     expect(result.steps).toBe(40);
     expect(result.accuracy as number).toBeGreaterThan(0.8);
-    expect(coordinator.lines.join('\n')).toContain(`test accuracy ${((result.accuracy as number) * 100).toFixed(2)}%`);
+    expect(output).toContain(`test accuracy ${((result.accuracy as number) * 100).toFixed(2)}% (loss ${(result.testLoss as number).toFixed(4)}, 10000 samples) after 40 steps`);
 
     // Stock TensorFlow.js, over HTTP, scores exactly the accuracy the cluster reported.
     const modelDir = path.dirname(result.model as string);
@@ -87,7 +104,6 @@ describe('local cluster: coordinator and peer processes', () => {
     harness = new ClusterHarness();
     const job = path.join(harness.dir, 'bad-job.json');
     writeFileSync(job, JSON.stringify({ batchSize: 0, peers: { min: 3, max: 2 }, checkpoint: { keep: 'all' }, mode: 'pipeline', bogus: 1 }));
-    const { ManagedChild } = await import('../scripts/local-cluster/managed-child.js');
     const coordinator = new ManagedChild({ name: 'coordinator', script: path.join(import.meta.dirname, '..', 'scripts', 'coordinator.ts'), args: ['--job', job, '--no-mdns'], env: harness.env() });
     harness.children.push(coordinator);
     const exit = await within(coordinator.exited, 30_000, 'the coordinator refusing the job');
