@@ -1,10 +1,11 @@
-import { SIMD_ADD_MODULE_BYTES } from './simd-add-module.js';
+import { simdAddModuleBytes, wasmApi } from './simd-add-module.js';
+import { ringArena } from './wasm-arena.js';
 
 /**
- * The element-wise loops of the ring. The add runs in WebAssembly SIMD when the runtime has it:
- * the buffers live in ordinary JS memory, so it works block by block (copy dst and src blocks into
- * the module's memory, add, copy back): memcpy is ~20 GB/s on cached blocks, so this still beats the
- * plain JS loop by 2–4× on this machine (see scripts/bench/allreduce.ts --profile for the split).
+ * The element-wise loops of the ring. The add runs in WebAssembly SIMD when the runtime has it: in
+ * place when both arrays live in the ring arena (wasm-arena.ts: ring buffers and receive slots do);
+ * otherwise block by block (copy dst and src blocks into the module's memory, add, copy back), which
+ * still beats the plain JS loop 2–4× on this machine since memcpy of cached blocks is ~20 GB/s.
  */
 
 /** Floats per block: two blocks (dst, src) stay in L1/L2. */
@@ -16,20 +17,13 @@ interface SimdAdder {
   add(dstOffset: number, srcOffset: number, n: number): void;
 }
 
-/** The part of the WebAssembly global we use (the project's TypeScript lib has no DOM/wasm types). */
-interface WasmApi {
-  validate(bytes: Uint8Array): boolean;
-  Memory: new (descriptor: { initial: number }) => { buffer: ArrayBuffer };
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-}
-
 function createSimdAdder(): SimdAdder | undefined {
-  const wasm = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+  const wasm = wasmApi();
+  const bytes = simdAddModuleBytes({ sharedMemory: false });
   try {
-    if (!wasm || !wasm.validate(SIMD_ADD_MODULE_BYTES)) return undefined;
+    if (!wasm || !wasm.validate(bytes)) return undefined;
     const memory = new wasm.Memory({ initial: Math.ceil((2 * BLOCK * 4) / 65536) });
-    const instance = new wasm.Instance(new wasm.Module(SIMD_ADD_MODULE_BYTES), { env: { memory } });
+    const instance = new wasm.Instance(new wasm.Module(bytes), { env: { memory } });
     const add = instance.exports.add as (dst: number, src: number, n: number) => void;
     return { dst: new Float32Array(memory.buffer, 0, BLOCK), src: new Float32Array(memory.buffer, BLOCK * 4, BLOCK), add };
   } catch {
@@ -44,6 +38,11 @@ export const ADD_KERNEL: 'wasm-simd' | 'js' = simd ? 'wasm-simd' : 'js';
 
 /** dst[i] += src[i] for i < src.length. */
 export function addInto(dst: Float32Array, src: Float32Array): void {
+  const arena = ringArena();
+  if (arena && src.length >= 64 && arena.holds(dst) && arena.holds(src)) {
+    arena.add(dst, src);
+    return;
+  }
   if (!simd || src.length < 64) {
     addIntoJs(dst, src);
     return;

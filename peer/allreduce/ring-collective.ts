@@ -1,4 +1,5 @@
 import { Float32Codec } from './float32-codec.js';
+import { allocateShared } from './wasm-arena.js';
 import { segmentOf, type Region } from './partition.js';
 import type { RingChannel, RingMembership } from './ring-channel.js';
 import { RingError } from './ring-errors.js';
@@ -39,11 +40,13 @@ export interface CollectiveStats extends StreamStats {
 const MiB = 1024 * 1024;
 
 /**
- * A buffer in shared memory: the threaded data plane sends chunks of it without copying them to
- * its I/O thread. Any Float32Array works with every collective; this one is just the fastest.
+ * A buffer for collectives, allocated once and reused: in shared memory, so the threaded data plane
+ * sends from it without a copy, and in the ring arena, so received chunks are added into it in place
+ * with SIMD. Any Float32Array works with every collective; this one is the fastest. Never freed.
  */
 export function allocateRingBuffer(length: number): Float32Array {
-  return new Float32Array(new SharedArrayBuffer(length * 4));
+  const { buffer, byteOffset } = allocateShared(length * 4);
+  return new Float32Array(buffer, byteOffset, length);
 }
 export const DEFAULT_CHUNK_BYTES = 1 * MiB;
 const DEFAULT_TIMEOUT_MS = 30_000;

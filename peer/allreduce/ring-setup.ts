@@ -6,6 +6,7 @@ import { linkRingChannel } from './link-channel.js';
 import { DEFAULT_CHUNK_BYTES } from './ring-collective.js';
 import { offerDataConnection, openDataConnection } from './tcp/data-plane-setup.js';
 import { TcpRingChannel } from './tcp/tcp-ring-channel.js';
+import { allocateShared } from './wasm-arena.js';
 import { ThreadedRingChannel } from './threaded/threaded-channel.js';
 import { mod } from './partition.js';
 import type { RingMembership } from './ring-channel.js';
@@ -174,7 +175,8 @@ export class RingNode {
             port: message.port,
             token: message.token,
             deadline,
-            reader: { slotBytes: DEFAULT_CHUNK_BYTES, slots: depth, maxFrameBytes },
+            // Slots in the ring arena, so received chunks are added into ring buffers in place.
+            reader: { slotBytes: DEFAULT_CHUNK_BYTES, slots: depth, maxFrameBytes, allocate: arenaBytes },
           }),
         ),
       ]);
@@ -253,4 +255,9 @@ function linkOptions(options: RingNodeOptions) {
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
   };
+}
+
+function arenaBytes(bytes: number): Uint8Array {
+  const { buffer, byteOffset } = allocateShared(bytes);
+  return new Uint8Array(buffer, byteOffset, bytes);
 }

@@ -68,11 +68,30 @@ const body = [
   op.end,
 ];
 
-export const SIMD_ADD_MODULE_BYTES = new Uint8Array([
-  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // "\0asm", version 1
-  ...section(1, [1, 0x60, 3, I32, I32, I32, 0]), // type: (i32, i32, i32) → ()
-  ...section(2, [1, ...name('env'), ...name('memory'), 0x02, 0x00, 1]), // import env.memory, min 1 page
-  ...section(3, [1, 0]), // one function of type 0
-  ...section(7, [1, ...name('add'), 0x00, 0]), // export "add" = function 0
-  ...section(10, [1, ...uleb128(body.length), ...body]),
-]);
+/**
+ * The module, importing `env.memory`: a private memory (limits: min 1 page), or a shared one (flag 3:
+ * shared with a maximum, here the 65,536-page ceiling so any shared memory matches).
+ */
+export function simdAddModuleBytes(options: { sharedMemory: boolean }): Uint8Array {
+  const limits = options.sharedMemory ? [0x03, 1, ...uleb128(65_536)] : [0x00, 1];
+  return new Uint8Array([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // "\0asm", version 1
+    ...section(1, [1, 0x60, 3, I32, I32, I32, 0]), // type: (i32, i32, i32) → ()
+    ...section(2, [1, ...name('env'), ...name('memory'), 0x02, ...limits]), // import env.memory
+    ...section(3, [1, 0]), // one function of type 0
+    ...section(7, [1, ...name('add'), 0x00, 0]), // export "add" = function 0
+    ...section(10, [1, ...uleb128(body.length), ...body]),
+  ]);
+}
+
+/** The part of the WebAssembly global we use (the project's TypeScript lib has no DOM/wasm types). */
+export interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
+  Memory: new (descriptor: { initial: number; maximum?: number; shared?: boolean }) => { buffer: ArrayBuffer | SharedArrayBuffer; grow(pages: number): number };
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+}
+
+export function wasmApi(): WasmApi | undefined {
+  return (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+}

@@ -17,15 +17,16 @@ function sizeLabel(bytes: number): string {
 }
 
 function gbps(bytesPerSecond: number): string {
-  return (bytesPerSecond / 1e9).toFixed(3);
+  return (bytesPerSecond / 1e9).toPrecision(4);
 }
 
-export function formatTable(peers: number, columns: TableColumn[], reference?: string): string {
+/** `linkBytesPerSecond`: on a capped LAN, also show busbw as a share of the link rate. */
+export function formatTable(peers: number, columns: TableColumn[], reference?: string, linkBytesPerSecond?: number): string {
   const header = ['size'];
   const align = ['--:'];
   for (const column of columns) {
-    header.push(`${column.name} ms`, `${column.name} algbw GB/s`, `${column.name} busbw GB/s`, `${column.name} check`);
-    align.push('--:', '--:', '--:', ':-:');
+    header.push(`${column.name} ms`, `${column.name} algbw GB/s`, `${column.name} busbw GB/s`, ...(linkBytesPerSecond ? [`${column.name} busbw/link`] : []), `${column.name} check`);
+    align.push('--:', '--:', '--:', ...(linkBytesPerSecond ? ['--:'] : []), ':-:');
   }
   const ref = columns.find((c) => c.name === reference);
   const ours = columns[0];
@@ -39,7 +40,10 @@ export function formatTable(peers: number, columns: TableColumn[], reference?: s
     const row = [sizeLabel(bytes)];
     for (const column of columns) {
       const result = column.results[index]!;
-      row.push((result.seconds * 1000).toFixed(2), gbps(bytes / result.seconds), gbps(busBandwidth(bytes, result.seconds, peers)), result.correct ? 'ok' : 'WRONG');
+      const busbw = busBandwidth(bytes, result.seconds, peers);
+      row.push((result.seconds * 1000).toFixed(2), gbps(bytes / result.seconds), gbps(busbw));
+      if (linkBytesPerSecond) row.push(`${((busbw / linkBytesPerSecond) * 100).toFixed(1)}%`);
+      row.push(result.correct ? 'ok' : 'WRONG');
     }
     if (ref && ours && ref !== ours) row.push(`${((ref.results[index]!.seconds / ours.results[index]!.seconds) * 100).toFixed(0)}%`);
     rows.push(row);

@@ -21,7 +21,9 @@ const HELP = `Usage: npm run bench:allreduce -- [flags]
   --warmup N           untimed all-reduces per size before timing              [3; 1 on --lan]
   --chunk-bytes B      pipeline chunk                                          [1M]
   --in-flight N        chunks sent ahead                                       [4]
-  --data-plane P       tcp | link | both (link = frames on the transport link) [tcp]
+  --data-plane P[,Q…]  tcp-threaded | tcp | link: one column each (tcp-threaded:
+                       I/O threads; tcp: one thread; link: frames on the
+                       authenticated transport link)                          [tcp-threaded]
   --compress C         none | fp16                                             [none]
   --lan MBIT           run on an emulated LAN, one host per rank, MBIT cap per host (needs root)
   --no-gloo            skip the PyTorch gloo column
@@ -75,8 +77,10 @@ export async function main(argv: string[]): Promise<number> {
   const lanMbit = values.lan === undefined ? undefined : Number(values.lan);
   if (lanMbit !== undefined && !(lanMbit > 0)) throw new Error(`--lan needs the link cap in Mbit/s, got '${values.lan}'`);
   const runs = positiveInt('runs', values.runs, 3);
-  const dataPlanes = values['data-plane'] === 'both' ? (['tcp', 'link'] as const) : values['data-plane'] === 'link' ? (['link'] as const) : (['tcp'] as const);
-  if (values['data-plane'] && !['tcp', 'link', 'both'].includes(values['data-plane'])) throw new Error(`--data-plane must be tcp, link or both`);
+  const dataPlanes = (values['data-plane'] ?? 'tcp-threaded').split(',') as WorkerConfig['dataPlane'][];
+  for (const plane of dataPlanes) {
+    if (!DATA_PLANES.includes(plane)) throw new Error(`--data-plane takes ${DATA_PLANES.join(', ')} (comma-separated for several columns), got '${plane}'`);
+  }
   const compress = values.compress ?? 'none';
   if (compress !== 'none' && compress !== 'fp16') throw new Error(`--compress must be none or fp16 for this benchmark, got '${compress}'`);
   const base: Omit<WorkerConfig, 'dataPlane'> = {
@@ -123,7 +127,7 @@ export async function main(argv: string[]): Promise<number> {
           `median of ${runs} runs × ${base.iters} timed iterations (after ${base.warmup} warm-up); ${loadNote(loadBefore, loadAfter)}\n` +
           (glooProblem ? `gloo: ${glooProblem}\n` : `gloo: PyTorch ${'torch.distributed'} gloo backend, ${PYTORCH_NOTE}\n`) +
           (lanMbit ? `link rate ${(lanMbit / 8).toFixed(2)} MB/s = ${((lanMbit * 1e6) / 8 / 1e9).toFixed(4)} GB/s\n` : '') +
-          `\n${formatTable(peers, columns, glooProblem ? undefined : 'gloo')}\n\n` +
+          `\n${formatTable(peers, columns, glooProblem ? undefined : 'gloo', lanMbit ? (lanMbit * 1e6) / 8 : undefined)}\n\n` +
           `Where our time went (${columns[0]!.name}, per rank, per all-reduce):\n\n${formatProfile(columns[0]!)}\n`,
       );
     }
@@ -133,6 +137,7 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
+const DATA_PLANES: WorkerConfig['dataPlane'][] = ['tcp-threaded', 'tcp', 'link'];
 const PYTORCH_NOTE = 'same sizes/iterations, OMP_NUM_THREADS=1, /usr/bin/python3';
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -37,6 +37,8 @@ export interface FrameReaderOptions {
    * frame larger than the smallest of them is refused.
    */
   slotBuffers?: Uint8Array[];
+  /** Where growable slots get their memory (default: a plain Uint8Array). */
+  allocate?: (bytes: number) => Uint8Array;
   /** A larger frame is a protocol violation (bounds what a peer can make us allocate). */
   maxFrameBytes: number;
   /** Describes the sender in error messages. */
@@ -63,6 +65,7 @@ export class FrameReader {
   private readonly free: Slot[];
   private readonly ready: ReaderFrame[] = [];
   private readonly fixedSlots: boolean;
+  private readonly allocateSlot: (bytes: number) => Uint8Array;
   private waiter: Waiter | undefined;
   private failure: Error | undefined;
   private paused = false;
@@ -72,7 +75,9 @@ export class FrameReader {
     const given = options.slotBuffers;
     if ((given?.length ?? options.slots) < 2) throw new RingError('usage', 'a frame reader needs at least 2 slots');
     this.fixedSlots = given !== undefined;
-    this.free = given ? given.map((bytes, index) => ({ index, bytes })) : Array.from({ length: options.slots }, (_, index) => ({ index, bytes: new Uint8Array(options.slotBytes) }));
+    const allocate = options.allocate ?? ((bytes: number) => new Uint8Array(bytes));
+    this.allocateSlot = allocate;
+    this.free = given ? given.map((bytes, index) => ({ index, bytes })) : Array.from({ length: options.slots }, (_, index) => ({ index, bytes: allocate(options.slotBytes) }));
     this.accepted = new Promise((resolve, reject) => {
       this.resolveAccepted = resolve;
       this.rejectAccepted = reject;
@@ -157,7 +162,7 @@ export class FrameReader {
     if (header.length > 0) {
       // There is always a free slot here: reading pauses after a frame when none is left.
       slot = this.free.pop()!;
-      if (slot.bytes.length < header.length) slot.bytes = new Uint8Array(header.length); // never for fixed slots: checked above
+      if (slot.bytes.length < header.length) slot.bytes = this.allocateSlot(header.length); // never for fixed slots: checked above
     }
     this.current = { ...header, got: 0, slot };
     this.state = 'payload';

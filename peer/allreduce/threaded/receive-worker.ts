@@ -46,7 +46,7 @@ async function releaseConsumed(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const slots = data.slots.map((buffer) => new Uint8Array(buffer));
+  const slots = data.slots.map((slot) => new Uint8Array(slot.buffer, slot.byteOffset, slot.byteLength));
   const { socket, reader } = await openDataConnection({
     host: data.host,
     port: data.port,

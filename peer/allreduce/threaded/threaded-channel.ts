@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import type { FrameTag, ReceivedFrame, RingChannel } from '../ring-channel.js';
 import { RingError } from '../ring-errors.js';
+import { allocateShared } from '../wasm-arena.js';
 import { CONSUMED, PRODUCED, SharedQueue, createSharedQueueMemory } from './shared-queue.js';
 import { RECEIVE_RECORD, SEND_RECORD, type FromWorker, type ReceiveWorkerData, type SendWorkerData, type ToSendWorker } from './worker-messages.js';
 
@@ -49,12 +50,12 @@ export class ThreadedRingChannel implements RingChannel {
   private readonly failed = new Promise<void>((resolve) => (this.signalFailure = resolve));
 
   private constructor(
-    parts: { sendQueue: SharedQueue; receiveQueue: SharedQueue; slots: SharedArrayBuffer[]; sendWorker: Worker; receiveWorker: Worker },
+    parts: { sendQueue: SharedQueue; receiveQueue: SharedQueue; slots: ReceiveWorkerData['slots']; sendWorker: Worker; receiveWorker: Worker },
     private readonly options: ThreadedChannelOptions,
   ) {
     this.sendQueue = parts.sendQueue;
     this.receiveQueue = parts.receiveQueue;
-    this.slots = parts.slots.map((buffer) => new Uint8Array(buffer));
+    this.slots = parts.slots.map((slot) => new Uint8Array(slot.buffer, slot.byteOffset, slot.byteLength));
     this.sendWorker = parts.sendWorker;
     this.receiveWorker = parts.receiveWorker;
     this.maxFrameBytes = options.maxFrameBytes;
@@ -83,7 +84,8 @@ export class ThreadedRingChannel implements RingChannel {
     args.previous.catch(() => {}); // awaited below; must not count as unhandled if setup fails first
     const sendMemory = createSharedQueueMemory(depth, SEND_RECORD.width);
     const receiveMemory = createSharedQueueMemory(2 * depth, RECEIVE_RECORD.width);
-    const slots = Array.from({ length: depth }, () => new SharedArrayBuffer(maxFrameBytes));
+    // In the ring arena: received chunks are then added into arena ring buffers in place (SIMD).
+    const slots = Array.from({ length: depth }, () => ({ ...allocateShared(maxFrameBytes), byteLength: maxFrameBytes }));
     const sendData: SendWorkerData = { entry: SEND_ENTRY, role: 'send', host: args.host, deadline: args.deadline, queue: sendMemory, nextLabel: args.labels.next };
     const sendWorker = new Worker(BOOTSTRAP, { workerData: sendData, name: 'ringpipe-ring-send' });
     let receiveWorker: Worker | undefined;

@@ -22,7 +22,8 @@ export interface ReceiveWorkerData {
   token: string;
   deadline: number;
   queue: SharedQueueMemory;
-  slots: SharedArrayBuffer[];
+  /** Receive slots: regions of shared memory (the main thread's ring arena). */
+  slots: { buffer: SharedArrayBuffer; byteOffset: number; byteLength: number }[];
   maxFrameBytes: number;
 }
 
