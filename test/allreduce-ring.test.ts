@@ -4,6 +4,8 @@ import { chunkOf, chunksPerSegment, segmentOf } from '../peer/allreduce/partitio
 import { RingCollective, type AllReduceOptions } from '../peer/allreduce/ring-collective.js';
 import { RingError } from '../peer/allreduce/ring-errors.js';
 import { ADD_KERNEL, addInto, addIntoJs } from '../peer/allreduce/reduce-kernels.js';
+import { allocateRingBuffer } from '../peer/allreduce/ring-collective.js';
+import { ringArena } from '../peer/allreduce/wasm-arena.js';
 import { Fp16Codec } from '../peer/compression/fp16-codec.js';
 import { Prng } from '../shared/random/prng.js';
 
@@ -76,6 +78,32 @@ describe('add kernel', () => {
       addIntoJs(b, src);
       expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
     }
+  });
+});
+
+describe('ring arena', () => {
+  it('adds in place between arena buffers, exactly as the JS loop, and keeps old buffers valid as it grows', () => {
+    const arena = ringArena();
+    expect(arena).toBeDefined();
+    const a = allocateRingBuffer(100_003);
+    const b = allocateRingBuffer(100_003);
+    expect(arena!.holds(a) && arena!.holds(b)).toBe(true);
+    const prng = new Prng(23);
+    for (let i = 0; i < a.length; i++) {
+      a[i] = prng.next() * 100;
+      b[i] = prng.next();
+    }
+    const expected = a.slice();
+    // Odd offsets and lengths: the SIMD part plus a scalar tail, never writing past the view.
+    addIntoJs(expected.subarray(5, 100_001), b.subarray(7, 100_003));
+    addInto(a.subarray(5, 100_001), b.subarray(7, 100_003));
+    expect(Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(expected.buffer))).toBe(true);
+    // Growing the memory (a large allocation) must not detach or move earlier buffers.
+    const before = a.slice();
+    const large = allocateRingBuffer(8 << 20);
+    large[large.length - 1] = 1;
+    expect(arena!.holds(large)).toBe(true);
+    expect(Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(before.buffer))).toBe(true);
   });
 });
 
