@@ -4,9 +4,11 @@
 //
 // Workload: the conv part of the MNIST CNN, forward + backward wrt both filters:
 //   x[B,28,28,1] → conv 3x3x32 valid → maxPool 2 → conv 3x3x64 valid → maxPool 2 → Σ(r ⊙ ·)
-// The two Conv2DBackpropInput variants (stock wasm loop vs our col2im + XNNPACK matmul) run
-// alternately in one process, round by round, so machine load hits both alike; we report
-// medians. Per-kernel times come from tf.profile (wall clock per kernel on wasm).
+// The two Conv2DBackpropInput variants (stock wasm loop vs ours: at stride 1 a flipped-filter
+// XNNPACK convolution, otherwise col2im + XNNPACK matmul) run alternately in one process, round
+// by round, so machine load hits both alike; we report medians. The other replacement kernels
+// stay on in both columns (per-kernel figures of a whole training step, stock vs fast:
+// scripts/bench/train-step-profile.ts --compare). Per-kernel times come from tf.profile (wall clock per kernel on wasm).
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
