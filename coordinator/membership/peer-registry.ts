@@ -38,6 +38,8 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
   private readonly refusals: Refused[] = [];
   private arrivals = 0;
   private reference: { stateLayout: string; stateElements: number; trainSamples: number; nodeId: string } | undefined;
+  /** Set once the job is over: peers that still arrive are told so instead of being given the job. */
+  private over: { reason: string; success: boolean } | undefined;
 
   constructor(private readonly options: RegistryOptions) {
     super();
@@ -91,6 +93,7 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
       .then((join) => {
         peer.hostname = join.hostname;
         peer.pid = join.pid;
+        if (this.over) return peer.send({ type: 'shutdown', ...this.over });
         peer.status = 'preparing';
         log.info({ peer: peer.label }, 'peer joined; sending the job');
         return peer.send({ type: 'welcome', runId: this.options.runId, job: this.options.job, coordinatorId: this.options.coordinatorId });
@@ -121,6 +124,7 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
 
   /** Tells every peer the job is over. */
   async shutdownAll(reason: string, success: boolean): Promise<void> {
+    this.over = { reason, success };
     await Promise.all(this.all().map((peer) => peer.send({ type: 'shutdown', reason, success })));
   }
 
