@@ -100,6 +100,17 @@ describe('local cluster: coordinator and peer processes', () => {
     expect(good.lines.join('\n')).toMatch(/peer stopped: the job ended: gave up/);
   });
 
+  it('a peer with no address finds the coordinator with mDNS (confined to loopback) and trains', async () => {
+    harness = new ClusterHarness();
+    const cluster = `mdns-${process.pid}-${Date.now() % 100_000}`;
+    const { child: coordinator } = await harness.coordinator(['--port', '0', '--cluster', cluster, '--min-peers', '1', '--max-peers', '1', '--max-steps', '5'], { mdns: true });
+    const peer = harness.discoveringPeer(cluster);
+    expect((await within(coordinator.exited, 60_000, 'the job finishing')).code, coordinator.stderr).toBe(0);
+    expect((await within(peer.exited, 15_000, 'the peer exiting')).code).toBe(0);
+    expect(harness.logs(coordinator, /^advertising on mDNS$/)[0]).toMatchObject({ cluster, role: 'coordinator', interface: 'lo' });
+    expect(harness.logs(peer, /^connected to the coordinator$/)[0]).toMatchObject({ via: 'mdns' });
+  });
+
   it('refuses a bad job file, naming every bad field', async () => {
     harness = new ClusterHarness();
     const job = path.join(harness.dir, 'bad-job.json');
