@@ -50,7 +50,22 @@ export const clusterMessages = defineMessages({
   /** Listening for the previous rank; `committedStep` is the newest state it holds (−1: none). */
   ready: { epoch, ringPort: z.number().int().min(1).max(65_535).nullable(), committedStep: z.number().int().min(-1) },
   /** Sent after every optimizer step. */
-  progress: { epoch, step, loss: z.number(), samples: z.number().int().min(0), samplesPerSecond: z.number(), exchangeMs: z.number() },
+  progress: {
+    epoch,
+    step,
+    loss: z.number(),
+    samples: z.number().int().min(0),
+    samplesPerSecond: z.number(),
+    exchangeMs: z.number(),
+    // Where the step's time went and what it cost, for the dashboard and /metrics (optional: not every sender measures them).
+    computeMs: z.number().min(0).optional(),
+    dataWaitMs: z.number().min(0).optional(),
+    allReduceMs: z.number().min(0).optional(),
+    allReduceBytes: z.number().int().min(0).optional(),
+    /** Share of this peer's slice classified right (before the update). */
+    accuracy: z.number().min(0).max(1).optional(),
+    rssBytes: z.number().int().min(0).optional(),
+  },
   /** A checkpoint follows as tensor frames (tensorId = file index), then the coordinator writes it. */
   checkpoint: { epoch, step, files: z.array(fileEntry).max(64), loss: z.number().nullable() },
   /** Rank 0 is evaluating on the test set (sent per batch, so a long evaluation is not mistaken for a hang). */
