@@ -117,6 +117,7 @@ export class EpochRun {
         this.scope.throwIfAborted();
         const began = performance.now();
         const batch = this.deps.batches.sliceFor(step, rank, worldSize);
+        const dataWaitMs = performance.now() - began;
         // Not raced against an abort: a step either applies a fully all-reduced update or fails in
         // the exchange (closing the ring makes it fail), so the state is always a committed step.
         const result = await trainStep(state.ctx, batch, this.exchange.exchange);
@@ -131,6 +132,11 @@ export class EpochRun {
           samples: batch.size,
           samplesPerSecond: (plan.batchSize * 1000) / stepMs,
           exchangeMs: result.exchangeMs,
+          computeMs: result.computeMs,
+          dataWaitMs,
+          allReduceMs: result.exchangeMs,
+          allReduceBytes: this.exchange.bytesPerExchange,
+          rssBytes: process.memoryUsage.rss(),
         });
         if (rank === 0 && step < start.totalSteps && (this.checkpointWanted || (job.checkpoint.everySteps > 0 && step % job.checkpoint.everySteps === 0))) {
           // A checkpoint due while the previous one is still on the wire waits for it: skipping it

@@ -28,6 +28,12 @@ export class RingGradientExchange {
     this.buffer = new Float32Array(elements + 1);
   }
 
+  /** Bytes this rank sends per exchange: a ring all-reduce sends 2 (n − 1) / n of the buffer. */
+  get bytesPerExchange(): number {
+    const n = this.collective.worldSize;
+    return Math.round((2 * (n - 1) * this.buffer.byteLength) / n);
+  }
+
   /** After an exchange: did any member ask to stop after this step? */
   get stopAgreed(): boolean {
     return this.stopAgreedValue;
