@@ -30,6 +30,11 @@ export class Heartbeat {
     this.timer.unref();
   }
 
+  /** When anything last arrived from the peer (Date.now() clock, updated at each tick). */
+  get lastHeard(): number {
+    return this.lastHeardAt;
+  }
+
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;

@@ -134,6 +134,11 @@ export class Link<M extends ControlMessage = ControlMessage> extends EventEmitte
     return this.closeInfoValue === undefined;
   }
 
+  /** When anything (data, ping, pong) last arrived from the peer, as Date.now(); within a heartbeat tick. */
+  get lastHeardAt(): number {
+    return this.heartbeat.lastHeard;
+  }
+
   /** Why the link closed, once it has. */
   get closeInfo(): LinkCloseInfo | undefined {
     return this.closeInfoValue;
