@@ -209,17 +209,19 @@ async function runSender(): Promise<void> {
   const mibPerRun = Number(argument('mib', '256'));
   const sizes = argument('sizes', '64K,1M,4M').split(',').map(parseSize);
 
-  // `node --cpu-prof --import tsx scripts/bench/transport.ts` profiles the receiver too.
+  // `node --cpu-prof --cpu-prof-interval=100 --import tsx scripts/bench/transport.ts` profiles the receiver too.
   const profileFlags = process.execArgv.filter((flag) => flag.startsWith('--cpu-prof'));
   const child: ChildProcess = spawn(process.execPath, [...profileFlags, '--import', 'tsx', fileURLToPath(import.meta.url), '--receiver'], {
     stdio: ['pipe', 'pipe', 'inherit'],
     env: { ...process.env, RINGPIPE_LOG_LEVEL: 'warn' },
   });
   const lines = createInterface({ input: child.stdout! });
+  let startTimer: NodeJS.Timeout | undefined;
   const [firstLine] = (await Promise.race([
     once(lines, 'line'),
-    new Promise((_, reject) => setTimeout(() => reject(new Error('receiver did not start within 30 s')), 30_000)),
+    new Promise((_, reject) => (startTimer = setTimeout(() => reject(new Error('receiver did not start within 30 s')), 30_000))),
   ])) as [string];
+  clearTimeout(startTimer);
   const { linkPort, tcpPort } = JSON.parse(firstLine) as { linkPort: number; tcpPort: number };
 
   const link = await connect<BenchMessage>({
