@@ -172,7 +172,7 @@ describe('tensor framing on the send side', () => {
         const h: TensorHeader = { epoch: 9, step: 8, tensorId: 7, offset: 0, length: elements, totalLength: elements, dtype: 'float32' };
         const data = Uint8Array.from({ length: elements * 4 }, (_, i) => i % 249);
         const headerBytes = encodeTensorHeader(h, 1);
-        const wire = Buffer.concat([encodeTensorFramePrefix(headerBytes, data.length, masked), data]);
+        const wire = Buffer.concat([encodeTensorFramePrefix(h, 1, masked), data]);
         expect(wire).toEqual(Buffer.concat([
           wsFrame(Opcode.binary, false, headerBytes, masked ? new Uint8Array(4) : undefined),
           wsFrame(Opcode.continuation, true, data, masked ? new Uint8Array(4) : undefined),

@@ -7,7 +7,7 @@ import type { SessionMessage } from '../messages/session-messages.js';
 import { encodeControlFrame } from '../wire/control-codec.js';
 import { dtypeOf, type TensorArray } from '../wire/dtype.js';
 import { FrameKind } from '../wire/frame-prefix.js';
-import { checkTensorHeader, encodeTensorHeader, tensorPayloadBytes, type TensorHeader } from '../wire/tensor-header.js';
+import { checkTensorHeader, tensorPayloadBytes, type TensorHeader } from '../wire/tensor-header.js';
 import { CloseCode, type LinkCloseInfo } from './close-info.js';
 import { ControlInbox } from './control-inbox.js';
 import { ReceiveWindow, SendCredit } from './flow-control.js';
@@ -205,13 +205,12 @@ export class Link<M extends ControlMessage = ControlMessage> extends EventEmitte
       );
     }
     const timeoutMs = checkTimeout(options.timeoutMs ?? this.limits.defaultWaitTimeoutMs, 'sendTensor');
-    const headerBytes = encodeTensorHeader(full, this.endpoint.version);
     const payload = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     return this.sender.send({
       creditBytes: payload.length,
       deadline: Date.now() + timeoutMs,
       describe: `sendTensor to ${this.peerLabel} timed out after ${timeoutMs} ms: the peer is not reading (flow-control window full) or the network is too slow`,
-      write: (written) => this.endpoint.sendTensor(headerBytes, payload, written),
+      write: (written) => this.endpoint.sendTensor(full, payload, written),
     });
   }
 

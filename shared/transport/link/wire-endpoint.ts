@@ -109,12 +109,12 @@ export class WireEndpoint {
    * straight from the caller's memory. ws's sender is bypassed only for these frames; it writes
    * synchronously (no compression), so nothing of its own can be half-written in between.
    */
-  sendTensor(header: Buffer, payload: Uint8Array, onWritten: (error?: Error) => void): void {
+  sendTensor(header: TensorHeader, payload: Uint8Array, onWritten: (error?: Error) => void): void {
     if (this.ws.readyState !== this.ws.OPEN) {
       onWritten(new Error('the link is closing'));
       return;
     }
-    const prefix = encodeTensorFramePrefix(header, payload.length, this.masksFrames);
+    const prefix = encodeTensorFramePrefix(header, this.version, this.masksFrames);
     this.socket.cork();
     this.socket.write(prefix);
     this.socket.write(payload, (error?: Error | null) => onWritten(error ?? undefined));

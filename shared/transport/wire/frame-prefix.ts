@@ -24,11 +24,11 @@ export interface FramePrefix {
   version: number;
 }
 
-export function writeFramePrefix(target: Uint8Array, kind: FrameKind, version: number): void {
-  target[0] = MAGIC_0;
-  target[1] = MAGIC_1;
-  target[2] = kind;
-  target[3] = version;
+export function writeFramePrefix(target: Uint8Array, kind: FrameKind, version: number, at = 0): void {
+  target[at] = MAGIC_0;
+  target[at + 1] = MAGIC_1;
+  target[at + 2] = kind;
+  target[at + 3] = version;
 }
 
 export function readFramePrefix(frame: Uint8Array): FramePrefix {

@@ -46,18 +46,23 @@ export function checkTensorHeader(header: TensorHeader): string | undefined {
 
 export function encodeTensorHeader(header: TensorHeader, version: number): Buffer {
   const bytes = Buffer.allocUnsafe(TENSOR_HEADER_BYTES);
-  writeFramePrefix(bytes, FrameKind.tensor, version);
-  bytes.writeUInt32LE(header.epoch, 4);
-  bytes.writeUInt32LE(header.step, 8);
-  bytes.writeUInt32LE(header.tensorId, 12);
-  bytes.writeUInt32LE(header.offset, 16);
-  bytes.writeUInt32LE(header.length, 20);
-  bytes.writeUInt32LE(header.totalLength, 24);
-  bytes[28] = DTYPES[header.dtype].code;
-  bytes[29] = 0;
-  bytes[30] = 0;
-  bytes[31] = 0;
+  writeTensorHeader(bytes, 0, header, version);
   return bytes;
+}
+
+/** Writes the 32-byte header at `at` (lets the sender build WebSocket framing and header in one buffer). */
+export function writeTensorHeader(target: Buffer, at: number, header: TensorHeader, version: number): void {
+  writeFramePrefix(target, FrameKind.tensor, version, at);
+  target.writeUInt32LE(header.epoch, at + 4);
+  target.writeUInt32LE(header.step, at + 8);
+  target.writeUInt32LE(header.tensorId, at + 12);
+  target.writeUInt32LE(header.offset, at + 16);
+  target.writeUInt32LE(header.length, at + 20);
+  target.writeUInt32LE(header.totalLength, at + 24);
+  target[at + 28] = DTYPES[header.dtype].code;
+  target[at + 29] = 0;
+  target[at + 30] = 0;
+  target[at + 31] = 0;
 }
 
 /**

@@ -1,3 +1,5 @@
+import { TENSOR_HEADER_BYTES, tensorPayloadBytes, writeTensorHeader, type TensorHeader } from './tensor-header.js';
+
 /**
  * The WebSocket framing in front of a tensor payload, built in one buffer so a tensor frame leaves in
  * one writev of two buffers (this prefix + the caller's payload) instead of four writes through ws's
@@ -6,15 +8,16 @@
  * followed by the N payload bytes. Clients must mask (RFC 6455 §5.3); an all-zero key leaves the
  * payload unchanged, so it is written straight from the caller's memory.
  */
-export function encodeTensorFramePrefix(tensorHeader: Uint8Array, payloadLength: number, masked: boolean): Buffer {
+export function encodeTensorFramePrefix(header: TensorHeader, version: number, masked: boolean): Buffer {
+  const payloadLength = tensorPayloadBytes(header);
   const maskBytes = masked ? 4 : 0;
   const lengthBytes = payloadLength < 126 ? 0 : payloadLength < 65536 ? 2 : 8;
-  const first = 2 + maskBytes + tensorHeader.length;
+  const first = 2 + maskBytes + TENSOR_HEADER_BYTES;
   const prefix = Buffer.allocUnsafe(first + 2 + lengthBytes + maskBytes);
   prefix[0] = 0x02; // FIN=0, opcode binary
-  prefix[1] = (masked ? 0x80 : 0) | tensorHeader.length;
+  prefix[1] = (masked ? 0x80 : 0) | TENSOR_HEADER_BYTES;
   if (masked) prefix.writeUInt32BE(0, 2);
-  prefix.set(tensorHeader, 2 + maskBytes);
+  writeTensorHeader(prefix, 2 + maskBytes, header, version);
   let at = first;
   prefix[at++] = 0x80; // FIN=1, opcode continuation
   if (lengthBytes === 0) {
