@@ -60,7 +60,8 @@ export class Coordinator {
   readonly store: CheckpointStore;
   private readonly log: Logger;
   private readonly nodeId: string;
-  private readonly registry: PeerRegistry;
+  /** Who is connected; its events (progress, gone…) feed the dashboard. */
+  readonly registry: PeerRegistry;
   private readonly lossLog: LossLog;
   private readonly receiver: CheckpointReceiver;
   private server: LinkServer<ClusterMessage> | undefined;
@@ -71,6 +72,7 @@ export class Coordinator {
   private worldSize = 1;
   private resumedFrom: number | undefined;
   private stopReason: string | undefined;
+  private pausedFor: { reason: string; resumed: Promise<void>; resume: () => void } | undefined;
   private resolveStopped!: () => void;
   private readonly stopped = new Promise<void>((resolve) => (this.resolveStopped = resolve));
 
@@ -182,6 +184,34 @@ export class Coordinator {
     this.resolveStopped();
   }
 
+  get paused(): boolean {
+    return this.pausedFor !== undefined;
+  }
+
+  /**
+   * Pauses training (dashboard): the running epoch stops after a step all members agree on and no
+   * epoch starts until resume(). Peers stay connected and keep their state. False when not training.
+   */
+  pause(reason: string): boolean {
+    const phase = this.state.snapshot().phase;
+    if (this.pausedFor || this.stopReason || !['forming-epoch', 'training', 'recovering'].includes(phase)) return false;
+    let resume!: () => void;
+    const resumed = new Promise<void>((resolve) => (resume = resolve));
+    this.pausedFor = { reason, resumed, resume };
+    this.controller?.requestStop(reason);
+    this.log.info({ reason }, 'pausing: training stops after the next step the peers agree on');
+    return true;
+  }
+
+  resume(reason: string): boolean {
+    const paused = this.pausedFor;
+    if (!paused) return false;
+    this.pausedFor = undefined;
+    this.log.info({ reason }, 'resuming training');
+    paused.resume();
+    return true;
+  }
+
   /** Asks for a checkpoint now (SIGUSR2); false when no epoch is training. */
   requestCheckpoint(reason: string): boolean {
     return this.controller?.requestCheckpoint(reason) ?? false;
@@ -224,6 +254,11 @@ export class Coordinator {
     let lastFailure = '';
     for (;;) {
       if (this.stopReason) return { outcome: 'cancelled', message: this.stopReason, ...this.checkpointFields() };
+      if (this.pausedFor) {
+        this.state.update({ phase: 'paused', detail: `paused (${this.pausedFor.reason}); the peers keep their state` });
+        await Promise.race([this.pausedFor.resumed, cancelled]);
+        continue;
+      }
       const members = this.registry.prepared().slice(0, job.peers.max);
       if (members.length < job.peers.min) {
         this.state.update({ phase: 'recovering', detail: `${members.length} peers left, below peers.min ${job.peers.min}` });

@@ -43,8 +43,22 @@ export class EpochController {
   private cancelRequested: string | undefined;
   private onCancel: ((reason: string) => void) | undefined;
   private checkpointWanted: ((reason: string) => void) | undefined;
+  private running = false;
+  private stopAsked: string | undefined;
+  private sendStop: ((reason: string) => void) | undefined;
 
   constructor(private readonly ctx: EpochContext) {}
+
+  /**
+   * Asks the running epoch to stop after a step all members agree on (pause); an epoch still being
+   * formed is asked as soon as it starts. False when no epoch runs.
+   */
+  requestStop(reason: string): boolean {
+    if (!this.running) return false;
+    this.stopAsked ??= reason;
+    this.sendStop?.(reason);
+    return true;
+  }
 
   /** Ends the running epoch (Ctrl+C); the outcome is 'cancelled'. */
   cancel(reason: string): void {
@@ -82,6 +96,8 @@ export class EpochController {
       settle(result);
     };
     const fail = (reason: string): void => finish({ kind: 'failed', reason, progressed });
+    this.running = true;
+    this.stopAsked = undefined;
 
     lossLog.beginEpoch(epoch, n);
     state.update({ phase: 'forming-epoch', epoch, topology, detail: `epoch ${epoch}: ${n} peer${n === 1 ? '' : 's'}` });
@@ -223,6 +239,9 @@ export class EpochController {
         timers.push(setTimeout(() => members.forEach((m) => void m.send({ type: 'stop-request', epoch, reason: `${peer.nodeId} joins` })), RESCALE_SETTLE_MS));
       });
       this.checkpointWanted = (reason) => void members[0]!.send({ type: 'checkpoint-request', epoch, reason });
+      // Sent only now: every member has taken the assignment, so none can miss the request.
+      this.sendStop = (reason) => members.forEach((m) => void m.send({ type: 'stop-request', epoch, reason }));
+      if (this.stopAsked) this.sendStop(this.stopAsked);
       if (job.checkpoint.everySeconds > 0) {
         timers.push(setInterval(() => this.requestCheckpoint(`every ${job.checkpoint.everySeconds} s`), job.checkpoint.everySeconds * 1000));
       }
@@ -232,6 +251,9 @@ export class EpochController {
       return await this.closeEpoch(epoch, members, outcome);
     } finally {
       this.checkpointWanted = undefined;
+      this.sendStop = undefined;
+      this.stopAsked = undefined;
+      this.running = false;
       this.onCancel = undefined;
       for (const timer of timers) clearTimeout(timer);
       for (const [event, handler] of listeners) registry.off(event, handler as never);

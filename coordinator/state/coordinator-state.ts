@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { LossPoint } from '../metrics/loss-log.js';
 import type { TopologyMember } from '../protocol/cluster-messages.js';
 
-export type CoordinatorPhase = 'starting' | 'waiting-for-peers' | 'forming-epoch' | 'training' | 'recovering' | 'finishing' | 'finished' | 'failed' | 'stopped';
+export type CoordinatorPhase = 'starting' | 'waiting-for-peers' | 'forming-epoch' | 'training' | 'recovering' | 'paused' | 'finishing' | 'finished' | 'failed' | 'stopped';
 
 export interface PeerView {
   nodeId: string;
