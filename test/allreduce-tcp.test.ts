@@ -54,6 +54,22 @@ describe('TCP data plane', () => {
     await Promise.all(later);
   });
 
+  it('reads a frame with a target straight into it, others into slots', async () => {
+    const { channel } = await dataPair();
+    const target = new Uint8Array(3000);
+    channel.setFrameTargets((tag, byteLength) => (tag.op === 4 && tag.frame === 1 && byteLength === 3000 ? target : undefined));
+    await Promise.all([0, 1, 2].map((frame) => channel.send({ op: 4, frame }, pattern(3000, frame))));
+    const frames = [];
+    for (let i = 0; i < 3; i++) {
+      const received = await channel.receive(5_000);
+      frames.push({ same: received.bytes.buffer === target.buffer && received.bytes.byteOffset === target.byteOffset, copy: Buffer.from(received.bytes) });
+    }
+    expect(frames.map((f) => f.same)).toEqual([false, true, false]);
+    frames.forEach((f, i) => expect(f.copy.equals(Buffer.from(pattern(3000, i)))).toBe(true));
+    expect(Buffer.from(target).equals(Buffer.from(pattern(3000, 1)))).toBe(true);
+    channel.setFrameTargets(undefined);
+  });
+
   it('refuses a connection with the wrong token and still accepts the right one', async () => {
     const offer = await offerDataConnection('127.0.0.1');
     const deadline = Date.now() + 3_000;

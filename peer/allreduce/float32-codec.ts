@@ -5,6 +5,7 @@ import { AlignedView, type WireCodec } from './wire-codec.js';
 export class Float32Codec implements WireCodec {
   readonly name = 'fp32';
   readonly needsScratch = false;
+  readonly rawFloat32 = true;
   private readonly aligned = new AlignedView();
 
   encodedBytes(elements: number): number {
@@ -20,6 +21,8 @@ export class Float32Codec implements WireCodec {
   }
 
   decodeCopy(bytes: Uint8Array, into: Float32Array): void {
+    // Read in place by the channel (setFrameTargets): already there.
+    if (bytes.buffer === into.buffer && bytes.byteOffset === into.byteOffset) return;
     // Byte copy: exact for every bit pattern, and memcpy speed.
     new Uint8Array(into.buffer, into.byteOffset, into.byteLength).set(bytes);
   }

@@ -26,7 +26,15 @@ export interface RingChannel {
   send(tag: FrameTag, bytes: Uint8Array): Promise<void>;
   /** The next frame from the previous rank, in send order. Rejects after `timeoutMs`. */
   receive(timeoutMs: number): Promise<ReceivedFrame>;
+  /**
+   * Optional: `resolve` names, for a frame about to be read, the memory its payload belongs in
+   * (or undefined). A channel that can will read the payload straight there, and `receive` then
+   * returns that very memory, sparing a copy. Cleared with undefined.
+   */
+  setFrameTargets?(resolve: FrameTargets | undefined): void;
 }
+
+export type FrameTargets = (tag: FrameTag, byteLength: number) => Uint8Array | undefined;
 
 /** This process's place in the ring. `channel` is absent only when the ring has one member. */
 export interface RingMembership {

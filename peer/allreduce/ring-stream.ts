@@ -60,13 +60,26 @@ export async function runRingStream(channel: RingChannel, plan: StreamPlan, buff
     abort(error);
     throw error;
   };
+  // Copied frames can land in the buffer directly when the wire carries the float32 bytes as is.
+  if (channel.setFrameTargets && options.codec.rawFloat32) {
+    channel.setFrameTargets((tag, byteLength) => {
+      if (tag.op !== options.op || tag.frame >= plan.receiveFrames || plan.receiveMode(tag.frame) !== 'copy') return undefined;
+      const region = plan.receiveRegion(tag.frame);
+      if ((region.end - region.start) * 4 !== byteLength) return undefined;
+      return new Uint8Array(buffer.buffer, buffer.byteOffset + region.start * 4, byteLength);
+    });
+  }
   const sending = sendLoop(channel, plan, buffer, options, applied, stats, (error) => {
     applied.fail(error);
     abort(error);
   }).catch(fail);
   const receiving = receiveLoop(channel, plan, buffer, options, applied, stats, aborted).catch(fail);
-  // Racing the abort: a send stuck in a dead socket must not keep the collective from failing.
-  await Promise.race([Promise.all([sending, receiving]), aborted]);
+  try {
+    // Racing the abort: a send stuck in a dead socket must not keep the collective from failing.
+    await Promise.race([Promise.all([sending, receiving]), aborted]);
+  } finally {
+    channel.setFrameTargets?.(undefined);
+  }
   return stats;
 }
 

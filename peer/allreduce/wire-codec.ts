@@ -6,6 +6,8 @@ export interface WireCodec {
   readonly name: string;
   /** False when `encode` returns a view over the values themselves (no scratch needed). */
   readonly needsScratch: boolean;
+  /** True when the wire bytes are the float32 bytes themselves (a frame may be read in place). */
+  readonly rawFloat32: boolean;
   /** Bytes on the wire for `elements` values. */
   encodedBytes(elements: number): number;
   /** The bytes to send for `values`: a view over them, or written into `scratch` (≥ encodedBytes). */

@@ -23,7 +23,7 @@ const HELP = `Usage: npm run bench:allreduce -- [flags]
   --in-flight N        chunks sent ahead                                       [4]
   --data-plane P[,Q…]  tcp-threaded | tcp | link: one column each (tcp-threaded:
                        I/O threads; tcp: one thread; link: frames on the
-                       authenticated transport link)                          [tcp-threaded]
+                       authenticated transport link)                          [tcp]
   --compress C         none | fp16                                             [none]
   --lan MBIT           run on an emulated LAN, one host per rank, MBIT cap per host (needs root)
   --no-gloo            skip the PyTorch gloo column
@@ -77,7 +77,7 @@ export async function main(argv: string[]): Promise<number> {
   const lanMbit = values.lan === undefined ? undefined : Number(values.lan);
   if (lanMbit !== undefined && !(lanMbit > 0)) throw new Error(`--lan needs the link cap in Mbit/s, got '${values.lan}'`);
   const runs = positiveInt('runs', values.runs, 3);
-  const dataPlanes = (values['data-plane'] ?? 'tcp-threaded').split(',') as WorkerConfig['dataPlane'][];
+  const dataPlanes = (values['data-plane'] ?? 'tcp').split(',') as WorkerConfig['dataPlane'][];
   for (const plane of dataPlanes) {
     if (!DATA_PLANES.includes(plane)) throw new Error(`--data-plane takes ${DATA_PLANES.join(', ')} (comma-separated for several columns), got '${plane}'`);
   }

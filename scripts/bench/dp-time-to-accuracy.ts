@@ -28,7 +28,7 @@ const HELP = `Usage: npm run bench:dp -- [flags]
   --epochs E         give up after E epochs                                   [3]
   --eval-every K     evaluate every K steps (not counted as training time)    [50]
   --compress C       none | fp16 | powersgd                                   [none]
-  --data-plane P     tcp-threaded | tcp | link                                [tcp-threaded]
+  --data-plane P     tcp | tcp-threaded | link                                [tcp]
   --backend B        tensor backend of every process                          [wasm]`;
 
 interface RunResult {
@@ -109,7 +109,7 @@ export async function main(argv: string[]): Promise<number> {
       backend: (values.backend ?? 'wasm') as 'wasm',
     },
     compression,
-    dataPlane: (values['data-plane'] ?? 'tcp-threaded') as DpWorkerConfig['dataPlane'],
+    dataPlane: (values['data-plane'] ?? 'tcp') as DpWorkerConfig['dataPlane'],
     evalEvery: Number(values['eval-every'] ?? 50),
     targetAccuracy: target,
     hashEvery: 50,

@@ -1,4 +1,4 @@
-import type { ReceivedFrame } from '../ring-channel.js';
+import type { FrameTargets, ReceivedFrame } from '../ring-channel.js';
 import { RingError } from '../ring-errors.js';
 import { DATA_FRAME_HEADER_BYTES, decodeDataFrameHeader } from './data-frame.js';
 
@@ -61,7 +61,8 @@ export class FrameReader {
   private readonly ackByte = new Uint8Array(1);
   private readonly header = new Uint8Array(DATA_FRAME_HEADER_BYTES);
   private headerGot = 0;
-  private current: { op: number; frame: number; length: number; got: number; slot: Slot | undefined } | undefined;
+  private current: { op: number; frame: number; length: number; got: number; slot: Slot | undefined; target: Uint8Array | undefined } | undefined;
+  private targets: FrameTargets | undefined;
   private readonly free: Slot[];
   private readonly ready: ReaderFrame[] = [];
   private readonly fixedSlots: boolean;
@@ -106,6 +107,11 @@ export class FrameReader {
     });
   }
 
+  /** See RingChannel.setFrameTargets: frames with a target are read straight into it, using no slot. */
+  setTargets(resolve: FrameTargets | undefined): void {
+    this.targets = resolve;
+  }
+
   /** The connection is gone or unusable: every current and future receive fails with `error`. */
   fail(error: Error): void {
     if (this.failure) return;
@@ -123,7 +129,7 @@ export class FrameReader {
     if (this.state === 'ack') return this.ackByte;
     if (this.state === 'header') return this.header.subarray(this.headerGot);
     const current = this.current!;
-    return current.slot!.bytes.subarray(current.got, current.length);
+    return (current.target ?? current.slot!.bytes).subarray(current.got, current.length);
   }
 
   private onRead(bytesRead: number): boolean {
@@ -159,24 +165,26 @@ export class FrameReader {
       return false;
     }
     let slot: Slot | undefined;
-    if (header.length > 0) {
+    const target = header.length > 0 ? this.targets?.({ op: header.op, frame: header.frame }, header.length) : undefined;
+    if (target && target.byteLength !== header.length) throw new RingError('usage', 'internal: frame target of the wrong size');
+    if (header.length > 0 && !target) {
       // There is always a free slot here: reading pauses after a frame when none is left.
       slot = this.free.pop()!;
       if (slot.bytes.length < header.length) slot.bytes = this.allocateSlot(header.length); // never for fixed slots: checked above
     }
-    this.current = { ...header, got: 0, slot };
+    this.current = { ...header, got: 0, slot, target };
     this.state = 'payload';
     return header.length > 0 ? true : this.finishFrame();
   }
 
   private finishFrame(): boolean {
-    const { op, frame, length, slot } = this.current!;
+    const { op, frame, length, slot, target } = this.current!;
     this.current = undefined;
     this.state = 'header';
     let released = false;
     const received: ReaderFrame = {
       tag: { op, frame },
-      bytes: slot ? slot.bytes.subarray(0, length) : EMPTY,
+      bytes: target ?? (slot ? slot.bytes.subarray(0, length) : EMPTY),
       slot: slot ? slot.index : -1,
       release: () => {
         if (released || !slot) return;

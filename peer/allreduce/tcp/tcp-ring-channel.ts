@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { FrameTag, ReceivedFrame, RingChannel } from '../ring-channel.js';
+import type { FrameTag, FrameTargets, ReceivedFrame, RingChannel } from '../ring-channel.js';
 import { RingError } from '../ring-errors.js';
 import { connectionLost } from './connection-lost.js';
 import { encodeDataFrameHeader } from './data-frame.js';
@@ -56,6 +56,10 @@ export class TcpRingChannel implements RingChannel {
     this.held?.release();
     this.held = await this.reader.next(timeoutMs);
     return this.held;
+  }
+
+  setFrameTargets(resolve: FrameTargets | undefined): void {
+    this.reader.setTargets(resolve);
   }
 
   /** Stops everything with `error` (a link died, the ring is being torn down). */
