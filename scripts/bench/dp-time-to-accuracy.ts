@@ -29,7 +29,8 @@ const HELP = `Usage: npm run bench:dp -- [flags]
   --eval-every K     evaluate every K steps (not counted as training time)    [50]
   --compress C       none | fp16 | powersgd                                   [none]
   --data-plane P     tcp | tcp-threaded | link                                [tcp]
-  --backend B        tensor backend of every process                          [wasm]`;
+  --backend B        tensor backend of every process                          [wasm]
+  --no-baseline      skip the 1-process runs (e.g. to compare compressions)`;
 
 interface RunResult {
   peers: number;
@@ -86,6 +87,7 @@ export async function main(argv: string[]): Promise<number> {
       compress: { type: 'string' },
       'data-plane': { type: 'string' },
       backend: { type: 'string' },
+      'no-baseline': { type: 'boolean' },
       help: { type: 'boolean' },
     },
   });
@@ -118,8 +120,10 @@ export async function main(argv: string[]): Promise<number> {
   const single: RunResult[] = [];
   const parallel: RunResult[] = [];
   for (let run = 0; run < runs; run++) {
-    process.stderr.write(`run ${run + 1}/${runs}: 1 process\n`);
-    single.push(await runOnce(1, config));
+    if (!values['no-baseline']) {
+      process.stderr.write(`run ${run + 1}/${runs}: 1 process\n`);
+      single.push(await runOnce(1, config));
+    }
     process.stderr.write(`run ${run + 1}/${runs}: ${peers} processes\n`);
     parallel.push(await runOnce(peers, { ...config, compression }));
   }
@@ -134,14 +138,14 @@ export async function main(argv: string[]): Promise<number> {
       text: `| ${label} | ${reached ? median(seconds).toFixed(1) : 'not reached'} | ${results.map((r) => r.result.stepsToTarget ?? '–').join(', ')} | ${results.map((r) => ((r.result.test?.accuracy ?? NaN) * 100).toFixed(2)).join(', ')} | ${b.compute.toFixed(1)} | ${b.comm.toFixed(1)} | ${b.dataWait.toFixed(1)} | ${((results[0]!.result.totals.wireBytes / Math.max(1, results[0]!.result.steps)) / 1024).toFixed(0)} |`,
     };
   };
-  const one = row('1 process', single);
+  const one = single.length > 0 ? row('1 process', single) : undefined;
   const many = row(`${peers} processes (${compression})`, parallel);
   process.stdout.write(
     `\n### Time to ${(target * 100).toFixed(1)}% MNIST test accuracy: ${config.job.model}, global batch ${config.job.batchSize}, adam lr ${config.job.learningRate}, backend ${config.job.backend}, data plane ${config.dataPlane}\n\n` +
       `median of ${runs} run(s) each, interleaved; evaluation every ${config.evalEvery} steps, not counted; load average ${loadBefore[0]!.toFixed(2)} before, ${loadAfter[0]!.toFixed(2)} after (${os.cpus().length} cores)\n\n` +
       `| run | seconds to target | steps to target | final test accuracy % | compute ms/step | exposed comm ms/step | data wait ms/step | KiB sent/step |\n|---|--:|--:|--:|--:|--:|--:|--:|\n` +
-      `${one.text}\n${many.text}\n\n` +
-      `ratio ${peers} processes / 1 process: ${(many.seconds / one.seconds).toFixed(3)} (target ≤ 0.65)\n`,
+      `${one ? `${one.text}\n` : ''}${many.text}\n\n` +
+      (one ? `ratio ${peers} processes / 1 process: ${(many.seconds / one.seconds).toFixed(3)} (target ≤ 0.65)\n` : ''),
   );
   return 0;
 }
