@@ -209,7 +209,8 @@ export class Link<M extends ControlMessage = ControlMessage> extends EventEmitte
     return this.sender.send({
       creditBytes: payload.length,
       deadline: Date.now() + timeoutMs,
-      describe: `sendTensor to ${this.peerLabel} timed out after ${timeoutMs} ms: the peer is not reading (flow-control window full) or the network is too slow`,
+      describe: () =>
+        `sendTensor to ${this.peerLabel} timed out after ${timeoutMs} ms: the peer is not reading (flow-control window full) or the network is too slow`,
       write: (written) => this.endpoint.sendTensor(full, payload, written),
     });
   }

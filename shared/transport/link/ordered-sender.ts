@@ -8,7 +8,8 @@ export interface SendJob {
   creditBytes: number;
   /** Absolute time (Date.now()) after which the job fails instead of waiting longer. */
   deadline: number;
-  describe: string;
+  /** The timeout error's message (built only if it times out). */
+  describe: () => string;
   /** Writes the frame; must call `written` once the bytes are handed to the kernel (or failed). */
   write(written: (error?: Error) => void): void;
 }
@@ -42,7 +43,14 @@ export class OrderedSender {
   send(job: SendJob): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ ...job, resolve, reject });
+      const queued: QueuedJob = { creditBytes: job.creditBytes, deadline: job.deadline, describe: job.describe, write: job.write, resolve, reject };
+      // Fast path: nothing waiting ahead of it and room to send — no pump, no extra promise.
+      if (this.queue.length === 0 && !this.pumping && this.canSend(queued)) {
+        this.credit.take(queued.creditBytes);
+        this.write(queued);
+        return;
+      }
+      this.queue.push(queued);
       if (!this.pumping) void this.pump();
     });
   }
@@ -77,7 +85,7 @@ export class OrderedSender {
           const remaining = job.deadline - Date.now();
           if (remaining <= 0) {
             if (this.queue[0] === job) this.queue.shift();
-            job.reject(new TransportError('timeout', job.describe));
+            job.reject(new TransportError('timeout', job.describe()));
             continue;
           }
           // Woken by credit or a completed write; the cap re-checks now and then in case bytes
