@@ -120,7 +120,7 @@ export class EpochRun {
         const dataWaitMs = performance.now() - began;
         // Not raced against an abort: a step either applies a fully all-reduced update or fails in
         // the exchange (closing the ring makes it fail), so the state is always a committed step.
-        const result = await trainStep(state.ctx, batch, this.exchange.exchange);
+        const result = await trainStep(state.ctx, batch, this.exchange.exchange, { accuracy: true });
         state.committedStep = step;
         lastLoss = result.loss;
         const stepMs = performance.now() - began;
@@ -137,6 +137,7 @@ export class EpochRun {
           allReduceMs: result.exchangeMs,
           allReduceBytes: this.exchange.bytesPerExchange,
           rssBytes: process.memoryUsage.rss(),
+          ...(result.accuracy !== undefined ? { accuracy: result.accuracy } : {}),
         });
         if (rank === 0 && step < start.totalSteps && (this.checkpointWanted || (job.checkpoint.everySteps > 0 && step % job.checkpoint.everySteps === 0))) {
           // A checkpoint due while the previous one is still on the wire waits for it: skipping it
