@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Logger } from '../../shared/log/logger.js';
 import { createLogger } from '../../shared/log/logger.js';
-import { connect, defineMessages, listen, type Link, type LinkServer, type MessageOf, type SecretSource, type TransportLimits } from '../../shared/transport/index.js';
+import { CloseCode, connect, defineMessages, listen, type Link, type LinkServer, type MessageOf, type SecretSource, type TransportLimits } from '../../shared/transport/index.js';
 import { linkRingChannel } from './link-channel.js';
 import { DEFAULT_CHUNK_BYTES } from './ring-collective.js';
 import { offerDataConnection, openDataConnection } from './tcp/data-plane-setup.js';
@@ -129,8 +129,14 @@ export class RingNode {
             ? await this.openThreadedDataPlane(links, deadline, options.maxFrameBytes ?? DEFAULT_CHUNK_BYTES, options.depth ?? 4)
             : await this.openDataPlane(links, deadline, options.maxFrameBytes ?? 64 * 1024 * 1024, options.depth ?? 4);
       const channel = data ?? linkRingChannel({ ...links, epoch: this.epoch });
-      // The links stay open with the tcp data plane too: their heartbeats notice a hung peer.
-      for (const link of [outgoing, incoming]) link.once('close', (info) => data?.fail(new RingError('link', `ring link to ${link.peerLabel} closed: ${info.reason}`)));
+      // The links stay open with the tcp data plane too: their heartbeats notice a hung peer. A peer
+      // that closed its ring normally has finished; if we still need it, its data connection says so.
+      for (const link of [outgoing, incoming]) {
+        link.once('close', (info) => {
+          if (info.byPeer && (info.code === CloseCode.normal || info.code === CloseCode.goingAway)) return;
+          data?.fail(new RingError('link', `ring link to ${link.peerLabel} closed: ${info.reason}`));
+        });
+      }
       this.log.debug({ rank, worldSize, next: outgoing.peerLabel, previous: incoming.peerLabel, dataPlane: data ? 'tcp' : 'link' }, 'ring joined');
       return {
         membership: { rank, worldSize, channel },

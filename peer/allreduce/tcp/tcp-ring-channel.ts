@@ -10,9 +10,14 @@ import type { FrameReader, ReaderFrame } from './frame-reader.js';
  * one we write frames to (the next rank), one a FrameReader reads from (the previous rank).
  * A send writes header and payload with one writev straight from the caller's memory and resolves
  * when the kernel has taken the bytes; nothing is copied or allocated per frame in JS.
+ *
+ * Each direction fails on its own: a neighbour that finished the last collective and closed is
+ * normal (ranks do not finish at the same instant), so a closed connection only fails what still
+ * needs it — sends in progress or later for the next rank, receives waiting or later for the previous.
  */
 export class TcpRingChannel implements RingChannel {
   private failure: Error | undefined;
+  private sendFailure: Error | undefined;
   /** The frame the ring is working on: its slot goes back to the reader on the next receive. */
   private held: ReaderFrame | undefined;
   private readonly pendingSends = new Set<(error: Error) => void>();
@@ -24,15 +29,17 @@ export class TcpRingChannel implements RingChannel {
     private readonly labels: { next: string; previous: string },
     private readonly sendTimeoutMs = 60_000,
   ) {
-    const lost = (which: 'next' | 'previous') => (error?: Error) => this.fail(connectionLost(which, labels[which], error));
-    toNext.on('error', lost('next'));
-    toNext.on('close', () => lost('next')());
-    fromPrevious.on('error', lost('previous'));
-    fromPrevious.on('close', () => lost('previous')());
+    const nextLost = (error?: Error) => this.failSends(connectionLost('next', labels.next, error));
+    toNext.on('error', nextLost);
+    toNext.on('close', () => nextLost());
+    const previousLost = (error?: Error) => reader.fail(connectionLost('previous', labels.previous, error));
+    fromPrevious.on('error', previousLost);
+    fromPrevious.on('close', () => previousLost());
   }
 
   send(tag: FrameTag, bytes: Uint8Array): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure);
+    const failure = this.failure ?? this.sendFailure;
+    if (failure) return Promise.reject(failure);
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () => settle(new RingError('timeout', `sending to the next rank (${this.labels.next}) stalled for ${this.sendTimeoutMs} ms: it is not reading`)),
@@ -67,9 +74,14 @@ export class TcpRingChannel implements RingChannel {
     if (this.failure) return;
     this.failure = error;
     this.reader.fail(error);
-    for (const settle of [...this.pendingSends]) settle(error);
+    this.failSends(error);
     this.toNext.destroy();
     this.fromPrevious.destroy();
+  }
+
+  private failSends(error: Error): void {
+    this.sendFailure ??= error;
+    for (const settle of [...this.pendingSends]) settle(error);
   }
 
   close(): void {

@@ -46,8 +46,9 @@ export class ThreadedRingChannel implements RingChannel {
   private received = 0;
   private holding = false;
   private failure: Error | undefined;
-  private signalFailure!: () => void;
-  private readonly failed = new Promise<void>((resolve) => (this.signalFailure = resolve));
+  /** Each direction can fail alone: a neighbour that finished and closed only matters if still needed. */
+  private readonly sending = new DirectionState();
+  private readonly receiving = new DirectionState();
 
   private constructor(
     parts: { sendQueue: SharedQueue; receiveQueue: SharedQueue; slots: ReceiveWorkerData['slots']; sendWorker: Worker; receiveWorker: Worker },
@@ -59,10 +60,13 @@ export class ThreadedRingChannel implements RingChannel {
     this.sendWorker = parts.sendWorker;
     this.receiveWorker = parts.receiveWorker;
     this.maxFrameBytes = options.maxFrameBytes;
+    this.sendWorker.on('message', (message: FromWorker) => {
+      if (message.type === 'failed') this.failSends(new RingError(message.kind, message.message));
+    });
+    this.receiveWorker.on('message', (message: FromWorker) => {
+      if (message.type === 'failed') this.receiving.set(new RingError(message.kind, message.message));
+    });
     for (const worker of [this.sendWorker, this.receiveWorker]) {
-      worker.on('message', (message: FromWorker) => {
-        if (message.type === 'failed') this.fail(new RingError(message.kind, message.message));
-      });
       worker.on('error', (error: Error) => this.fail(new RingError('link', `ring I/O thread crashed: ${error.message}`)));
       worker.on('exit', () => this.fail(new RingError('broken', 'ring I/O thread exited')));
     }
@@ -105,11 +109,11 @@ export class ThreadedRingChannel implements RingChannel {
   }
 
   async send(tag: FrameTag, bytes: Uint8Array): Promise<void> {
-    if (this.failure) throw this.failure;
+    if (this.sending.error || this.sendQueue.closed) throw await this.sending.report();
     // Room in the queue means the record (and staging slot) `depth` sends ago is finished.
     while (this.sendQueue.backlog >= this.sendQueue.capacity) {
       await this.sendQueue.changed(CONSUMED, this.sendQueue.consumed, this.options.sendTimeoutMs);
-      if (this.failure || this.sendQueue.closed) throw await this.failureReport();
+      if (this.sending.error || this.sendQueue.closed) throw await this.sending.report();
     }
     const index = this.sendQueue.produced;
     const { id, byteOffset } = this.locate(bytes, index);
@@ -127,7 +131,7 @@ export class ThreadedRingChannel implements RingChannel {
     }
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (this.failure || this.receiveQueue.closed) throw await this.failureReport();
+      if (this.receiving.error || this.receiveQueue.closed) throw await this.receiving.report();
       if (this.receiveQueue.produced !== this.received) break;
       const left = deadline - Date.now();
       if (left <= 0 || !(await this.receiveQueue.changed(PRODUCED, this.received, left))) {
@@ -146,10 +150,10 @@ export class ThreadedRingChannel implements RingChannel {
   fail(error: Error): void {
     if (this.failure) return;
     this.failure = error;
-    this.signalFailure();
+    this.failSends(error);
+    this.receiving.set(error);
     this.sendQueue.close();
     this.receiveQueue.close();
-    for (const pending of this.pendingSends.splice(0)) pending.reject(error);
     for (const worker of [this.sendWorker, this.receiveWorker]) {
       worker.postMessage({ type: 'close' } satisfies ToSendWorker);
       void worker.terminate();
@@ -160,13 +164,9 @@ export class ThreadedRingChannel implements RingChannel {
     this.fail(new RingError('broken', 'the ring was closed'));
   }
 
-  /**
-   * An I/O thread that gives up closes the shared queue at once, and says why in a message that
-   * arrives a little later: wait for it (briefly) rather than spin on the closed queue.
-   */
-  private async failureReport(): Promise<Error> {
-    if (!this.failure) await Promise.race([this.failed, new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
-    return this.failure ?? new RingError('link', 'a ring I/O thread stopped without saying why');
+  private failSends(error: Error): void {
+    this.sending.set(error);
+    for (const pending of this.pendingSends.splice(0)) pending.reject(error);
   }
 
   /** Where the send thread finds the bytes: in place for shared memory, else in a staging slot. */
@@ -197,7 +197,7 @@ export class ThreadedRingChannel implements RingChannel {
   private async watchSends(): Promise<void> {
     this.watchingSends = true;
     try {
-      while (this.pendingSends.length > 0 && !this.failure) {
+      while (this.pendingSends.length > 0 && !this.sending.error) {
         const done = this.sendQueue.consumed;
         while (this.pendingSends.length > 0 && ((done - this.pendingSends[0]!.index) | 0) > 0) this.pendingSends.shift()!.resolve();
         const oldest = this.pendingSends[0];
@@ -208,11 +208,32 @@ export class ThreadedRingChannel implements RingChannel {
           break;
         }
         await this.sendQueue.changed(CONSUMED, done, left);
-        if (this.sendQueue.closed && !this.failure) this.fail(await this.failureReport());
+        if (this.sendQueue.closed) this.failSends(await this.sending.report());
       }
     } finally {
       this.watchingSends = false;
     }
+  }
+}
+
+/**
+ * Why one direction stopped. An I/O thread that gives up closes its shared queue at once and says
+ * why in a message that arrives a little later: `report` waits for it (briefly) rather than spin.
+ */
+class DirectionState {
+  error: Error | undefined;
+  private signal!: () => void;
+  private readonly known = new Promise<void>((resolve) => (this.signal = resolve));
+
+  set(error: Error): void {
+    if (this.error) return;
+    this.error = error;
+    this.signal();
+  }
+
+  async report(): Promise<Error> {
+    if (!this.error) await Promise.race([this.known, new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
+    return this.error ?? new RingError('link', 'a ring I/O thread stopped without saying why');
   }
 }
 
