@@ -301,6 +301,20 @@ describe('tensor frames', () => {
     expect(Array.from((await accepted.nextTensor({ into: new Float32Array(3) })).data)).toEqual([1, 2, 3]);
   });
 
+  it('accepts frames sent right behind the handshake, in the same TCP segment as the welcome', async () => {
+    const data = Float32Array.from({ length: 200_000 }, (_, i) => i);
+    const { server } = await startServer({
+      onLink: (link) => void link.sendTensor({ epoch: 0, step: 0, tensorId: 0 }, data).catch(() => undefined),
+    });
+    for (let i = 0; i < 5; i++) {
+      const client = await dial(server.port);
+      const frame = await client.nextTensor({ timeoutMs: 5_000 });
+      expect(frame.data.length).toBe(data.length);
+      expect(frame.data[199_999]).toBe(199_999);
+      client.close();
+    }
+  });
+
   it('refuses frames over maxTensorBytes and bad headers at the sender', async () => {
     const { server } = await startServer();
     const client = await dial(server.port);
@@ -456,8 +470,10 @@ describe('hostile connections', () => {
     const { server } = await startServer({ limits: { ...limits, maxPreAuthBytes: 8 * 1024 } });
     const ws = await rawClient(server.port);
     const closed = closeOf(ws);
-    // One big (allowed-size) frame: it must be cut off long before it is complete.
-    ws.send(Buffer.alloc(512 * 1024));
+    // One big session frame of an allowed size: it must be cut off long before it is complete.
+    const big = Buffer.alloc(512 * 1024);
+    big.set([0x52, 0x50, 0x53, 1]);
+    ws.send(big);
     const { reason } = await closed;
     expect(reason === '' || /before authenticating/.test(reason)).toBe(true);
     expect(server.pendingConnections).toBe(0);

@@ -173,15 +173,14 @@ export class WireEndpoint {
 
   private onData(chunk: Buffer): void {
     if (this.endInfo) return;
-    if (!this.authenticated) {
-      this.preAuthBytes += chunk.length;
-      if (this.preAuthBytes > this.limits.maxPreAuthBytes) {
-        this.violation(protocolError(`sent ${this.preAuthBytes} bytes before authenticating (limit ${this.limits.maxPreAuthBytes})`));
-        return;
-      }
-    }
+    // Counted, but judged after parsing: the chunk that completes the handshake may also carry the
+    // first frames sent right behind it, which are not pre-authentication bytes.
+    if (!this.authenticated) this.preAuthBytes += chunk.length;
     try {
       this.parser.push(chunk, () => this.endInfo !== undefined);
+      if (!this.authenticated && this.preAuthBytes > this.limits.maxPreAuthBytes) {
+        throw protocolError(`sent ${this.preAuthBytes} bytes before authenticating (limit ${this.limits.maxPreAuthBytes})`);
+      }
     } catch (error) {
       if (error instanceof TransportError) {
         this.violation(error);
