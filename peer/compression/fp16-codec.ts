@@ -10,6 +10,7 @@ import { encodeHalf, HALF_TO_FLOAT, halfBitsFromFloatBits } from './half-float.j
 export class Fp16Codec implements WireCodec {
   readonly name = 'fp16';
   readonly needsScratch = true;
+  readonly rawFloat32 = false;
   private readonly aligned = new AlignedView();
 
   encodedBytes(elements: number): number {
