@@ -2,6 +2,7 @@ import os from 'node:os';
 import { COORDINATOR_ROLE, clusterMessages, PEER_ROLE, type ClusterMessage } from '../coordinator/protocol/cluster-messages.js';
 import { locateCoordinator, type CoordinatorAddressChoice, type CoordinatorLocation } from '../shared/discovery/index.js';
 import type { BackendFlag } from '../shared/engine/backend-candidates.js';
+import type { PeerReadinessReporter } from '../shared/health/index.js';
 import { createLogger, type Logger } from '../shared/log/logger.js';
 import { connect, isLoopbackHost, TransportError, type SecretSource } from '../shared/transport/index.js';
 import { PeerResources } from './session/peer-resources.js';
@@ -27,6 +28,8 @@ export interface PeerOptions extends SecretSource {
   /** Aborting leaves the job cleanly (the step in progress ends first) and resolves runPeer. */
   signal?: AbortSignal;
   logger?: Logger;
+  /** Told when this peer finds or loses its coordinator and joins or leaves epochs (its readiness probe). */
+  readiness?: PeerReadinessReporter;
 }
 
 export interface PeerOutcome {
@@ -54,6 +57,7 @@ export async function runPeer(options: PeerOptions): Promise<PeerOutcome> {
         return undefined;
       });
       if (!session) {
+        options.readiness?.searching(lastProblem);
         if (Date.now() - lastContact > reconnectTimeoutMs) {
           return { success: false, reason: `no coordinator reachable for ${Math.round(reconnectTimeoutMs / 1000)} s (last problem: ${lastProblem})` };
         }
@@ -69,6 +73,7 @@ export async function runPeer(options: PeerOptions): Promise<PeerOutcome> {
       lastContact = Date.now();
       if (end.kind === 'shutdown') return { success: end.success, reason: end.reason };
       if (end.kind === 'refused' && !end.retry) return { success: false, reason: `the coordinator refused this peer: ${end.reason}` };
+      options.readiness?.searching(end.reason);
       log.warn({ reason: end.reason }, end.kind === 'lost' ? 'lost the coordinator; training stopped, reconnecting' : 'refused for now; retrying');
       await sleep(RETRY_DELAY_MS, options.signal);
     }
@@ -100,8 +105,17 @@ async function openSession(options: PeerOptions, nodeId: string, resources: Peer
     throw new Error(`${location.host}:${location.port} is a ${link.peer.role}, not a coordinator`);
   }
   log.info({ coordinator: link.peerLabel, via: location.source }, 'connected to the coordinator');
+  options.readiness?.connected(link.peerLabel);
   const ringHost = options.ringHost ?? (isLoopbackHost(location.host) ? '127.0.0.1' : '0.0.0.0');
-  return new PeerSession(link, { ...secretOf(options), cluster: options.cluster, nodeId, ringHost, resources, log });
+  return new PeerSession(link, {
+    ...secretOf(options),
+    cluster: options.cluster,
+    nodeId,
+    ringHost,
+    resources,
+    log,
+    ...(options.readiness ? { readiness: options.readiness } : {}),
+  });
 }
 
 /** Unique per process and readable in logs: host name plus pid. */

@@ -8,8 +8,10 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Coordinator } from '../coordinator/coordinator.js';
 import { loadClusterJob, numberFlag } from '../coordinator/job/load-cluster-job.js';
+import { applyEnvFallbacks, COORDINATOR_ENV_FLAGS, envFlagsHelp } from '../shared/config/index.js';
 import { DISCOVERY_FLAGS_HELP, discoveryFlagOptions, discoverySettingsFromFlags } from '../shared/discovery/index.js';
 import { createProgress, type Progress } from '../shared/cli/progress.js';
+import { coordinatorReadiness, eventLoopLiveness, HEALTH_FLAGS_HELP, healthFlagOptions, holdUntilStopped, serveHealthFromFlags } from '../shared/health/index.js';
 import { createLogger, type Logger } from '../shared/log/logger.js';
 import { exitWithParent } from './local-cluster/exit-with-parent.js';
 
@@ -24,10 +26,14 @@ Runs a training job on the peers that join (start them with \`npm run peer\`).
   --fresh                  set existing checkpoints aside and start from step 0
   --min-peers N, --max-peers N, --max-steps N, --epochs N    override job fields
 ${DISCOVERY_FLAGS_HELP}
+  --secret-file PATH       file holding the cluster secret (env RINGPIPE_SECRET_FILE)
+${HEALTH_FLAGS_HELP}
   --help                   this text
 
 Restarted on the same job and run folder, it resumes from the newest good checkpoint.
-Signals: Ctrl+C (SIGINT/SIGTERM) checkpoints and stops; SIGUSR2 checkpoints now.`;
+Signals: Ctrl+C (SIGINT/SIGTERM) checkpoints and stops; SIGUSR2 checkpoints now.
+
+${envFlagsHelp(COORDINATOR_ENV_FLAGS)}`;
 
 async function main(argv: string[]): Promise<number> {
   let values;
@@ -46,8 +52,10 @@ async function main(argv: string[]): Promise<number> {
         'max-peers': { type: 'string' },
         'max-steps': { type: 'string' },
         epochs: { type: 'string' },
+        'secret-file': { type: 'string' },
         help: { type: 'boolean' },
         ...discoveryFlagOptions,
+        ...healthFlagOptions,
       },
     }));
   } catch (error) {
@@ -58,6 +66,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${HELP}\n`);
     return 0;
   }
+  values = applyEnvFallbacks(values, COORDINATOR_ENV_FLAGS);
   const log = createLogger('coordinator');
   const discovery = discoverySettingsFromFlags(values);
   const { job, name } = await loadClusterJob(values.job, {
@@ -80,8 +89,12 @@ async function main(argv: string[]): Promise<number> {
     mdns: discovery.mdns,
     ...(values.host ? { host: values.host } : {}),
     ...(discovery.interface ? { interface: discovery.interface } : {}),
+    ...(values['secret-file'] ? { secretFile: values['secret-file'] } : {}),
     logger: log,
   });
+  // Up before start(): loading checkpoints can take a while, and liveness must answer meanwhile.
+  const health = await serveHealthFromFlags(values, { live: eventLoopLiveness(), ready: () => coordinatorReadiness(coordinator.state) });
+  if (health) process.stdout.write(`health endpoints on http://${health.host}:${health.port}/healthz and /readyz\n`);
   await coordinator.start();
   const { host, port: bound } = coordinator.address;
   process.stdout.write(`coordinator listening on ${host}:${bound} (cluster ${values.cluster ?? 'ringpipe'}, job ${name}, run folder ${runDir})\n`);
@@ -98,6 +111,10 @@ async function main(argv: string[]): Promise<number> {
   if (result.outcome === 'finished') {
     process.stdout.write(`${result.message}\n`);
     if (result.checkpoint) process.stdout.write(`checkpoint ${result.checkpoint}\nmodel ${result.model} (TensorFlow.js LayersModel: tf.loadLayersModel)\n`);
+    if (values['keep-running']) {
+      process.stdout.write('keeping the process up (--keep-running) until SIGTERM\n');
+      await holdUntilStopped();
+    }
     return 0;
   }
   process.stderr.write(`error: ${result.message}\n`);

@@ -4,8 +4,10 @@
  */
 import { parseArgs } from 'node:util';
 import { runPeer } from '../peer/main.js';
+import { applyEnvFallbacks, envFlagsHelp, PEER_ENV_FLAGS } from '../shared/config/index.js';
 import { isBackendFlag } from '../shared/engine/backend-candidates.js';
 import { DISCOVERY_FLAGS_HELP, discoveryFlagOptions, discoverySettingsFromFlags } from '../shared/discovery/index.js';
+import { eventLoopLiveness, HEALTH_FLAGS_HELP, healthFlagOptions, holdUntilStopped, PeerReadiness, serveHealthFromFlags } from '../shared/health/index.js';
 import { createLogger } from '../shared/log/logger.js';
 import { exitWithParent } from './local-cluster/exit-with-parent.js';
 
@@ -18,9 +20,13 @@ ${DISCOVERY_FLAGS_HELP}
   --backend NAME           auto | node-gpu | node | wasm | cpu (overrides the job's)
   --ring-host ADDR         address for ring connections  [127.0.0.1 for a local coordinator, else 0.0.0.0]
   --reconnect-timeout S    give up when no coordinator is reachable this long      [120]
+  --secret-file PATH       file holding the cluster secret (env RINGPIPE_SECRET_FILE)
+${HEALTH_FLAGS_HELP}
   --help                   this text
 
-Set RINGPIPE_SECRET to the cluster secret (the same on every machine).`;
+Set RINGPIPE_SECRET to the cluster secret (the same on every machine).
+
+${envFlagsHelp(PEER_ENV_FLAGS)}`;
 
 async function main(argv: string[]): Promise<number> {
   let values;
@@ -34,8 +40,10 @@ async function main(argv: string[]): Promise<number> {
         backend: { type: 'string' },
         'ring-host': { type: 'string' },
         'reconnect-timeout': { type: 'string' },
+        'secret-file': { type: 'string' },
         help: { type: 'boolean' },
         ...discoveryFlagOptions,
+        ...healthFlagOptions,
       },
     }));
   } catch (error) {
@@ -46,11 +54,15 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${HELP}\n`);
     return 0;
   }
+  values = applyEnvFallbacks(values, PEER_ENV_FLAGS);
   const backend = values.backend;
   if (backend !== undefined && backend !== 'auto' && !isBackendFlag(backend)) throw new Error(`--backend ${backend}: choose auto, node-gpu, node, wasm or cpu`);
   const reconnect = values['reconnect-timeout'] === undefined ? 120 : Number(values['reconnect-timeout']);
   if (!Number.isFinite(reconnect) || reconnect <= 0) throw new Error(`--reconnect-timeout ${values['reconnect-timeout']}: expected seconds > 0`);
   const discovery = discoverySettingsFromFlags(values);
+  const readiness = new PeerReadiness();
+  const health = await serveHealthFromFlags(values, { live: eventLoopLiveness(), ready: () => readiness.status() });
+  if (health) process.stdout.write(`health endpoints on http://${health.host}:${health.port}/healthz and /readyz\n`);
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort('SIGINT'));
   process.once('SIGTERM', () => controller.abort('SIGTERM'));
@@ -61,12 +73,19 @@ async function main(argv: string[]): Promise<number> {
     reconnectTimeoutMs: reconnect * 1000,
     signal: controller.signal,
     logger: createLogger('peer'),
+    readiness,
     ...(values['node-id'] ? { nodeId: values['node-id'] } : {}),
     ...(backend && backend !== 'auto' && isBackendFlag(backend) ? { backend } : {}),
     ...(values['ring-host'] ? { ringHost: values['ring-host'] } : {}),
     ...(discovery.interface ? { interface: discovery.interface } : {}),
+    ...(values['secret-file'] ? { secretFile: values['secret-file'] } : {}),
   });
+  readiness.left(outcome.reason);
   process.stdout.write(`peer ${outcome.success ? 'done' : 'stopped'}: ${outcome.reason}\n`);
+  if (outcome.success && values['keep-running'] && !controller.signal.aborted) {
+    process.stdout.write('keeping the process up (--keep-running) until SIGTERM\n');
+    await holdUntilStopped();
+  }
   return outcome.success ? 0 : 1;
 }
 

@@ -3,6 +3,7 @@ import { parseClusterJob, type ClusterJob } from '../../coordinator/job/cluster-
 import { trainingPlan, type TrainingPlan } from '../../coordinator/job/training-plan.js';
 import type { ClusterMessageOf } from '../../coordinator/protocol/cluster-messages.js';
 import { JobValidationError } from '../../shared/job/schema.js';
+import type { PeerReadinessReporter } from '../../shared/health/index.js';
 import type { Logger } from '../../shared/log/logger.js';
 import type { SecretSource } from '../../shared/transport/index.js';
 import { RingNode } from '../allreduce/ring-setup.js';
@@ -24,6 +25,8 @@ export interface PeerSessionOptions extends SecretSource {
   ringHost: string;
   resources: PeerResources;
   log: Logger;
+  /** Told when this peer joins and leaves epochs (its readiness probe). */
+  readiness?: PeerReadinessReporter;
 }
 
 interface ActiveJob {
@@ -169,14 +172,17 @@ export class PeerSession {
       log,
     });
     log.info({ epoch: message.epoch, rank: message.rank, worldSize: message.worldSize }, 'assigned');
+    this.options.readiness?.assigned(message.epoch, message.rank, message.worldSize);
     sendQuietly(this.link, { type: 'ready', epoch: message.epoch, ringPort: node.address?.port ?? null, committedStep: active.prepared.state.committedStep });
   }
 
   private onStart(message: ClusterMessageOf<'start'>): void {
     const run = this.current;
     if (!run || run.epoch !== message.epoch) return;
+    this.options.readiness?.training(message.epoch);
     void run.start(message).then((outcome) => {
       this.options.log.info({ ...outcome }, 'epoch ended');
+      this.options.readiness?.epochEnded(message.epoch, outcome.outcome);
       sendQuietly(this.link, { type: 'epoch-ended', ...outcome });
     });
   }
