@@ -1,9 +1,11 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { classifyStall, Dataset, defineTransform, StallMeter, type DataSource, type Sample } from '../shared/data/index.js';
-import { busyWait, misnamed } from './fixtures/data-transforms.js';
+import { busyWait, finishSlowly, misnamed } from './fixtures/data-transforms.js';
 
 const source: DataSource<Sample> = { name: 'numbered', size: 200, skipped: [], read: (i) => ({ x: Float32Array.of(i), label: 0 }) };
 const silentLog = { info: () => undefined, warn: () => undefined } as never;
@@ -47,10 +49,27 @@ describe('stall metric', () => {
 
 describe('worker threads', () => {
   it('never keep the process alive, even when the iterator is not closed', () => {
-    const child = spawnSync(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'fixtures', 'data-forgotten-iterator.ts')], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, RINGPIPE_LOG_LEVEL: 'warn' } });
-    expect(child.error).toBeUndefined(); // a timeout would show up here
+    const child = spawnSync(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'fixtures', 'data-forgotten-iterator.ts')], { encoding: 'utf8', timeout: 90_000, env: { ...process.env, RINGPIPE_LOG_LEVEL: 'warn' } });
+    // A hang would show up here as a timeout. 90 s is generous: on a saturated 2-core machine the
+    // child (tsx + two threads each loading tsx) has been seen to need up to ~30 s just to start.
+    expect(child.error).toBeUndefined();
     expect(child.stdout).toBe('got a batch of 8\n');
     expect(child.status).toBe(0);
+  });
+
+  it('finish the sample in hand on close() instead of being killed mid-call, then exit', async () => {
+    // terminate() can interrupt a thread inside zlib (PNG decoding), which aborts Node 20 itself.
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'rp-close-')), 'done.txt');
+    writeFileSync(file, '');
+    const iterator = Dataset.from(source).map(finishSlowly.with({ ms: 300, file }), { parallel: 1 }).batch(2, { chunkSize: 1 }).iterate();
+    await iterator.next(); // samples 0 and 1
+    const log = () => readFileSync(file, 'utf8').trim().split('\n');
+    const deadline = Date.now() + 20_000;
+    while (!log().includes('start 2') && Date.now() < deadline) await sleep(10);
+    await iterator.close(); // while sample 2 is in hand, and samples 3 and 4 queued for the thread
+    // Sample 2 completed; the chunks queued behind it were dropped, not started.
+    expect(log()).toEqual(['start 0', 'done 0', 'start 1', 'done 1', 'start 2', 'done 2']);
+    rmSync(path.dirname(file), { recursive: true, force: true });
   });
 
   it('stop on close(), after which next() refuses', async () => {

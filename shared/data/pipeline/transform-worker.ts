@@ -14,6 +14,11 @@ export interface MapTaskMessage {
   items: WorkItem[];
 }
 
+/** Finish the task in hand, drop the queued ones, and exit. */
+export interface CloseMessage {
+  close: true;
+}
+
 export type MapReplyMessage = { id: number; outcomes: ItemOutcome[] } | { id: number; failure: string };
 
 const loaded = new Map<string, Promise<Transform<unknown, unknown, JsonValue>>>();
@@ -28,18 +33,33 @@ function load(stage: StageSpec): Promise<Transform<unknown, unknown, JsonValue>>
 const port = parentPort;
 if (!port) throw new Error('transform-worker.ts runs only as a worker thread (started by WorkerPool)');
 
+async function handle(task: MapTaskMessage): Promise<void> {
+  let reply: MapReplyMessage;
+  try {
+    const transforms = await Promise.all(task.stages.map(load));
+    reply = { id: task.id, outcomes: runStages(task.stages, transforms, task.epoch, task.items) };
+  } catch (err) {
+    reply = { id: task.id, failure: err instanceof Error ? err.message : String(err) };
+  }
+  const { transfer } = prepareTransfer(reply);
+  port!.postMessage(reply, transfer);
+}
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 // Tasks are handled strictly in arrival order: `chain` serialises the async module loading.
 let chain = Promise.resolve();
-port.on('message', (task: MapTaskMessage) => {
-  chain = chain.then(async () => {
-    let reply: MapReplyMessage;
-    try {
-      const transforms = await Promise.all(task.stages.map(load));
-      reply = { id: task.id, outcomes: runStages(task.stages, transforms, task.epoch, task.items) };
-    } catch (err) {
-      reply = { id: task.id, failure: err instanceof Error ? err.message : String(err) };
-    }
-    const { transfer } = prepareTransfer(reply);
-    port.postMessage(reply, transfer);
-  });
+let closing = false;
+port.on('message', (message: MapTaskMessage | CloseMessage) => {
+  if ('close' in message) {
+    // Leaving by closing the port lets the thread end on its own. worker.terminate() can stop it in
+    // the middle of a zlib call (PNG decoding), which aborts the whole process in Node 20
+    // ("CompressionStream::Close: close before init").
+    closing = true;
+    chain = chain.then(() => port.close());
+    return;
+  }
+  // A turn of the event loop before each task, so that a close message queued meanwhile is seen
+  // and the tasks behind it are dropped rather than started.
+  chain = chain.then(nextTurn).then(() => (closing ? undefined : handle(message)));
 });

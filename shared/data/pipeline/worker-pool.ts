@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { ItemOutcome, StageSpec, WorkItem } from './run-stages.js';
-import type { MapReplyMessage, MapTaskMessage } from './transform-worker.js';
+import type { CloseMessage, MapReplyMessage, MapTaskMessage } from './transform-worker.js';
 import { prepareTransfer } from './transferables.js';
 
 interface Pending {
@@ -46,12 +46,27 @@ export class WorkerPool {
     });
   }
 
-  async close(): Promise<void> {
+  /**
+   * Lets each thread finish the chunk in hand and exit by itself (see transform-worker.ts for why
+   * not terminate()); a thread still busy after `graceMs` (a transform stuck in a loop) is terminated.
+   */
+  async close(graceMs = 10_000): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     const closedError = new Error('the data pipeline was closed');
-    for (const w of this.workers) this.failAll(w, closedError);
-    await Promise.all(this.workers.map((w) => w.worker.terminate()));
+    await Promise.all(
+      this.workers.map(async (w) => {
+        this.failAll(w, closedError);
+        const exited = new Promise<void>((resolve) => w.worker.once('exit', () => resolve()));
+        // Referenced until it has exited: the process must not end (and kill the thread mid-task) first.
+        w.worker.ref();
+        w.worker.postMessage({ close: true } satisfies CloseMessage);
+        let timer: NodeJS.Timeout | undefined;
+        const stuck = new Promise<'stuck'>((resolve) => (timer = setTimeout(() => resolve('stuck'), graceMs)));
+        if ((await Promise.race([exited, stuck])) === 'stuck') await w.worker.terminate();
+        clearTimeout(timer);
+      }),
+    );
   }
 
   private spawn(index: number): PoolWorker {
