@@ -7,6 +7,7 @@ import { rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Coordinator } from '../coordinator/coordinator.js';
+import { DASHBOARD_FLAGS_HELP, dashboardFlagOptions, dashboardSettingsFromFlags, startDashboard } from '../coordinator/dashboard/index.js';
 import { loadClusterJob, numberFlag } from '../coordinator/job/load-cluster-job.js';
 import { applyEnvFallbacks, COORDINATOR_ENV_FLAGS, envFlagsHelp } from '../shared/config/index.js';
 import { DISCOVERY_FLAGS_HELP, discoveryFlagOptions, discoverySettingsFromFlags } from '../shared/discovery/index.js';
@@ -26,6 +27,7 @@ Runs a training job on the peers that join (start them with \`npm run peer\`).
   --fresh                  set existing checkpoints aside and start from step 0
   --min-peers N, --max-peers N, --max-steps N, --epochs N    override job fields
 ${DISCOVERY_FLAGS_HELP}
+${DASHBOARD_FLAGS_HELP}
   --secret-file PATH       file holding the cluster secret (env RINGPIPE_SECRET_FILE)
 ${HEALTH_FLAGS_HELP}
   --help                   this text
@@ -56,6 +58,7 @@ async function main(argv: string[]): Promise<number> {
         help: { type: 'boolean' },
         ...discoveryFlagOptions,
         ...healthFlagOptions,
+        ...dashboardFlagOptions,
       },
     }));
   } catch (error) {
@@ -77,6 +80,8 @@ async function main(argv: string[]): Promise<number> {
   });
   const port = values.port === undefined ? 7070 : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new Error(`--port ${values.port}: expected a port number 0–65535`);
+  // The dashboard token derives from the same cluster secret the coordinator uses.
+  const dashboardSettings = dashboardSettingsFromFlags(values, values['secret-file'] ? { secretFile: values['secret-file'] } : {});
   const runDir = values['run-dir'] ?? path.join('runs', name);
   if (values.fresh) await setAside(job.checkpoint.dir ?? path.join(runDir, 'checkpoints'), path.join(runDir, 'metrics.jsonl'));
 
@@ -96,6 +101,8 @@ async function main(argv: string[]): Promise<number> {
   const health = await serveHealthFromFlags(values, { live: eventLoopLiveness(), ready: () => coordinatorReadiness(coordinator.state) });
   if (health) process.stdout.write(`health endpoints on http://${health.host}:${health.port}/healthz and /readyz\n`);
   await coordinator.start();
+  const dashboard = dashboardSettings ? await startDashboard(coordinator, dashboardSettings, log) : undefined;
+  if (dashboard) process.stdout.write(`dashboard ${dashboard.url}\n`);
   const { host, port: bound } = coordinator.address;
   process.stdout.write(`coordinator listening on ${host}:${bound} (cluster ${values.cluster ?? 'ringpipe'}, job ${name}, run folder ${runDir})\n`);
   const stop = (signal: string) => void coordinator.stop(`${signal} received`);
@@ -108,6 +115,7 @@ async function main(argv: string[]): Promise<number> {
   showProgress(coordinator, log);
 
   const result = await coordinator.run();
+  await dashboard?.close();
   if (result.outcome === 'finished') {
     process.stdout.write(`${result.message}\n`);
     if (result.checkpoint) process.stdout.write(`checkpoint ${result.checkpoint}\nmodel ${result.model} (TensorFlow.js LayersModel: tf.loadLayersModel)\n`);
