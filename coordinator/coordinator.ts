@@ -8,6 +8,7 @@ import { listen, type LinkServer, type SecretSource } from '../shared/transport/
 import { MODEL_FILE } from './checkpoint/checkpoint-layout.js';
 import { CheckpointReceiver } from './checkpoint/checkpoint-receiver.js';
 import { CheckpointStore, type StoredCheckpoint } from './checkpoint/checkpoint-store.js';
+import { DistillationRounds } from './distillation/distillation-rounds.js';
 import type { TrainingStateRecord } from './checkpoint/training-state-record.js';
 import { EpochController, type EpochOutcome } from './epoch/epoch-controller.js';
 import { trajectoryDifferences, type ClusterJob } from './job/cluster-job.js';
@@ -58,6 +59,8 @@ export class Coordinator {
   readonly state: CoordinatorState;
   readonly runId = randomBytes(6).toString('hex');
   readonly store: CheckpointStore;
+  /** Knowledge-distillation rounds on this coordinator's peers: `distillation.start(spec)` (see coordinator/distillation/). */
+  readonly distillation: DistillationRounds;
   private readonly log: Logger;
   private readonly nodeId: string;
   /** Who is connected; its events (progress, gone…) feed the dashboard. */
@@ -89,6 +92,14 @@ export class Coordinator {
     this.registry.on('checkpoint', (peer, message) => this.receiver.handle(peer, message));
     this.registry.on('prepared', () => this.publishPeers());
     this.registry.on('gone', () => this.publishPeers());
+    this.distillation = new DistillationRounds({
+      registry: this.registry,
+      runDir: options.runDir,
+      log: this.log,
+      publish: (view) => this.state.update({ distillation: view }),
+      busyReason: () => (this.controller ? 'the cluster is training its job; start a round before or instead of it' : undefined),
+      howToJoin: () => `Start peers with \`npm run peer -- --coordinator ${this.describeAddress()}\` (same RINGPIPE_SECRET and --cluster ${this.options.cluster}).`,
+    });
   }
 
   get job(): ClusterJob {
@@ -212,6 +223,13 @@ export class Coordinator {
     return true;
   }
 
+  /** Without run(): tells the peers to leave and closes the port (after distillation rounds only). */
+  async shutdown(reason: string, success: boolean): Promise<void> {
+    this.distillation.cancel(reason);
+    await this.registry.shutdownAll(reason, success);
+    await this.close();
+  }
+
   /** Asks for a checkpoint now (SIGUSR2); false when no epoch is training. */
   requestCheckpoint(reason: string): boolean {
     return this.controller?.requestCheckpoint(reason) ?? false;
@@ -237,6 +255,8 @@ export class Coordinator {
     if (first instanceof Error) return { outcome: 'failed', message: first.message };
     if (first === 'cancelled') return { outcome: 'cancelled', message: this.stopReason ?? 'stopped' };
 
+    // A distillation round holds the peers; training starts once it is over.
+    await this.distillation.idle();
     this.plan = trainingPlan(job, this.registry.trainSamples!);
     const controller = new EpochController({
       registry: this.registry,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineMessages, type MessageOf } from '../../shared/transport/index.js';
+import { distillationMessageShapes } from '../distillation/distillation-messages.js';
 
 /**
  * The control protocol between the coordinator and its peers (msgpackr over an authenticated link).
@@ -101,6 +102,9 @@ export const clusterMessages = defineMessages({
   abort: { epoch, reason: text },
   /** The job is over (finished, failed or cancelled): leave. */
   shutdown: { reason: text, success: z.boolean() },
+
+  // ---- distillation rounds (both directions; see coordinator/distillation/distillation-messages.ts) ----
+  ...distillationMessageShapes,
 });
 
 export type ClusterMessage = MessageOf<typeof clusterMessages>;

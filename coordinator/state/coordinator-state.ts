@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { DistillationView } from '../distillation/distillation-rounds.js';
 import type { LossPoint } from '../metrics/loss-log.js';
 import type { TopologyMember } from '../protocol/cluster-messages.js';
 
@@ -36,6 +37,8 @@ export interface CoordinatorSnapshot {
   lastLoss: number | undefined;
   checkpoints: CheckpointView[];
   result: { accuracy: number; loss: number; step: number; checkpoint: string | undefined } | undefined;
+  /** Distillation rounds: the one running (stage, progress) and the reports of finished ones. */
+  distillation?: DistillationView;
 }
 
 export interface CoordinatorStateEvents {

@@ -7,6 +7,7 @@ import type { PeerReadinessReporter } from '../../shared/health/index.js';
 import type { Logger } from '../../shared/log/logger.js';
 import type { SecretSource } from '../../shared/transport/index.js';
 import { RingNode } from '../allreduce/ring-setup.js';
+import { attachDistillationWorker } from '../distillation/distillation-worker.js';
 import { CheckpointUploader } from './checkpoint-uploader.js';
 import { sendQuietly, type CoordinatorLink } from './coordinator-link.js';
 import { EpochRun } from './epoch-run.js';
@@ -76,6 +77,8 @@ export class PeerSession {
     link.onControl('refuse', (message) => this.finish({ kind: 'refused', reason: message.reason, retry: message.retry }));
     link.onControl('shutdown', (message) => this.finish({ kind: 'shutdown', success: message.success, reason: message.reason }));
     link.once('close', (info) => this.finish({ kind: 'lost', reason: info.reason }));
+    // Distillation rounds use the prepared job's backend and data between (not during) epochs.
+    attachDistillationWorker(link, { ...secretOf(options), cluster: options.cluster, nodeId: options.nodeId, ringHost: options.ringHost, log, resources: () => this.active?.prepared });
     sendQuietly(link, { type: 'join', hostname: os.hostname(), pid: process.pid, backend: 'pending' });
   }
 

@@ -55,6 +55,37 @@ const builders: Record<string, { describe: string; build: Builder }> = {
       });
     },
   },
+  // Knowledge distillation (docs/readme-parts/distill.md): Hinton et al.'s MNIST teacher, and a
+  // student ≥ 10× smaller.
+  'mlp-large': {
+    describe: 'MLP 784-1200-1200-10 (≈ 2.4M parameters; the distillation teacher of Hinton et al. 2015)',
+    build(spec) {
+      const init = seeded(spec);
+      return tf.sequential({
+        name: 'mlp_large',
+        layers: [
+          tf.layers.flatten({ inputShape: spec.inputShape }),
+          tf.layers.dense({ units: 1200, activation: 'relu', ...init() }),
+          tf.layers.dense({ units: 1200, activation: 'relu', ...init() }),
+          tf.layers.dense({ units: spec.numClasses, ...init() }),
+        ],
+      });
+    },
+  },
+  'mlp-small': {
+    describe: 'MLP 784-64-10 (≈ 51k parameters; a distillation student, 47× smaller than mlp-large)',
+    build(spec) {
+      const init = seeded(spec);
+      return tf.sequential({
+        name: 'mlp_small',
+        layers: [
+          tf.layers.flatten({ inputShape: spec.inputShape }),
+          tf.layers.dense({ units: 64, activation: 'relu', ...init() }),
+          tf.layers.dense({ units: spec.numClasses, ...init() }),
+        ],
+      });
+    },
+  },
 };
 
 export const ZOO_MODELS = Object.keys(builders);

@@ -1,0 +1,191 @@
+import type * as tf from '@tensorflow/tfjs';
+import { encodeTable, decodeTable, type SoftTargetTable } from '../../coordinator/distillation/soft-target-table.js';
+import { DISTILL_FRAME_EPOCH } from '../../coordinator/distillation/distillation-messages.js';
+import type { ClusterMessageOf } from '../../coordinator/protocol/cluster-messages.js';
+import { describeFiles, receiveFiles, sendFiles, type TransferFile } from '../../coordinator/protocol/file-transfer.js';
+import type { ImageDataset } from '../../shared/data/mnist.js';
+import type { Logger } from '../../shared/log/logger.js';
+import { buildZooModel } from '../../shared/models/zoo.js';
+import type { SecretSource } from '../../shared/transport/index.js';
+import { RingCollective } from '../allreduce/ring-collective.js';
+import { RingNode, type JoinedRing } from '../allreduce/ring-setup.js';
+import { sendQuietly, type CoordinatorLink } from '../session/coordinator-link.js';
+import { evaluateResponsively } from '../session/responsive-evaluation.js';
+import { inferenceMsPerSample } from './inference-speed.js';
+import { modelFromFiles, modelToFiles } from './model-from-files.js';
+import { trainStudent } from './student-training.js';
+import { teacherTargets } from './teacher-targets.js';
+
+/** What the worker needs from the peer's session: the prepared job's backend and data. */
+export interface DistillationWorkerOptions extends SecretSource {
+  cluster: string;
+  nodeId: string;
+  ringHost: string;
+  log: Logger;
+  /** The backend and MNIST of the job this peer prepared; undefined until it has. */
+  resources: () => { backend: string; train: ImageDataset; test: ImageDataset } | undefined;
+}
+
+const TRANSFER_TIMEOUT_MS = 120_000;
+const RING_JOIN_TIMEOUT_MS = 30_000;
+/** How long a peer waits for `distill-go` after saying it is ready (the coordinator waits on all). */
+const GO_TIMEOUT_MS = 120_000;
+
+/**
+ * The peer's side of distillation rounds: computes soft targets for its shard, trains a student as
+ * one rank of a ring, measures models. Tasks run one at a time, in arrival order; a failure is
+ * reported to the coordinator (`distill-failed`), never thrown into the session.
+ */
+export class DistillationWorker {
+  private queue: Promise<void> = Promise.resolve();
+  private cancelledRounds = new Set<number>();
+  private ring: JoinedRing | undefined;
+  private node: RingNode | undefined;
+
+  constructor(
+    private readonly link: CoordinatorLink,
+    private readonly options: DistillationWorkerOptions,
+  ) {
+    link.onControl('distill-targets-request', (message) => this.enqueue(message.round, () => this.computeTargets(message)));
+    link.onControl('distill-train-request', (message) => this.enqueue(message.round, () => this.trainStudent(message)));
+    link.onControl('distill-measure-request', (message) => this.enqueue(message.round, () => this.measure(message)));
+    link.onControl('distill-cancel', (message) => {
+      options.log.info({ round: message.round, reason: message.reason }, 'distillation round cancelled by the coordinator');
+      this.cancelledRounds.add(message.round);
+      void this.closeRing();
+    });
+  }
+
+  private enqueue(round: number, task: () => Promise<void>): void {
+    this.queue = this.queue.then(async () => {
+      if (this.cancelledRounds.has(round)) return;
+      try {
+        await task();
+      } catch (error) {
+        const reason = `${this.options.nodeId}: ${(error as Error).message}`.slice(0, 1_900);
+        this.options.log.warn({ round, err: error }, 'distillation task failed');
+        sendQuietly(this.link, { type: 'distill-failed', round, reason });
+      } finally {
+        await this.closeRing();
+      }
+    });
+  }
+
+  private need(): { backend: string; train: ImageDataset; test: ImageDataset; inputShape: number[] } {
+    const resources = this.options.resources();
+    if (!resources) throw new Error('this peer has not prepared a job yet (no backend or data loaded)');
+    const { train } = resources;
+    return { ...resources, inputShape: [train.height, train.width, train.channels] };
+  }
+
+  private receive(frameStep: number, entries: { name: string; bytes: number }[]): Promise<TransferFile[]> {
+    return receiveFiles(this.link, { epoch: DISTILL_FRAME_EPOCH, step: frameStep }, entries, TRANSFER_TIMEOUT_MS);
+  }
+
+  private async computeTargets(message: ClusterMessageOf<'distill-targets-request'>): Promise<void> {
+    const { log } = this.options;
+    const { train, inputShape } = this.need();
+    const teacher = await modelFromFiles(await this.receive(message.frameStep, message.teacher), 'the teacher');
+    try {
+      const began = performance.now();
+      const table = await teacherTargets(teacher, train, message, inputShape, () => this.cancelledRounds.has(message.round));
+      log.info({ round: message.round, start: message.start, end: message.end, seconds: ((performance.now() - began) / 1000).toFixed(1) }, 'soft targets of this shard computed');
+      const bytes = encodeTable(table);
+      const file: TransferFile = { name: 'soft-targets', data: bytes };
+      await this.link.sendControl({ type: 'distill-targets', round: message.round, frameStep: message.frameStep, start: message.start, count: table.count, table: describeFiles([file])[0]! });
+      await sendFiles(this.link, { epoch: DISTILL_FRAME_EPOCH, step: message.frameStep }, [file], TRANSFER_TIMEOUT_MS);
+    } finally {
+      teacher.dispose();
+    }
+  }
+
+  private async trainStudent(message: ClusterMessageOf<'distill-train-request'>): Promise<void> {
+    const { log, cluster, nodeId, ringHost } = this.options;
+    const { train, test, inputShape } = this.need();
+    const { round, phase, rank, worldSize, training } = message;
+    const received = await this.receive(message.frameStep, [...(message.targets ? [message.targets] : []), ...message.student]);
+    const table: SoftTargetTable | undefined = message.targets ? decodeTable(received[0]!.data, 'the soft targets from the coordinator') : undefined;
+    const studentFiles = message.targets ? received.slice(1) : received;
+    const model: tf.LayersModel = training.zooModel
+      ? buildZooModel(training.zooModel, { inputShape, numClasses: train.numClasses, seed: training.seed })
+      : await modelFromFiles(studentFiles, 'the student');
+    try {
+      this.node = await RingNode.listen({ rank, worldSize, epoch: message.ringEpoch, cluster, nodeId, host: ringHost, port: 0, logger: log, ...secretOf(this.options) });
+      await this.link.sendControl({ type: 'distill-ready', round, phase, ringPort: this.node.address?.port ?? null });
+      let go: ClusterMessageOf<'distill-go'>;
+      do go = await this.link.nextControl('distill-go', { timeoutMs: GO_TIMEOUT_MS });
+      while (go.round !== round || go.phase !== phase);
+      this.ring = await this.node.join(go.next ?? undefined, { timeoutMs: RING_JOIN_TIMEOUT_MS });
+      const ring = new RingCollective(this.ring.membership, { timeoutMs: training.stepTimeoutSeconds * 1000 });
+      log.info({ round, phase, rank, worldSize, steps: training.steps, alpha: training.alpha }, 'training the student');
+      const result = await trainStudent({
+        model,
+        training,
+        train,
+        inputShape,
+        table,
+        ring,
+        onProgress: (step, totalSteps, loss) => sendQuietly(this.link, { type: 'distill-progress', round, phase, step, totalSteps, loss }),
+        isCancelled: () => this.cancelledRounds.has(round),
+      });
+      await this.closeRing();
+      let accuracy: number | null = null;
+      let testLoss: number | null = null;
+      let files: TransferFile[] = [];
+      if (rank === 0) {
+        const evaluation = await evaluateResponsively(model, test, { batchSize: training.evalBatchSize, outputKind: 'logits', inputShape });
+        ({ accuracy, loss: testLoss } = evaluation);
+        files = await modelToFiles(model);
+        log.info({ round, phase, accuracy, trainSeconds: result.trainSeconds.toFixed(1) }, 'student trained');
+      }
+      await this.link.sendControl({ type: 'distill-trained', round, phase, frameStep: message.frameStep, rank, accuracy, testLoss, trainSeconds: result.trainSeconds, model: describeFiles(files) });
+      await sendFiles(this.link, { epoch: DISTILL_FRAME_EPOCH, step: message.frameStep }, files, TRANSFER_TIMEOUT_MS);
+    } finally {
+      model.dispose();
+    }
+  }
+
+  private async measure(message: ClusterMessageOf<'distill-measure-request'>): Promise<void> {
+    const { backend, test, inputShape } = this.need();
+    const model = await modelFromFiles(await this.receive(message.frameStep, message.model), message.name);
+    try {
+      const evaluation = await evaluateResponsively(model, test, { batchSize: message.evalBatchSize, outputKind: 'logits', inputShape });
+      const msPerSample = await inferenceMsPerSample(model, test, inputShape, message.inferenceBatch, message.inferenceSamples);
+      await this.link.sendControl({
+        type: 'distill-measured',
+        round: message.round,
+        name: message.name,
+        accuracy: evaluation.accuracy,
+        testLoss: evaluation.loss,
+        testSamples: evaluation.samples,
+        msPerSample,
+        inferenceBatch: message.inferenceBatch,
+        backend,
+      });
+    } finally {
+      model.dispose();
+    }
+  }
+
+  private async closeRing(): Promise<void> {
+    const ring = this.ring;
+    const node = this.node;
+    this.ring = undefined;
+    this.node = undefined;
+    await Promise.allSettled([ring?.close(), node?.close()]);
+  }
+}
+
+/** Attaches the distillation worker to a peer's coordinator link (one line in the peer session). */
+export function attachDistillationWorker(link: CoordinatorLink, options: DistillationWorkerOptions): DistillationWorker {
+  return new DistillationWorker(link, options);
+}
+
+function secretOf(source: SecretSource): SecretSource {
+  const secret: SecretSource = {};
+  if (source.secret !== undefined) secret.secret = source.secret;
+  if (source.secretFile !== undefined) secret.secretFile = source.secretFile;
+  if (source.env !== undefined) secret.env = source.env;
+  return secret;
+}
+

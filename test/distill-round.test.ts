@@ -1,0 +1,130 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RoundReport } from '../coordinator/distillation/round-report.js';
+import { loadMnist } from '../shared/data/mnist.js';
+import { loadModel } from '../shared/models/file-io.js';
+import { evaluate } from '../peer/trainer/evaluate.js';
+import { ManagedChild } from '../scripts/local-cluster/managed-child.js';
+
+/**
+ * Real processes: `npm run distill` (the coordinator, in its process) with 2 peer processes on
+ * loopback. The teacher is test/fixtures/distill-teacher, a small MLP ending in a softmax (made by
+ * test/fixtures/distill-make-teacher.ts), so the softmax stripping is exercised too.
+ */
+const ROOT = path.join(import.meta.dirname, '..');
+const TEACHER = path.join(ROOT, 'test', 'fixtures', 'distill-teacher');
+const SCRIPT = path.join(ROOT, 'scripts', 'distill.ts');
+const SMALL_ROUND = ['--peers', '2', '--transfer-samples', '1280', '--inference-samples', '20', '--inference-batch', '10', '--backend', 'wasm'];
+
+let child: ManagedChild | undefined;
+let dir: string | undefined;
+
+afterEach(async () => {
+  await child?.stop('SIGKILL', 1_000);
+  child = undefined;
+  if (dir) await rm(dir, { recursive: true, force: true });
+  dir = undefined;
+});
+
+function distill(args: string[]): ManagedChild {
+  child = new ManagedChild({ name: 'distill', script: SCRIPT, args, env: { ...process.env, RINGPIPE_LOG_LEVEL: 'warn' } });
+  return child;
+}
+
+/** Peer processes of the coordinator at `port` still alive (they must all be gone after a run). */
+function peersOf(port: string): string[] {
+  try {
+    return execFileSync('pgrep', ['-f', '--', `--coordinator 127.0.0.1:${port} `], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+async function waitUntil(check: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (check()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return check();
+}
+
+describe('distillation rounds across processes', () => {
+  it('runs two chained rounds end to end: soft targets, distilled and alone students, measured report', async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'ringpipe-distill-'));
+    const reportFile = path.join(dir, 'reports.json');
+    const run = distill(['--teacher', TEACHER, '--student', 'mlp-small,mlp-small', '--max-steps', '10', '--run-dir', dir, '--report', reportFile, ...SMALL_ROUND]);
+    const [, port] = await run.waitForLine(/^coordinator listening on 127\.0\.0\.1:(\d+)/, 30_000);
+    const exit = await Promise.race([run.exited, new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 150_000))]);
+    expect(exit, run.stderr).not.toBe('timeout');
+    expect(exit, run.stderr).toMatchObject({ code: 0 });
+    expect(run.lines.join('\n')).toMatch(/distilled student\s+50,890/);
+    expect(await waitUntil(() => peersOf(port!).length === 0, 15_000)).toBe(true);
+
+    const reports = JSON.parse(await readFile(reportFile, 'utf8')) as RoundReport[];
+    expect(reports.map((r) => r.round)).toEqual([1, 2]);
+    const [first, second] = reports as [RoundReport, RoundReport];
+    expect(first.notes.join()).toMatch(/softmax activation replaced by linear/);
+    expect(first.models.map((m) => [m.role, m.parameters])).toEqual([
+      ['teacher', 79_510],
+      ['student', 50_890],
+      ['student-alone', 50_890],
+    ]);
+    expect(first.settings).toMatchObject({ steps: 10, transferSamples: 1280, topK: 4 });
+    expect([...first.settings.peers].sort()).toEqual(['distill-peer-1', 'distill-peer-2']);
+    expect(first.softTargets).toMatchObject({ cached: false, bytesPerSample: 24 });
+    expect((await stat(first.softTargets.file)).size).toBe(first.softTargets.bytes);
+    for (const model of first.models) {
+      expect(model.msPerSample).toBeGreaterThan(0);
+      expect(model.inferenceBatch).toBe(10);
+    }
+
+    // The figures are the files': sizes on disk, and stock TensorFlow.js scores the saved students
+    // (and the softmax teacher: stripping it does not change argmax) exactly as reported.
+    const test = await loadMnist('test');
+    const score = async (location: string): Promise<number> => {
+      const model = await loadModel(location);
+      try {
+        return (await evaluate(model, test, { batchSize: 1000, outputKind: 'logits', inputShape: [28, 28, 1] })).accuracy;
+      } finally {
+        model.dispose();
+      }
+    };
+    for (const model of first.models.slice(1)) {
+      const files = await readdir(model.path);
+      expect(files.sort()).toEqual(['model.json', 'weights.bin']);
+      const bytes = (await Promise.all(files.map((f) => stat(path.join(model.path, f))))).reduce((n, s) => n + s.size, 0);
+      expect(model.bytesOnDisk).toBe(bytes);
+      expect(await score(model.path)).toBe(model.accuracy);
+    }
+    expect(await score(TEACHER)).toBe(first.models[0]!.accuracy);
+    expect(first.gapClosed).toBe(first.models[0]!.accuracy > first.models[2]!.accuracy ? (first.models[1]!.accuracy - first.models[2]!.accuracy) / (first.models[0]!.accuracy - first.models[2]!.accuracy) : null);
+
+    // Chained: round 2's teacher is round 1's distilled student, with soft targets of its own.
+    expect(second.teacher).toBe(path.join(first.dir, 'student', 'model.json'));
+    expect(second.models[0]).toMatchObject({ role: 'teacher', parameters: 50_890, accuracy: first.models[1]!.accuracy });
+    expect(second.softTargets.file).not.toBe(first.softTargets.file);
+    expect(tf.memory().numTensors).toBe(0);
+  });
+
+  it('fails the round with the lost peer named when a peer is killed mid-training, and leaves no process', async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'ringpipe-distill-kill-'));
+    const run = distill(['--teacher', TEACHER, '--student', 'mlp-small', '--max-steps', '100000', '--transfer-samples', '1280', '--run-dir', dir, ...SMALL_ROUND.slice(4)]);
+    const [, port] = await run.waitForLine(/^coordinator listening on 127\.0\.0\.1:(\d+)/, 30_000);
+    await run.waitForLine(/training the distilled student/, 90_000);
+    const victims = execFileSync('pgrep', ['-f', '--', `--coordinator 127.0.0.1:${port} --node-id distill-peer-2`], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    expect(victims.length).toBeGreaterThan(0);
+    const killedAt = Date.now();
+    for (const pid of victims) process.kill(Number(pid), 'SIGKILL');
+    const exit = await Promise.race([run.exited, new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 45_000))]);
+    expect(exit, run.stderr).toMatchObject({ code: 1 });
+    // Noticed through the link closing (or the heartbeat), not a long training timeout.
+    expect(Date.now() - killedAt).toBeLessThan(30_000);
+    expect(run.stderr).toMatch(/distillation round 1 failed: .*distill-peer-2.*(left|failed|gone)/);
+    expect(await waitUntil(() => peersOf(port!).length === 0, 15_000)).toBe(true);
+  });
+});
