@@ -123,11 +123,11 @@ describe('tensor inbox', () => {
 
   it('moves a frame that started arriving before its waiter into the waiter buffer', async () => {
     let consumed = 0;
-    const inbox = new TensorInbox((n) => (consumed += n), 1 << 20);
+    const inbox = new TensorInbox((n) => (consumed += n), 1 << 20, () => 'timeout');
     const writer = inbox.destinationFor(small);
     writer.write(bytes.subarray(0, 6));
     const into = new Float32Array(8);
-    const next = inbox.next(into, 1_000, () => 'timeout');
+    const next = inbox.next(into, 1_000);
     writer.write(bytes.subarray(6));
     inbox.complete(small);
     const frame = await next;
@@ -137,9 +137,9 @@ describe('tensor inbox', () => {
   });
 
   it('writes straight into a waiting buffer, and queues in order when nobody waits', async () => {
-    const inbox = new TensorInbox(() => undefined, 1 << 20);
+    const inbox = new TensorInbox(() => undefined, 1 << 20, () => 'timeout');
     const into = new Float32Array(8);
-    const first = inbox.next(into, 1_000, () => 'timeout');
+    const first = inbox.next(into, 1_000);
     const writer = inbox.destinationFor(small);
     writer.write(bytes);
     inbox.complete(small);
@@ -151,13 +151,13 @@ describe('tensor inbox', () => {
       inbox.complete({ ...small, step });
     }
     expect(inbox.queuedBytes).toBe(32);
-    expect((await inbox.next(undefined, 1_000, () => 'timeout')).header.step).toBe(1);
-    expect((await inbox.next(undefined, 1_000, () => 'timeout')).header.step).toBe(2);
+    expect((await inbox.next(undefined, 1_000)).header.step).toBe(1);
+    expect((await inbox.next(undefined, 1_000)).header.step).toBe(2);
   });
 
   it('fails the waiting receive when the link dies mid-frame', async () => {
-    const inbox = new TensorInbox(() => undefined, 1 << 20);
-    const next = inbox.next(new Float32Array(8), 1_000, () => 'timeout');
+    const inbox = new TensorInbox(() => undefined, 1 << 20, () => 'timeout');
+    const next = inbox.next(new Float32Array(8), 1_000);
     inbox.destinationFor(small).write(bytes.subarray(0, 4));
     inbox.failAll(new Error('link closed'));
     await expect(next).rejects.toThrow('link closed');

@@ -47,7 +47,7 @@ abstract class Handshake<M extends ControlMessage> implements FrameSink {
   ) {
     this.result = new PendingWait<Link<M>>(
       config.limits.authTimeoutMs,
-      () => `handshake with ${endpoint.remoteLabel} timed out after ${config.limits.authTimeoutMs} ms`,
+      (ms) => `handshake with ${endpoint.remoteLabel} timed out after ${ms} ms`,
       () => endpoint.end({ code: CloseCode.authTimeout, reason: 'authentication timeout', byPeer: false }, true),
     );
     endpoint.sink = this;

@@ -39,7 +39,7 @@ export class ControlInbox<M extends ControlMessage> {
     this.queued.push(message);
   }
 
-  next<T extends M['type']>(type: T, timeoutMs: number, describeTimeout: () => string): Promise<Extract<M, { type: T }>> {
+  next<T extends M['type']>(type: T, timeoutMs: number, describeTimeout: (timeoutMs: number) => string): Promise<Extract<M, { type: T }>> {
     const index = this.queued.findIndex((message) => message.type === type);
     if (index >= 0) {
       const [message] = this.queued.splice(index, 1);

@@ -100,9 +100,19 @@ export class Link<M extends ControlMessage = ControlMessage> extends EventEmitte
     this.receiveWindow = new ReceiveWindow(this.limits.receiveWindowBytes, this.limits.maxTensorBytes, (bytes) =>
       this.endpoint.sendSession({ type: 'credit', bytes }),
     );
-    this.tensorInbox = new TensorInbox((bytes) => this.receiveWindow.consumed(bytes), this.limits.receiveWindowBytes);
+    this.tensorInbox = new TensorInbox(
+      (bytes) => this.receiveWindow.consumed(bytes),
+      this.limits.receiveWindowBytes,
+      (timeoutMs) => `timed out after ${timeoutMs} ms waiting for a tensor frame from ${this.peerLabel}`,
+    );
     this.sendCredit = new SendCredit(internals.peerReceiveWindow, internals.peerReceiveWindow);
-    this.sender = new OrderedSender(this.endpoint, this.sendCredit, this.limits.sendHighWaterBytes);
+    this.sender = new OrderedSender(
+      this.endpoint,
+      this.sendCredit,
+      this.limits.sendHighWaterBytes,
+      (timeoutMs) =>
+        `sendTensor to ${this.peerLabel} timed out after ${timeoutMs} ms: the peer is not reading (flow-control window full) or the network is too slow`,
+    );
     this.heartbeat = new Heartbeat(this.endpoint, this.limits.heartbeatIntervalMs, this.limits.heartbeatTimeoutMs, (silentMs) =>
       this.endpoint.end(
         { code: CloseCode.heartbeatTimeout, reason: `heartbeat timeout: nothing heard from the peer for ${silentMs} ms`, byPeer: false },
@@ -206,13 +216,7 @@ export class Link<M extends ControlMessage = ControlMessage> extends EventEmitte
     }
     const timeoutMs = checkTimeout(options.timeoutMs ?? this.limits.defaultWaitTimeoutMs, 'sendTensor');
     const payload = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    return this.sender.send({
-      creditBytes: payload.length,
-      deadline: Date.now() + timeoutMs,
-      describe: () =>
-        `sendTensor to ${this.peerLabel} timed out after ${timeoutMs} ms: the peer is not reading (flow-control window full) or the network is too slow`,
-      write: (written) => this.endpoint.sendTensor(full, payload, written),
-    });
+    return this.sender.send({ header: full, payload, deadline: Date.now() + timeoutMs, timeoutMs });
   }
 
   /** The next control message of `type` (queued ones first). Rejects on timeout or when the link closes. */
@@ -222,7 +226,7 @@ export class Link<M extends ControlMessage = ControlMessage> extends EventEmitte
     }
     if (this.closeInfoValue) return Promise.reject(this.closedError(`wait for a '${type}' message`));
     const timeoutMs = checkTimeout(options.timeoutMs ?? this.limits.defaultWaitTimeoutMs, 'nextControl');
-    return this.controlInbox.next(type, timeoutMs, () => `timed out after ${timeoutMs} ms waiting for a '${type}' message from ${this.peerLabel}`) as Promise<
+    return this.controlInbox.next(type, timeoutMs, (ms) => `timed out after ${ms} ms waiting for a '${type}' message from ${this.peerLabel}`) as Promise<
       Extract<M, { type: T }>
     >;
   }
@@ -237,7 +241,7 @@ export class Link<M extends ControlMessage = ControlMessage> extends EventEmitte
     if (this.closeInfoValue) return Promise.reject(this.closedError('wait for a tensor frame'));
     const timeoutMs = checkTimeout(options.timeoutMs ?? this.limits.defaultWaitTimeoutMs, 'nextTensor');
     try {
-      return this.tensorInbox.next(options.into, timeoutMs, () => `timed out after ${timeoutMs} ms waiting for a tensor frame from ${this.peerLabel}`);
+      return this.tensorInbox.next(options.into, timeoutMs);
     } catch (error) {
       return Promise.reject(error);
     }

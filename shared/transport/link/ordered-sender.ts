@@ -1,17 +1,16 @@
 import { TransportError } from '../errors.js';
+import type { TensorHeader } from '../wire/tensor-header.js';
 import type { SendCredit } from './flow-control.js';
 import type { WireEndpoint } from './wire-endpoint.js';
 
-/** One tensor frame waiting to go out. */
+/** One tensor frame waiting to go out (plain data: no closures per frame on this hot path). */
 export interface SendJob {
-  /** Payload bytes, taken from the peer's flow-control credit. */
-  creditBytes: number;
+  header: TensorHeader;
+  /** The payload bytes; their count is taken from the peer's flow-control credit. */
+  payload: Uint8Array;
   /** Absolute time (Date.now()) after which the job fails instead of waiting longer. */
   deadline: number;
-  /** The timeout error's message (built only if it times out). */
-  describe: () => string;
-  /** Writes the frame; must call `written` once the bytes are handed to the kernel (or failed). */
-  write(written: (error?: Error) => void): void;
+  timeoutMs: number;
 }
 
 const RECHECK_MS = 100;
@@ -38,15 +37,17 @@ export class OrderedSender {
     private readonly endpoint: WireEndpoint,
     private readonly credit: SendCredit,
     private readonly highWaterBytes: number,
+    /** The message of a send that timed out waiting. */
+    private readonly describeTimeout: (timeoutMs: number) => string,
   ) {}
 
   send(job: SendJob): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise<void>((resolve, reject) => {
-      const queued: QueuedJob = { creditBytes: job.creditBytes, deadline: job.deadline, describe: job.describe, write: job.write, resolve, reject };
+      const queued: QueuedJob = { header: job.header, payload: job.payload, deadline: job.deadline, timeoutMs: job.timeoutMs, resolve, reject };
       // Fast path: nothing waiting ahead of it and room to send — no pump, no extra promise.
       if (this.queue.length === 0 && !this.pumping && this.canSend(queued)) {
-        this.credit.take(queued.creditBytes);
+        this.credit.take(queued.payload.length);
         this.write(queued);
         return;
       }
@@ -73,7 +74,7 @@ export class OrderedSender {
   }
 
   private canSend(job: QueuedJob): boolean {
-    return this.credit.canTake(job.creditBytes) && this.endpoint.bufferedAmount <= this.highWaterBytes;
+    return this.credit.canTake(job.payload.length) && this.endpoint.bufferedAmount <= this.highWaterBytes;
   }
 
   private async pump(): Promise<void> {
@@ -85,7 +86,7 @@ export class OrderedSender {
           const remaining = job.deadline - Date.now();
           if (remaining <= 0) {
             if (this.queue[0] === job) this.queue.shift();
-            job.reject(new TransportError('timeout', job.describe()));
+            job.reject(new TransportError('timeout', this.describeTimeout(job.timeoutMs)));
             continue;
           }
           // Woken by credit or a completed write; the cap re-checks now and then in case bytes
@@ -94,7 +95,7 @@ export class OrderedSender {
           continue;
         }
         this.queue.shift();
-        this.credit.take(job.creditBytes);
+        this.credit.take(job.payload.length);
         this.write(job);
       }
     } finally {
@@ -105,7 +106,7 @@ export class OrderedSender {
   private write(job: QueuedJob): void {
     this.inFlight.add(job);
     try {
-      job.write((error) => {
+      this.endpoint.sendTensor(job.header, job.payload, (error) => {
         this.inFlight.delete(job);
         if (error) job.reject(this.failure ?? new TransportError('closed', `send failed: ${error.message}`));
         else job.resolve();

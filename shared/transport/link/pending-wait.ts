@@ -11,7 +11,7 @@ export class PendingWait<T> {
   private timer: NodeJS.Timeout | undefined;
   private settled = false;
 
-  constructor(timeoutMs: number, describeTimeout: () => string, onTimeout: (wait: PendingWait<T>) => void) {
+  constructor(timeoutMs: number, describeTimeout: (timeoutMs: number) => string, onTimeout: (wait: PendingWait<T>) => void) {
     this.promise = new Promise<T>((resolve, reject) => {
       this.resolveFn = resolve;
       this.rejectFn = reject;
@@ -20,7 +20,7 @@ export class PendingWait<T> {
       this.timer = setTimeout(() => {
         if (this.settled) return;
         onTimeout(this);
-        this.reject(new TransportError('timeout', describeTimeout()));
+        this.reject(new TransportError('timeout', describeTimeout(timeoutMs)));
       }, timeoutMs);
     }
   }

@@ -87,9 +87,16 @@ export class TensorInbox {
   constructor(
     private readonly consumed: (bytes: number) => void,
     poolBytes: number,
+    /** The message of a wait that timed out (made once, not per wait: this is a hot path). */
+    private readonly describeTimeout: (timeoutMs: number) => string,
   ) {
     this.pool = new BufferPool(poolBytes);
   }
+
+  private readonly forgetExpired = (expired: PendingWait<TensorFrame>): void => {
+    const index = this.waiters.findIndex((waiter) => waiter.wait === expired);
+    if (index >= 0) this.waiters.splice(index, 1);
+  };
 
   get queuedBytes(): number {
     return this.queuedBytesTotal;
@@ -123,15 +130,12 @@ export class TensorInbox {
     this.serveWaiters();
   }
 
-  next<T extends TensorArray>(into: T | undefined, timeoutMs: number, describeTimeout: () => string): Promise<TensorFrame<T>> {
+  next<T extends TensorArray>(into: T | undefined, timeoutMs: number): Promise<TensorFrame<T>> {
     if (this.queue.length > 0) {
       // Throws (the frame stays queued) if `into` cannot hold it.
       return Promise.resolve(this.takeHead(into) as TensorFrame<T>);
     }
-    const wait = new PendingWait<TensorFrame>(timeoutMs, describeTimeout, (expired) => {
-      const index = this.waiters.findIndex((waiter) => waiter.wait === expired);
-      if (index >= 0) this.waiters.splice(index, 1);
-    });
+    const wait = new PendingWait<TensorFrame>(timeoutMs, this.describeTimeout, this.forgetExpired);
     const waiter: TensorWaiter = { wait, into };
     const incoming = this.incoming;
     if (incoming && !incoming.waiter && this.waiters.length === 0 && this.fits(incoming.header, waiter)) {
