@@ -40,6 +40,7 @@ COPY peer /app/peer
 COPY coordinator /app/coordinator
 COPY scripts /app/scripts
 COPY --chmod=755 deploy/docker/entrypoint.sh /app/deploy/docker/entrypoint.sh
+COPY deploy/docker/healthcheck.mjs /app/deploy/docker/healthcheck.mjs
 
 FROM node:${NODE_VERSION}-${DEBIAN_RELEASE}-slim AS node-runtime
 
@@ -55,12 +56,12 @@ COPY --from=native-gpu /app/node_modules /app/node_modules
 COPY --from=app /app /app
 WORKDIR /app
 RUN mkdir /app/runs && chown 1000:1000 /app/runs
-ENV NODE_ENV=production RINGPIPE_HEALTH_PORT=8080
+ENV NODE_ENV=production
 # A numeric user, so Kubernetes can verify runAsNonRoot.
 USER 1000:1000
-EXPOSE 7070 8080
-HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:' + process.env.RINGPIPE_HEALTH_PORT + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# 7070: peers connect (coordinator); 7080: dashboard and probes (coordinator); 8080: probes (peer).
+EXPOSE 7070 7080 8080
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s CMD ["node", "/app/deploy/docker/healthcheck.mjs"]
 ENTRYPOINT ["/usr/bin/tini", "--", "/app/deploy/docker/entrypoint.sh"]
 CMD ["peer"]
 
@@ -73,11 +74,11 @@ COPY --from=native-cpu /app/node_modules /app/node_modules
 COPY --from=app /app /app
 WORKDIR /app
 RUN mkdir /app/runs && chown 1000:1000 /app/runs
-ENV NODE_ENV=production RINGPIPE_HEALTH_PORT=8080
+ENV NODE_ENV=production
 # The node image's own unprivileged user, by number so Kubernetes can verify runAsNonRoot.
 USER 1000:1000
-EXPOSE 7070 8080
-HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:' + process.env.RINGPIPE_HEALTH_PORT + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# 7070: peers connect (coordinator); 7080: dashboard and probes (coordinator); 8080: probes (peer).
+EXPOSE 7070 7080 8080
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s CMD ["node", "/app/deploy/docker/healthcheck.mjs"]
 ENTRYPOINT ["/usr/bin/tini", "--", "/app/deploy/docker/entrypoint.sh"]
 CMD ["peer"]

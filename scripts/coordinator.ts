@@ -97,11 +97,13 @@ async function main(argv: string[]): Promise<number> {
     ...(values['secret-file'] ? { secretFile: values['secret-file'] } : {}),
     logger: log,
   });
-  // Up before start(): loading checkpoints can take a while, and liveness must answer meanwhile.
-  const health = await serveHealthFromFlags(values, { live: eventLoopLiveness(), ready: () => coordinatorReadiness(coordinator.state) });
+  // The probes are served on the dashboard's port; on a port of their own only when asked (--health-port),
+  // that server up before start(): loading checkpoints can take a while, and liveness must answer meanwhile.
+  const checks = { live: eventLoopLiveness(), ready: () => coordinatorReadiness(coordinator.state) };
+  const health = await serveHealthFromFlags(values, checks);
   if (health) process.stdout.write(`health endpoints on http://${health.host}:${health.port}/healthz and /readyz\n`);
   await coordinator.start();
-  const dashboard = dashboardSettings ? await startDashboard(coordinator, dashboardSettings, log) : undefined;
+  const dashboard = dashboardSettings ? await startDashboard(coordinator, dashboardSettings, log, checks) : undefined;
   if (dashboard) process.stdout.write(`dashboard ${dashboard.url}\n`);
   const { host, port: bound } = coordinator.address;
   process.stdout.write(`coordinator listening on ${host}:${bound} (cluster ${values.cluster ?? 'ringpipe'}, job ${name}, run folder ${runDir})\n`);
@@ -115,13 +117,16 @@ async function main(argv: string[]): Promise<number> {
   showProgress(coordinator, log);
 
   const result = await coordinator.run();
-  await dashboard?.close();
+  // --keep-running: a finished coordinator stays up with its dashboard, which serves the probes.
+  const hold = result.outcome === 'finished' && values['keep-running'] === true;
+  if (!hold) await dashboard?.close();
   if (result.outcome === 'finished') {
     process.stdout.write(`${result.message}\n`);
     if (result.checkpoint) process.stdout.write(`checkpoint ${result.checkpoint}\nmodel ${result.model} (TensorFlow.js LayersModel: tf.loadLayersModel)\n`);
-    if (values['keep-running']) {
+    if (hold) {
       process.stdout.write('keeping the process up (--keep-running) until SIGTERM\n');
       await holdUntilStopped();
+      await dashboard?.close();
     }
     return 0;
   }

@@ -9,6 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { builtinModules, createRequire } from 'node:module';
 import { request } from 'node:http';
+import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { build } from 'esbuild';
@@ -48,6 +49,36 @@ function contextFiles(relative: string): string[] {
   const full = path.join(ROOT, relative);
   if (!statSync(full).isDirectory()) return ignore.ignores(relative) ? [] : [relative];
   return readdirSync(full).flatMap((entry) => contextFiles(path.posix.join(relative, entry)));
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  const server = createServer();
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+function get(port: number, urlPath: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: urlPath, timeout: 5_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer')));
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** The files the entry points import (statically), and the packages they import. */
@@ -107,10 +138,8 @@ describe('Dockerfile (static: the image is not built here)', () => {
     expect(instructions.find((instruction) => instruction.keyword === 'ENTRYPOINT')?.exec).toEqual(['/usr/bin/tini', '--', '/app/deploy/docker/entrypoint.sh']);
     expect(instructions.find((instruction) => instruction.keyword === 'CMD')?.exec).toEqual(['peer']);
     expect(instructions.some((instruction) => instruction.keyword === 'RUN' && /apt-get install -y --no-install-recommends tini/.test(instruction.text))).toBe(true);
-    const health = instructions.find((instruction) => instruction.keyword === 'HEALTHCHECK')!;
-    expect(health.text).toMatch(/process\.env\.RINGPIPE_HEALTH_PORT \+ '\/healthz'/);
-    expect(instructions.find((instruction) => instruction.keyword === 'ENV')?.text).toMatch(/\bRINGPIPE_HEALTH_PORT=8080\b/);
-    expect(instructions.find((instruction) => instruction.keyword === 'EXPOSE')?.text).toBe('7070 8080');
+    expect(instructions.find((instruction) => instruction.keyword === 'HEALTHCHECK')?.text).toMatch(/CMD \["node", "\/app\/deploy\/docker\/healthcheck\.mjs"\]$/);
+    expect(instructions.find((instruction) => instruction.keyword === 'EXPOSE')?.text).toBe('7070 7080 8080');
     // The run folder exists and belongs to the user (a Kubernetes volume is mounted over it).
     expect(instructions.some((instruction) => instruction.keyword === 'RUN' && /mkdir \/app\/runs && chown 1000:1000 \/app\/runs/.test(instruction.text))).toBe(true);
   });
@@ -183,45 +212,63 @@ describe('the image layout, assembled from the COPY lines and started through th
     }
   });
 
-  it('a coordinator started from that layout, configured as the manifests do, answers its probes', async () => {
+  /** Starts a role through the layout's entry point; resolves the first match of each pattern on stdout. */
+  function startFromImage(role: string, settings: Record<string, string>) {
     const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('RINGPIPE_')));
-    const child = spawn(entry, ['coordinator'], {
-      env: { ...env, RINGPIPE_PORT: '0', RINGPIPE_HOST: '127.0.0.1', RINGPIPE_MDNS: '0', RINGPIPE_HEALTH_PORT: '0', RINGPIPE_HEALTH_HOST: '127.0.0.1', RINGPIPE_RUN_DIR: path.join(app, 'runs', 'probe'), RINGPIPE_LOG_FORMAT: 'json' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
+    const child = spawn(entry, [role], { env: { ...env, RINGPIPE_MDNS: '0', RINGPIPE_LOG_FORMAT: 'json', ...settings }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     started.push(child);
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     let stdout = '';
     let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4_000)));
-    const port = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no health line within 60 s; stderr: ${stderr}`)), 60_000);
-      child.stdout.on('data', (chunk: Buffer) => {
-        stdout += chunk.toString();
-        const health = /^health endpoints on http:\/\/127\.0\.0\.1:(\d+)\//m.exec(stdout);
-        if (health && /^coordinator listening on /m.test(stdout)) {
-          clearTimeout(timer);
-          resolve(Number(health[1]));
-        }
+    const line = (pattern: RegExp, timeoutMs = 60_000) =>
+      new Promise<RegExpExecArray>((resolve, reject) => {
+        const deadline = Date.now() + timeoutMs;
+        const poll = setInterval(() => {
+          const match = pattern.exec(stdout);
+          const failed = child.exitCode !== null ? `${role} exited (${child.exitCode})` : Date.now() > deadline ? `${role} printed no ${pattern} in ${timeoutMs} ms` : undefined;
+          if (match || failed) clearInterval(poll);
+          if (match) resolve(match);
+          else if (failed) reject(new Error(`${failed}; stderr: ${stderr}`));
+        }, 50);
       });
-      void exited.then((code) => reject(new Error(`exited (${code}) early; stderr: ${stderr}`)));
-    });
-    const readiness = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, path: '/readyz', timeout: 5_000 }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (body += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      req.on('timeout', () => req.destroy(new Error('no answer')));
-      req.on('error', reject);
-      req.end();
-    });
+    return { child, exited, line };
+  }
+
+  function healthcheck(settings: Record<string, string>): number | null {
+    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('RINGPIPE_')));
+    return spawnSync(process.execPath, [path.join(app, 'deploy', 'docker', 'healthcheck.mjs')], { env: { ...env, ...settings }, timeout: 20_000 }).status;
+  }
+
+  it('a coordinator and a peer started from that layout, configured as the manifests do, answer their probes and the image HEALTHCHECK', async () => {
+    const [dashboardPort, closed] = [await freePort(), await freePort()];
+    // The coordinator: probes on the dashboard port (loopback here; 0.0.0.0 in a pod).
+    const coordinator = startFromImage('coordinator', { RINGPIPE_PORT: '0', RINGPIPE_HOST: '127.0.0.1', RINGPIPE_DASHBOARD_HOST: '127.0.0.1', RINGPIPE_DASHBOARD_PORT: String(dashboardPort), RINGPIPE_RUN_DIR: path.join(app, 'runs', 'probe') });
+    const [, controlPort] = await coordinator.line(/^coordinator listening on 127\.0\.0\.1:(\d+) /m);
+    await coordinator.line(new RegExp(`^dashboard http://127\\.0\\.0\\.1:${dashboardPort}/`, 'm'));
+    const readiness = await get(dashboardPort, '/readyz');
     expect(readiness.status, readiness.body).toBe(200);
     expect(JSON.parse(readiness.body).reason).toMatch(/^accepting peers on 127\.0\.0\.1:\d+ \(waiting-for-peers/);
+    expect(healthcheck({ RINGPIPE_HEALTH_PORT: String(closed), RINGPIPE_DASHBOARD_PORT: String(dashboardPort) })).toBe(0);
+    expect(healthcheck({ RINGPIPE_HEALTH_PORT: String(closed), RINGPIPE_DASHBOARD_PORT: String(closed) })).toBe(1);
+
+    // A peer, with the entry point's default health port (8080) when it is free on this machine.
+    const defaultFree = await portIsFree(8080);
+    const peer = startFromImage('peer', { RINGPIPE_COORDINATOR: `127.0.0.1:${controlPort}`, RINGPIPE_HEALTH_HOST: '127.0.0.1', ...(defaultFree ? {} : { RINGPIPE_HEALTH_PORT: '0' }) });
+    const [, peerHealth] = await peer.line(/^health endpoints on http:\/\/127\.0\.0\.1:(\d+)\//m);
+    if (defaultFree) {
+      expect(peerHealth).toBe('8080');
+      expect(healthcheck({ RINGPIPE_DASHBOARD_PORT: String(closed) })).toBe(0);
+    } else {
+      console.warn('port 8080 is taken on this machine: the peer default of the entry point was not checked');
+    }
+    expect((await get(Number(peerHealth), '/healthz')).status).toBe(200);
+
     // exec in the entry point: SIGTERM reaches node itself, which stops cleanly (130 = stopped by a signal, as documented).
-    process.kill(child.pid!, 'SIGTERM');
-    expect(await exited).toBe(130);
+    process.kill(peer.child.pid!, 'SIGTERM');
+    process.kill(coordinator.child.pid!, 'SIGTERM');
+    expect(await coordinator.exited).toBe(130);
+    expect(await peer.exited).toBe(1);
   });
 });

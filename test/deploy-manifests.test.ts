@@ -175,12 +175,16 @@ describe('Kubernetes manifests: the pieces fit together', () => {
       expect(coordinatorEnv.RINGPIPE_HOST).toBe('0.0.0.0');
     });
 
-    it('probes ask the health port the process serves: /healthz for liveness and start-up, /readyz for readiness', () => {
-      for (const [item, env] of [[coordinatorContainer, coordinatorEnv], [peerContainer, peerEnv]] as const) {
-        const healthPort = item.ports!.find((entry) => entry.name === 'health');
-        expect(healthPort?.containerPort, item.name).toBe(Number(env.RINGPIPE_HEALTH_PORT));
+    it('probes ask the port the process serves them on: /healthz for liveness and start-up, /readyz for readiness', () => {
+      // The coordinator's are on its dashboard's port, which must listen beyond loopback for the kubelet;
+      // a peer's on a port of their own.
+      expect(coordinatorEnv.RINGPIPE_HEALTH_PORT).toBeUndefined();
+      expect(coordinatorEnv.RINGPIPE_DASHBOARD_HOST).toBe('0.0.0.0');
+      const servedOn = [[coordinatorContainer, 'dashboard', coordinatorEnv.RINGPIPE_DASHBOARD_PORT], [peerContainer, 'health', peerEnv.RINGPIPE_HEALTH_PORT]] as const;
+      for (const [item, portName, port] of servedOn) {
+        expect(item.ports!.find((entry) => entry.name === portName)?.containerPort, item.name).toBe(Number(port));
         for (const [probe, expected] of [[item.livenessProbe, LIVENESS_PATH], [item.startupProbe, LIVENESS_PATH], [item.readinessProbe, READINESS_PATH]] as const) {
-          expect(probe?.httpGet, item.name).toEqual({ path: expected, port: 'health' });
+          expect(probe?.httpGet, item.name).toEqual({ path: expected, port: portName });
         }
         // A restart needs a minute of silence: longer than any synchronous step should block the loop.
         const live = item.livenessProbe!;

@@ -83,7 +83,7 @@ describe('health endpoints of real processes, configured by environment only', (
     // min 1 and 5000 steps in the file; the environment overrides both.
     writeFileSync(job, JSON.stringify({ batchSize: 64, seed: 5, maxSteps: 5000, peers: { min: 1, max: 2, graceSeconds: 0, waitSeconds: 60 }, checkpoint: { everySteps: 0, everySeconds: 0 } }));
     const runDir = path.join(dir, 'run');
-    const shared = { RINGPIPE_CLUSTER: 'probe-test', RINGPIPE_MDNS: '0', RINGPIPE_SECRET_FILE: secretFile, RINGPIPE_HEALTH_PORT: '0', RINGPIPE_HEALTH_HOST: '127.0.0.1', RINGPIPE_KEEP_RUNNING: '1' };
+    const shared = { RINGPIPE_CLUSTER: 'probe-test', RINGPIPE_MDNS: '0', RINGPIPE_SECRET_FILE: secretFile, RINGPIPE_KEEP_RUNNING: '1' };
 
     const coordinator = start('coordinator', 'coordinator', {
       ...shared,
@@ -93,14 +93,17 @@ describe('health endpoints of real processes, configured by environment only', (
       RINGPIPE_RUN_DIR: runDir,
       RINGPIPE_MIN_PEERS: '2',
       RINGPIPE_MAX_STEPS: '80',
+      // The coordinator's probes are on its dashboard's port, as in the Kubernetes manifests.
+      RINGPIPE_DASHBOARD_PORT: '0',
+      RINGPIPE_DASHBOARD_HOST: '127.0.0.1',
     });
-    const coordinatorHealth = await healthPort(coordinator);
+    const coordinatorHealth = Number((await coordinator.waitForLine(/^dashboard http:\/\/127\.0\.0\.1:(\d+)\/#token=/, 60_000))[1]);
     const [, port] = await coordinator.waitForLine(/^coordinator listening on 127\.0\.0\.1:(\d+) \(cluster probe-test, job probe-job, run folder (.+)\)$/, 60_000);
     expect(coordinator.lines.join('\n')).toContain(`run folder ${runDir})`);
     expect((await probe(coordinatorHealth, '/healthz')).status).toBe(200);
     await until(coordinatorHealth, '/readyz', 200, new RegExp(`^accepting peers on 127\\.0\\.0\\.1:${port} \\(waiting-for-peers`), 10_000);
 
-    const peerSettings = (nodeId: string) => ({ ...shared, RINGPIPE_COORDINATOR: `127.0.0.1:${port}`, RINGPIPE_NODE_ID: nodeId, RINGPIPE_BACKEND: 'wasm', RINGPIPE_RING_HOST: '127.0.0.1', RINGPIPE_RECONNECT_TIMEOUT: '60' });
+    const peerSettings = (nodeId: string) => ({ ...shared, RINGPIPE_HEALTH_PORT: '0', RINGPIPE_HEALTH_HOST: '127.0.0.1', RINGPIPE_COORDINATOR: `127.0.0.1:${port}`, RINGPIPE_NODE_ID: nodeId, RINGPIPE_BACKEND: 'wasm', RINGPIPE_RING_HOST: '127.0.0.1', RINGPIPE_RECONNECT_TIMEOUT: '60' });
     const first = start('ringpipe-peer-0', 'peer', peerSettings('ringpipe-peer-0'));
     const firstHealth = await healthPort(first);
     // With peers.min 2 from the environment, one peer waits, connected but not ready.

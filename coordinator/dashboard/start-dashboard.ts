@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import os from 'node:os';
+import type { HealthChecks } from '../../shared/health/index.js';
 import type { Logger } from '../../shared/log/logger.js';
 import { AccessPolicy } from './access/access-policy.js';
 import type { DashboardSettings } from './dashboard-settings.js';
@@ -23,11 +24,11 @@ export interface Dashboard {
  * Serves the dashboard for a coordinator: binds (127.0.0.1 unless told otherwise), then keeps the
  * page, the live feed and /metrics current from the coordinator's state until `close()`.
  */
-export async function startDashboard(source: DashboardSource, settings: DashboardSettings, log: Logger): Promise<Dashboard> {
+export async function startDashboard(source: DashboardSource, settings: DashboardSettings, log: Logger, health?: HealthChecks): Promise<Dashboard> {
   const model = new DashboardModel(source, log);
   const metrics = new PrometheusMetrics(model);
   const feed = new LiveFeed(model, log);
-  const server = createDashboardServer({ source, model, metrics, feed, assets: new PageAssets(), access: new AccessPolicy(settings.token.value, settings.exposed), log });
+  const server = createDashboardServer({ source, model, metrics, feed, assets: new PageAssets(), access: new AccessPolicy(settings.token.value, settings.exposed), log, ...(health ? { health } : {}) });
   const closeAll = async (): Promise<void> => {
     feed.close();
     metrics.close();

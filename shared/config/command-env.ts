@@ -8,7 +8,8 @@ import type { EnvFlag } from './env-flags.js';
  *
  * `--fresh` has no variable on purpose: a container restarted with it would set its checkpoints
  * aside on every restart. `--coordinator` and `--no-mdns` read theirs in shared/discovery
- * (RINGPIPE_COORDINATOR, RINGPIPE_MDNS), the cluster secret in shared/transport.
+ * (RINGPIPE_COORDINATOR, RINGPIPE_MDNS), the cluster secret in shared/transport, the dashboard
+ * token in coordinator/dashboard.
  */
 const SHARED_FLAGS: readonly EnvFlag[] = [
   { flag: 'cluster', env: 'RINGPIPE_CLUSTER', kind: 'text' },
@@ -27,6 +28,9 @@ export const COORDINATOR_ENV_FLAGS: readonly EnvFlag[] = [
   { flag: 'max-peers', env: 'RINGPIPE_MAX_PEERS', kind: 'count' },
   { flag: 'max-steps', env: 'RINGPIPE_MAX_STEPS', kind: 'count' },
   { flag: 'epochs', env: 'RINGPIPE_EPOCHS', kind: 'positive' },
+  { flag: 'dashboard-port', env: 'RINGPIPE_DASHBOARD_PORT', kind: 'port' },
+  { flag: 'dashboard-host', env: 'RINGPIPE_DASHBOARD_HOST', kind: 'text' },
+  { flag: 'no-dashboard', env: 'RINGPIPE_NO_DASHBOARD', kind: 'switch' },
   ...SHARED_FLAGS,
 ];
 
@@ -44,6 +48,7 @@ export const OTHER_ENV: readonly { env: string; flag?: string; meaning: string }
   { env: 'RINGPIPE_SECRET_FILE', flag: 'secret-file', meaning: 'a file holding the cluster secret (e.g. a mounted Kubernetes Secret); the flag wins' },
   { env: 'RINGPIPE_COORDINATOR', flag: 'coordinator', meaning: "peer: the coordinator's host:port (no mDNS); the flag wins" },
   { env: 'RINGPIPE_MDNS', flag: 'no-mdns', meaning: '0 switches mDNS off (as --no-mdns does)' },
+  { env: 'RINGPIPE_DASHBOARD_TOKEN', flag: 'dashboard-token', meaning: "coordinator: the dashboard's token; the flag wins" },
   { env: 'RINGPIPE_LOG_LEVEL', meaning: 'log level (debug, info, warn, error)' },
   { env: 'RINGPIPE_LOG_FORMAT', meaning: 'json or pretty (json when stderr is not a terminal)' },
 ];

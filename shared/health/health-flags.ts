@@ -10,7 +10,8 @@ export const healthFlagOptions = {
 } as const;
 
 export const HEALTH_FLAGS_HELP = `  --health-port N          serve /healthz (liveness) and /readyz (readiness) on this port
-                           (0: any free port; the address is printed)                [off]
+                           (0: any free port; the address is printed; a coordinator's
+                           dashboard port serves them too)                            [off]
   --health-host ADDR       address the health endpoints bind                          [0.0.0.0]
   --keep-running           after a finished job, stay up (not ready) until SIGTERM instead
                            of exiting: for orchestrators that restart exited containers`;

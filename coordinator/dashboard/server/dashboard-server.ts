@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { handleHealthRequest, type HealthChecks } from '../../../shared/health/index.js';
 import type { Logger } from '../../../shared/log/logger.js';
 import type { AccessPolicy, Verdict } from '../access/access-policy.js';
 import type { PrometheusMetrics } from '../metrics/prometheus-metrics.js';
@@ -19,6 +20,8 @@ export interface DashboardRoutes {
   assets: PageAssets;
   access: AccessPolicy;
   log: Logger;
+  /** `/healthz` and `/readyz`, answered before the access policy: they carry no secrets, and the kubelet has no token. */
+  health?: HealthChecks;
 }
 
 const DOWNLOAD = /^\/api\/checkpoints\/(\d{1,12})\/download$/;
@@ -53,6 +56,7 @@ export function createDashboardServer(routes: DashboardRoutes): Server {
 
 async function handle(routes: DashboardRoutes, request: IncomingMessage, response: ServerResponse): Promise<void> {
   const { access, model, source, log } = routes;
+  if (routes.health && handleHealthRequest(request, response, routes.health)) return;
   const url = requestUrl(request);
   const path = url.pathname;
   const method = request.method ?? 'GET';
