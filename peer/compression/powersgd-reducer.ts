@@ -1,9 +1,9 @@
-import * as tf from '@tensorflow/tfjs';
 import type { Region } from '../allreduce/partition.js';
 import { allocateRingBuffer, type RingCollective } from '../allreduce/ring-collective.js';
 import type { FusedLayout } from '../data-parallel/fused-layout.js';
 import { Prng } from '../../shared/random/prng.js';
 import { ringWireBytes, type GradientReducer, type ReduceStats } from './gradient-reducer.js';
+import { applyLowRank, multiplyMQ, multiplyMtP } from './low-rank-kernels.js';
 import { orthonormalizeColumns } from './orthonormalize.js';
 
 export interface PowerSgdOptions {
@@ -87,7 +87,7 @@ export class PowerSgdReducer implements GradientReducer {
       const values = buffer.subarray(m.offset, m.offset + m.rows * m.cols);
       const error = this.error.subarray(m.offset, m.offset + m.rows * m.cols);
       for (let i = 0; i < values.length; i++) values[i] = values[i]! + error[i]!;
-      this.pBuffer.set(matMul(values, m.rows, m.cols, m.q, m.rank, false), m.pOffset);
+      multiplyMQ(values, m.rows, m.cols, m.q, m.rank, this.pBuffer.subarray(m.pOffset, m.pOffset + m.rows * m.rank));
     }
     for (const r of this.raw) this.pBuffer.set(buffer.subarray(r.offset, r.offset + r.size), r.pOffset);
     await ring.allReduce(this.pBuffer, { op: 'sum' });
@@ -96,37 +96,19 @@ export class PowerSgdReducer implements GradientReducer {
       const p = this.pBuffer.subarray(m.pOffset, m.pOffset + m.rows * m.rank);
       orthonormalizeColumns(p, m.rows, m.rank);
       const values = buffer.subarray(m.offset, m.offset + m.rows * m.cols);
-      this.qBuffer.set(matMul(values, m.rows, m.cols, p, m.rank, true), m.qOffset);
+      multiplyMtP(values, m.rows, m.cols, p, m.rank, this.qBuffer.subarray(m.qOffset, m.qOffset + m.cols * m.rank));
     }
     await ring.allReduce(this.qBuffer, { op: 'sum' });
     for (const m of this.matrices) {
       const p = this.pBuffer.subarray(m.pOffset, m.pOffset + m.rows * m.rank);
       m.q.set(this.qBuffer.subarray(m.qOffset, m.qOffset + m.cols * m.rank));
-      const approximation = outerProduct(p, m.q, m.rows, m.cols, m.rank);
       const values = buffer.subarray(m.offset, m.offset + m.rows * m.cols);
       const error = this.error.subarray(m.offset, m.offset + m.rows * m.cols);
-      for (let i = 0; i < values.length; i++) {
-        error[i] = values[i]! - share * approximation[i]!;
-        values[i] = approximation[i]!;
-      }
+      applyLowRank(values, error, p, m.q, m.rows, m.cols, m.rank, share);
     }
     const fp32 = this.raw.reduce((sum, r) => sum + r.size, 0) + this.matrices.reduce((sum, m) => sum + m.rows * m.cols, 0);
     return { wireBytes: ringWireBytes(this.pBuffer.length, 4, n) + ringWireBytes(this.qBuffer.length, 4, n), fp32Bytes: ringWireBytes(fp32, 4, n) };
   }
-}
-
-/** M·X (rows×rank) or, with `transposeM`, Mᵀ·X (cols×rank), on the tensor backend (XNNPACK on wasm). */
-function matMul(m: Float32Array, rows: number, cols: number, x: Float32Array, rank: number, transposeM: boolean): Float32Array {
-  return tf.tidy(() => {
-    const left = tf.tensor2d(m, [rows, cols]);
-    const right = tf.tensor2d(x, [transposeM ? rows : cols, rank]);
-    return tf.matMul(left, right, transposeM, false).dataSync() as Float32Array;
-  });
-}
-
-/** P·Qᵀ: rows×rank times (cols×rank)ᵀ. */
-function outerProduct(p: Float32Array, q: Float32Array, rows: number, cols: number, rank: number): Float32Array {
-  return tf.tidy(() => tf.matMul(tf.tensor2d(p, [rows, rank]), tf.tensor2d(q, [cols, rank]), false, true).dataSync() as Float32Array);
 }
 
 /** Standard normal sample (Box–Muller) from the seeded generator. */
