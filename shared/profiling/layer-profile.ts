@@ -16,6 +16,19 @@ export interface LayerProfile {
   forwardMs: number;
   /** Median time of forward + backward (gradients for the input and the weights) on one batch. */
   forwardBackwardMs: number;
+  /**
+   * Median time of forward + backward for the weights only, without the input gradient: what training
+   * computes for the layers before (and including) the model's first layer with weights, and a first
+   * pipeline stage for its leading layers, since nothing upstream needs that gradient. Equals the
+   * forward time for a layer without weights.
+   */
+  weightGradientsOnlyMs: number;
+  /**
+   * The same three as CPU time of this process (median). On a machine shared with other work, wall
+   * times include waiting for a core, and medians of short passes miss most of that waiting while a
+   * whole step does not; CPU time is the work itself, whatever the load.
+   */
+  cpu: { forwardMs: number; forwardBackwardMs: number; weightGradientsOnlyMs: number };
 }
 
 export interface ProfileOptions {
@@ -29,6 +42,24 @@ export interface ProfileOptions {
   makeInput?(batchSize: number, shape: readonly number[]): tf.Tensor;
 }
 
+/** Wall-clock and CPU milliseconds of one timed pass. */
+interface Timing {
+  wallMs: number;
+  cpuMs: number;
+}
+
+const cpuNowMs = (): number => {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1000;
+};
+
+function timed(run: () => void): Timing {
+  const wall = performance.now();
+  const cpu = cpuNowMs();
+  run();
+  return { wallMs: performance.now() - wall, cpuMs: cpuNowMs() - cpu };
+}
+
 /**
  * Profiles a chain of layers (each feeding the next) layer by layer: every layer is timed on the
  * output of the previous one, forward alone and forward + backward.
@@ -38,48 +69,60 @@ export function profileLayers(layers: readonly tf.layers.Layer[], inputShape: re
   const repeats = options.repeats ?? 5;
   const warmUp = options.warmUp ?? 1;
   const makeInput = options.makeInput ?? ((n, shape) => tf.randomUniform([n, ...shape], 0, 1, 'float32', 1));
-  const forward: number[][] = layers.map(() => []);
-  const forwardBackward: number[][] = layers.map(() => []);
+  const forward: Timing[][] = layers.map(() => []);
+  const forwardBackward: Timing[][] = layers.map(() => []);
+  const weightsOnly: Timing[][] = layers.map(() => []);
   for (let round = 0; round < warmUp + repeats; round++) {
-    const timed = round >= warmUp;
+    const timedRound = round >= warmUp;
     let input = makeInput(batchSize, inputShape);
     for (const [i, layer] of layers.entries()) {
-      const started = performance.now();
-      const output = tf.tidy(() => layer.apply(input, { training: true }) as tf.Tensor);
-      // Reading the result forces backends that queue work (webgl) to finish it.
-      output.dataSync();
-      const forwardMs = performance.now() - started;
-      const backwardMs = timeForwardBackward(layer, input, output.shape);
-      if (timed) {
-        forward[i]!.push(forwardMs);
-        forwardBackward[i]!.push(backwardMs);
+      let output: tf.Tensor | undefined;
+      const forwardTiming = timed(() => {
+        output = tf.tidy(() => layer.apply(input, { training: true }) as tf.Tensor);
+        // Reading the result forces backends that queue work (webgl) to finish it.
+        output.dataSync();
+      });
+      const backwardTiming = timeForwardBackward(layer, input, output!.shape, true);
+      const weightsOnlyTiming = layer.trainableWeights.length > 0 ? timeForwardBackward(layer, input, output!.shape, false) : forwardTiming;
+      if (timedRound) {
+        forward[i]!.push(forwardTiming);
+        forwardBackward[i]!.push(backwardTiming);
+        weightsOnly[i]!.push(weightsOnlyTiming);
       }
       input.dispose();
-      input = output;
+      input = output!;
     }
     input.dispose();
   }
+  const wall = (timings: Timing[]) => median(timings.map((t) => t.wallMs));
+  const cpu = (timings: Timing[]) => median(timings.map((t) => t.cpuMs));
   return layers.map((layer, i) => ({
     index: i,
     name: layer.name,
     className: layer.getClassName(),
     parameters: layer.countParams(),
     outputValuesPerSample: valuesPerSample(layer.outputShape),
-    forwardMs: median(forward[i]!),
-    forwardBackwardMs: median(forwardBackward[i]!),
+    forwardMs: wall(forward[i]!),
+    forwardBackwardMs: wall(forwardBackward[i]!),
+    weightGradientsOnlyMs: wall(weightsOnly[i]!),
+    cpu: { forwardMs: cpu(forward[i]!), forwardBackwardMs: cpu(forwardBackward[i]!), weightGradientsOnlyMs: cpu(weightsOnly[i]!) },
   }));
 }
 
-/** One vector-Jacobian product through `layer`: what a pipeline stage does per layer and micro-batch. */
-function timeForwardBackward(layer: tf.layers.Layer, input: tf.Tensor, outputShape: number[]): number {
+/**
+ * One vector-Jacobian product through `layer`: what a pipeline stage does per layer and micro-batch.
+ * Without `withInputGradient` only the weights' gradients are taken (tfjs then skips the input's).
+ */
+function timeForwardBackward(layer: tf.layers.Layer, input: tf.Tensor, outputShape: number[], withInputGradient: boolean): Timing {
   const weights = layer.trainableWeights.map((w) => w.read());
   const dy = tf.randomUniform(outputShape, -1, 1, 'float32', 2);
-  const started = performance.now();
-  const gradients = tf.engine().gradients(() => tf.sum(tf.mul(layer.apply(input, { training: true }) as tf.Tensor, dy)) as tf.Scalar, [input, ...weights], undefined, true);
-  for (const gradient of gradients.grads) gradient?.dataSync();
-  const ms = performance.now() - started;
-  tf.dispose([dy, gradients.value, ...gradients.grads.filter((g) => g !== undefined)]);
-  return ms;
+  let gradients: { value: tf.Tensor; grads: tf.Tensor[] } | undefined;
+  const timing = timed(() => {
+    gradients = tf.engine().gradients(() => tf.sum(tf.mul(layer.apply(input, { training: true }) as tf.Tensor, dy)) as tf.Scalar, withInputGradient ? [input, ...weights] : weights, undefined, true);
+    for (const gradient of gradients.grads) gradient?.dataSync();
+  });
+  tf.dispose([dy, gradients!.value, ...gradients!.grads.filter((g) => g !== undefined)]);
+  return timing;
 }
 
 function valuesPerSample(shape: tf.Shape | tf.Shape[]): number {
