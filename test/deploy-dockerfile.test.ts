@@ -8,14 +8,13 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { builtinModules, createRequire } from 'node:module';
-import { request } from 'node:http';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { build } from 'esbuild';
 import { validate } from 'dockerfile-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readDockerfile, withArgs, type Stage } from './deploy-support/dockerfile-stages.js';
+import { envWith, freePort, httpGet, portIsFree } from './deploy-support/local-http.js';
 
 const ROOT = path.join(import.meta.dirname, '..');
 const DOCKERFILE = path.join(ROOT, 'Dockerfile');
@@ -49,36 +48,6 @@ function contextFiles(relative: string): string[] {
   const full = path.join(ROOT, relative);
   if (!statSync(full).isDirectory()) return ignore.ignores(relative) ? [] : [relative];
   return readdirSync(full).flatMap((entry) => contextFiles(path.posix.join(relative, entry)));
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-function portIsFree(port: number): Promise<boolean> {
-  const server = createServer();
-  return new Promise((resolve) => {
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
-function get(port: number, urlPath: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: urlPath, timeout: 5_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('no answer')));
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 /** The files the entry points import (statically), and the packages they import. */
@@ -214,8 +183,7 @@ describe('the image layout, assembled from the COPY lines and started through th
 
   /** Starts a role through the layout's entry point; resolves the first match of each pattern on stdout. */
   function startFromImage(role: string, settings: Record<string, string>) {
-    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('RINGPIPE_')));
-    const child = spawn(entry, [role], { env: { ...env, RINGPIPE_MDNS: '0', RINGPIPE_LOG_FORMAT: 'json', ...settings }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(entry, [role], { env: envWith({ RINGPIPE_MDNS: '0', RINGPIPE_LOG_FORMAT: 'json', ...settings }), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     started.push(child);
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     let stdout = '';
@@ -237,8 +205,7 @@ describe('the image layout, assembled from the COPY lines and started through th
   }
 
   function healthcheck(settings: Record<string, string>): number | null {
-    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('RINGPIPE_')));
-    return spawnSync(process.execPath, [path.join(app, 'deploy', 'docker', 'healthcheck.mjs')], { env: { ...env, ...settings }, timeout: 20_000 }).status;
+    return spawnSync(process.execPath, [path.join(app, 'deploy', 'docker', 'healthcheck.mjs')], { env: envWith(settings), timeout: 20_000 }).status;
   }
 
   it('a coordinator and a peer started from that layout, configured as the manifests do, answer their probes and the image HEALTHCHECK', async () => {
@@ -247,7 +214,7 @@ describe('the image layout, assembled from the COPY lines and started through th
     const coordinator = startFromImage('coordinator', { RINGPIPE_PORT: '0', RINGPIPE_HOST: '127.0.0.1', RINGPIPE_DASHBOARD_HOST: '127.0.0.1', RINGPIPE_DASHBOARD_PORT: String(dashboardPort), RINGPIPE_RUN_DIR: path.join(app, 'runs', 'probe') });
     const [, controlPort] = await coordinator.line(/^coordinator listening on 127\.0\.0\.1:(\d+) /m);
     await coordinator.line(new RegExp(`^dashboard http://127\\.0\\.0\\.1:${dashboardPort}/`, 'm'));
-    const readiness = await get(dashboardPort, '/readyz');
+    const readiness = await httpGet(dashboardPort, '/readyz');
     expect(readiness.status, readiness.body).toBe(200);
     expect(JSON.parse(readiness.body).reason).toMatch(/^accepting peers on 127\.0\.0\.1:\d+ \(waiting-for-peers/);
     expect(healthcheck({ RINGPIPE_HEALTH_PORT: String(closed), RINGPIPE_DASHBOARD_PORT: String(dashboardPort) })).toBe(0);
@@ -263,7 +230,7 @@ describe('the image layout, assembled from the COPY lines and started through th
     } else {
       console.warn('port 8080 is taken on this machine: the peer default of the entry point was not checked');
     }
-    expect((await get(Number(peerHealth), '/healthz')).status).toBe(200);
+    expect((await httpGet(Number(peerHealth), '/healthz')).status).toBe(200);
 
     // exec in the entry point: SIGTERM reaches node itself, which stops cleanly (130 = stopped by a signal, as documented).
     process.kill(peer.child.pid!, 'SIGTERM');

@@ -4,7 +4,6 @@
  * needs the token, except the probes: the kubelet has none, and they carry no secret.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -13,6 +12,7 @@ import { startDashboard, type Dashboard } from '../coordinator/dashboard/index.j
 import { parseClusterJob } from '../coordinator/job/cluster-job.js';
 import { coordinatorReadiness, eventLoopLiveness } from '../shared/health/index.js';
 import { createLogger } from '../shared/log/logger.js';
+import { httpGet } from './deploy-support/local-http.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'rp-health-dashboard-'));
 let dashboard: Dashboard | undefined;
@@ -27,20 +27,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function get(port: number, urlPath: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: urlPath, timeout: 5_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('no answer')));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 describe('probes on the dashboard port', () => {
   it('answer without the token while everything else on an exposed dashboard needs it', async () => {
     const log = createLogger('coordinator', { level: 'warn' });
@@ -49,14 +35,14 @@ describe('probes on the dashboard port', () => {
     // Exposed as on 0.0.0.0, bound to loopback so the test opens nothing beyond this machine.
     dashboard = await startDashboard(coordinator, { host: '127.0.0.1', port: 0, portChosen: true, exposed: true, token: { value: 'a-test-token-0123456789', origin: 'flag' } }, log, checks);
 
-    expect((await get(dashboard.port, '/api/view')).status).toBe(401);
-    expect((await get(dashboard.port, '/healthz')).status).toBe(200);
-    const before = await get(dashboard.port, '/readyz');
+    expect((await httpGet(dashboard.port, '/api/view')).status).toBe(401);
+    expect((await httpGet(dashboard.port, '/healthz')).status).toBe(200);
+    const before = await httpGet(dashboard.port, '/readyz');
     expect(before.status).toBe(503);
     expect(JSON.parse(before.body).reason).toBe('not listening yet (starting)');
 
     await coordinator.start();
-    const after = await get(dashboard.port, '/readyz');
+    const after = await httpGet(dashboard.port, '/readyz');
     expect(after.status, after.body).toBe(200);
     expect(JSON.parse(after.body).reason).toMatch(/^accepting peers on 127\.0\.0\.1:\d+ \(waiting-for-peers/);
   });

@@ -5,11 +5,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ManagedChild } from '../scripts/local-cluster/managed-child.js';
+import { envWith, httpGet } from './deploy-support/local-http.js';
 
 const ROOT = path.join(import.meta.dirname, '..');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'rp-health-'));
@@ -20,14 +20,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** The parent's environment without any RINGPIPE_* setting: only what the test gives counts. */
-function cleanEnv(settings: Record<string, string>): NodeJS.ProcessEnv {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('RINGPIPE_')));
-  return { ...env, RINGPIPE_LOG_FORMAT: 'json', ...settings };
-}
-
 function start(name: string, script: 'coordinator' | 'peer', settings: Record<string, string>): ManagedChild {
-  const child = new ManagedChild({ name, script: path.join(ROOT, 'scripts', `${script}.ts`), args: [], env: cleanEnv(settings), logFile: path.join(dir, `${name}.log`) });
+  const child = new ManagedChild({ name, script: path.join(ROOT, 'scripts', `${script}.ts`), args: [], env: envWith({ RINGPIPE_LOG_FORMAT: 'json', ...settings }), logFile: path.join(dir, `${name}.log`) });
   children.push(child);
   return child;
 }
@@ -42,18 +36,9 @@ interface Probe {
   reason: string;
 }
 
-function probe(port: number, path: '/healthz' | '/readyz', timeoutMs = 3_000): Promise<Probe> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, reason: (JSON.parse(body) as { reason: string }).reason }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer on ${path} within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end();
-  });
+async function probe(port: number, path: '/healthz' | '/readyz', timeoutMs = 3_000): Promise<Probe> {
+  const answer = await httpGet(port, path, { timeoutMs });
+  return { status: answer.status, reason: (JSON.parse(answer.body) as { reason: string }).reason };
 }
 
 /** Polls a probe until its answer matches; fails after `timeoutMs` with the last answer. */

@@ -1,6 +1,6 @@
-import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { coordinatorReadiness, eventLoopLiveness, PeerReadiness, serveHealthFromFlags, startHealthServer, type HealthChecks, type HealthServer } from '../shared/health/index.js';
+import { httpGet } from './deploy-support/local-http.js';
 
 let server: HealthServer | undefined;
 afterEach(async () => {
@@ -8,51 +8,31 @@ afterEach(async () => {
   server = undefined;
 });
 
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-function ask(port: number, path: string, method = 'GET'): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method, timeout: 5_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 describe('health endpoints (in process)', () => {
   it('answers /healthz and /readyz with 200 or 503 and the reason, as JSON', async () => {
     let ready = false;
     const checks: HealthChecks = { live: () => ({ ok: true, reason: 'alive' }), ready: () => ({ ok: ready, reason: ready ? 'training' : 'waiting for an epoch' }) };
     server = await startHealthServer({ host: '127.0.0.1', port: 0, checks });
-    const live = await ask(server.port, '/healthz');
+    const live = await httpGet(server.port, '/healthz');
     expect(live.status).toBe(200);
     expect(live.headers['content-type']).toMatch(/^application\/json/);
     expect(live.headers['cache-control']).toBe('no-store');
     expect(JSON.parse(live.body)).toEqual({ status: 'ok', check: 'live', reason: 'alive' });
-    expect(JSON.parse((await ask(server.port, '/readyz')).body)).toEqual({ status: 'unavailable', check: 'ready', reason: 'waiting for an epoch' });
-    expect((await ask(server.port, '/readyz')).status).toBe(503);
+    expect(JSON.parse((await httpGet(server.port, '/readyz')).body)).toEqual({ status: 'unavailable', check: 'ready', reason: 'waiting for an epoch' });
+    expect((await httpGet(server.port, '/readyz')).status).toBe(503);
     ready = true;
-    expect(await ask(server.port, '/readyz?verbose')).toMatchObject({ status: 200 });
+    expect(await httpGet(server.port, '/readyz?verbose')).toMatchObject({ status: 200 });
   });
 
   it('HEAD answers without a body; other methods and paths are refused', async () => {
     server = await startHealthServer({ host: '127.0.0.1', port: 0, checks: { live: () => ({ ok: true, reason: 'x' }), ready: () => ({ ok: true, reason: 'y' }) } });
-    const head = await ask(server.port, '/healthz', 'HEAD');
+    const head = await httpGet(server.port, '/healthz', { method: 'HEAD' });
     expect(head.status).toBe(200);
     expect(head.body).toBe('');
-    const post = await ask(server.port, '/readyz', 'POST');
+    const post = await httpGet(server.port, '/readyz', { method: 'POST' });
     expect(post.status).toBe(405);
     expect(post.headers.allow).toBe('GET, HEAD');
-    const other = await ask(server.port, '/metrics');
+    const other = await httpGet(server.port, '/metrics');
     expect(other.status).toBe(404);
     expect(JSON.parse(other.body).reason).toMatch(/no such endpoint: \/metrics \(try \/healthz or \/readyz\)/);
   });
@@ -68,7 +48,7 @@ describe('health endpoints (in process)', () => {
         },
       },
     });
-    const answer = await ask(server.port, '/readyz');
+    const answer = await httpGet(server.port, '/readyz');
     expect(answer.status).toBe(503);
     expect(JSON.parse(answer.body).reason).toBe('the ready check failed: state unreadable');
   });
