@@ -12,18 +12,20 @@ import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Coordinator } from '../coordinator/coordinator.js';
 import { dashboardSettingsFromFlags, startDashboard, type Dashboard, type DashboardSettings } from '../coordinator/dashboard/index.js';
-import type { FeedMessage } from '../coordinator/dashboard/model/view-types.js';
+import type { DashboardView, FeedMessage } from '../coordinator/dashboard/model/view-types.js';
 import { parseClusterJob } from '../coordinator/job/cluster-job.js';
 import { createLogger } from '../shared/log/logger.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
+/** A small trained model of the distillation tests (the teacher a round loads first). */
+const TEACHER = path.join(import.meta.dirname, 'fixtures', 'distill-teacher', 'model.json');
 const log = createLogger('dashboard-test', { level: 'silent' });
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function serve(exposed: boolean): Promise<{ dashboard: Dashboard; base: string }> {
+async function serve(exposed: boolean): Promise<{ dashboard: Dashboard; base: string; coordinator: Coordinator }> {
   const runDir = mkdtempSync(path.join(os.tmpdir(), 'rp-dash-'));
   cleanups.push(() => rmSync(runDir, { recursive: true, force: true }));
   const coordinator = new Coordinator({ job: parseClusterJob({}), jobName: 'access', cluster: 'test', runDir, mdns: false, logger: log });
@@ -31,7 +33,7 @@ async function serve(exposed: boolean): Promise<{ dashboard: Dashboard; base: st
   const settings: DashboardSettings = { host: '127.0.0.1', port: 0, portChosen: true, token: { value: TOKEN, origin: 'flag' }, exposed };
   const dashboard = await startDashboard(coordinator, settings, log);
   cleanups.push(() => dashboard.close());
-  return { dashboard, base: `http://127.0.0.1:${dashboard.port}` };
+  return { dashboard, base: `http://127.0.0.1:${dashboard.port}`, coordinator };
 }
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
@@ -84,8 +86,6 @@ describe('dashboard access on loopback', () => {
     expect(early.status).toBe(409);
     expect(((await early.json()) as { error: string }).error).toMatch(/nothing to pause while waiting-for-peers|starting/);
     expect((await fetch(`${base}/api/control/checkpoint`, { method: 'POST', headers: bearer(TOKEN) })).status).toBe(409);
-    const distill = await fetch(`${base}/api/control/distill`, { method: 'POST', headers: bearer(TOKEN) });
-    expect(distill.status).toBe(501);
     expect((await fetch(`${base}/api/control/launch-missiles`, { method: 'POST', headers: bearer(TOKEN) })).status).toBe(404);
     expect((await fetch(`${base}/api/checkpoints/5/download`)).status).toBe(404);
   });
@@ -119,6 +119,46 @@ describe('dashboard access on loopback', () => {
     expect(code).toContain('u-legend');
     expect(code).not.toMatch(/import\s*\(?\s*["']https?:/);
     expect((await fetch(`${base}/assets/uplot.css`)).status).toBe(200);
+  });
+});
+
+describe('distillation from the dashboard', () => {
+  const post = (base: string, body: unknown) =>
+    fetch(`${base}/api/control/distill`, { method: 'POST', headers: { ...bearer(TOKEN), 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const errorOf = async (response: Response) => ((await response.json()) as { error: string }).error;
+
+  it('validates the round with the rounds\' own schema, reports a round that fails at once, and shows a running one', async () => {
+    const { base, coordinator } = await serve(false);
+    const disabled = await post(base, { teacher: TEACHER, student: 'mlp-small' });
+    expect(disabled.status).toBe(409);
+    expect(await errorOf(disabled)).toBe('the coordinator is still starting');
+    // Listening (loopback, no mDNS) and waiting for peers: a round may start now.
+    await coordinator.start();
+    cleanups.push(() => coordinator.shutdown('test over', true));
+    const noBody = await fetch(`${base}/api/control/distill`, { method: 'POST', headers: bearer(TOKEN) });
+    expect(noBody.status).toBe(400);
+    expect(await errorOf(noBody)).toMatch(/JSON object/);
+    expect((await post(base, '{"teacher": ')).status).toBe(400);
+    const invalid = await post(base, { teacher: 'previous', topK: 0 });
+    expect(invalid.status).toBe(400);
+    expect(await errorOf(invalid)).toMatch(/student[\s\S]*topK|topK[\s\S]*student/);
+
+    // A round whose teacher cannot be read starts, fails, and the panel says why.
+    const view = async (): Promise<DashboardView> => ((await (await fetch(`${base}/api/view`)).json()) as { view: DashboardView }).view;
+    const missingTeacher = await post(base, { teacher: path.join(os.tmpdir(), 'no-such-teacher', 'model.json'), student: 'mlp-small' });
+    expect(missingTeacher.status).toBe(200);
+    await expect.poll(async () => (await view()).distillation.lastFailure?.message, { timeout: 10_000 }).toMatch(/no model at .*no-such-teacher/);
+    expect((await view()).distillation).toMatchObject({ available: true, running: null, lastFailure: { round: 1 } });
+
+    const started = await post(base, { teacher: TEACHER, student: 'mlp-small', maxSteps: 5, peers: { waitSeconds: 60 } });
+    expect(started.status, await started.clone().text()).toBe(200);
+    const number = Number(/^distillation round (\d+) started$/.exec(((await started.json()) as { message: string }).message)?.[1]);
+    await expect.poll(async () => (await view()).distillation.running?.stage, { timeout: 10_000 }).toBe('waiting-for-peers');
+    const running = await view();
+    expect(running.distillation.running).toMatchObject({ round: number, student: 'mlp-small', teacher: TEACHER });
+    expect(running.controls.distill).toEqual({ enabled: false, reason: 'a distillation round is running' });
+    expect((await post(base, { teacher: TEACHER, student: 'mlp-small' })).status).toBe(409);
+    expect(coordinator.distillation.cancel('test over')).toBe(true);
   });
 });
 

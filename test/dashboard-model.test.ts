@@ -15,6 +15,7 @@ import { PeerTable, type LivePeer } from '../coordinator/dashboard/model/peer-ta
 import { pipelineGantt } from '../coordinator/dashboard/model/pipeline-gantt.js';
 import { StepSeries } from '../coordinator/dashboard/model/step-series.js';
 import { parseClusterJob } from '../coordinator/job/cluster-job.js';
+import type { RoundReport } from '../coordinator/distillation/round-report.js';
 import type { ClusterMessageOf } from '../coordinator/protocol/cluster-messages.js';
 import type { CoordinatorSnapshot } from '../coordinator/state/coordinator-state.js';
 import { runLocalPipeline, summarizeBubble, type TimelineData } from '../peer/pipeline/index.js';
@@ -76,6 +77,8 @@ describe('pipeline panel', () => {
     const model = new DashboardModel(coordinator, log);
     const metrics = new PrometheusMetrics(model);
     try {
+      // Spelled as the text format has it, even where prom-client would write "Nan".
+      expect(await metrics.render()).not.toMatch(/ Nan$/m);
       expect(model.view().pipeline).toBeNull();
       expect(await metrics.render()).not.toMatch(/^ringpipe_pipeline_bubble_ratio\{/m);
       model.setPipelineTimelines(timelines);
@@ -84,6 +87,61 @@ describe('pipeline panel', () => {
       expect(text).toMatch(/^ringpipe_pipeline_bubble_ratio\{kind="theoretical"\} 0\.4$/m);
       expect(text).toMatch(/^ringpipe_pipeline_stage_bubble_ratio\{stage="2",replica="0"\} [\d.e-]+$/m);
       expect(pipelineGantt([])).toBeNull();
+    } finally {
+      metrics.close();
+      model.close();
+    }
+  });
+});
+
+describe('distillation panel', () => {
+  const report: RoundReport = {
+    round: 3,
+    startedAt: '2026-01-01T10:00:00.000Z',
+    finishedAt: '2026-01-01T10:05:00.000Z',
+    dir: '/runs/x/distill/round-003',
+    teacher: '/runs/x/checkpoints/step-00000936',
+    student: 'mlp-small',
+    notes: ['removed the softmax at the output of the teacher'],
+    settings: { topK: 4, temperature: 4, alpha: 0.9, steps: 468, batchSize: 128, transferSamples: 60_000, optimizer: 'adam', learningRate: 0.001, seed: 42, peers: ['a', 'b'] },
+    softTargets: { file: 'st.bin', bytes: 1_440_000, bytesPerSample: 24, cached: false, seconds: 12 },
+    models: [
+      { role: 'teacher', path: '/t', parameters: 535_818, bytesOnDisk: 2_143_272, msPerSample: 0.05, inferenceBatch: 100, backend: 'wasm', measuredBy: 'a', accuracy: 0.975, testLoss: 0.08 },
+      { role: 'student', path: '/s', parameters: 50_890, bytesOnDisk: 203_560, msPerSample: 0.01, inferenceBatch: 100, backend: 'wasm', measuredBy: 'a', accuracy: 0.96, testLoss: 0.13, trainSeconds: 40 },
+      { role: 'student-alone', path: '/s2', parameters: 50_890, bytesOnDisk: 203_560, msPerSample: 0.01, inferenceBatch: 100, backend: 'wasm', measuredBy: 'a', accuracy: 0.95, testLoss: 0.17, trainSeconds: 38 },
+    ],
+    gapClosed: 0.4,
+  };
+
+  it('shows the running round, the last failure and every report, newest first, and exports the newest to /metrics', async () => {
+    const coordinator = new Coordinator({ job: parseClusterJob({}), jobName: 'distill', cluster: 'test', runDir, mdns: false, logger: log });
+    const model = new DashboardModel(coordinator, log);
+    const metrics = new PrometheusMetrics(model);
+    try {
+      expect(model.view().distillation).toEqual({ available: true, running: null, lastFailure: null, rounds: [], suggestedTeacher: null });
+      coordinator.state.update({
+        distillation: {
+          running: { round: 4, teacher: "previous round's student", student: 'mlp-small', startedAt: '2026-01-01T10:06:00.000Z', progress: { stage: 'distilled', detail: 'distilled student: step 10/468', step: 10, totalSteps: 468 } },
+          reports: [{ ...report, round: 2, gapClosed: null }, report],
+          lastFailure: { round: 1, message: 'a peer left' },
+        },
+      });
+      const view = model.view().distillation;
+      expect(view.running).toEqual({ round: 4, teacher: "previous round's student", student: 'mlp-small', startedAt: '2026-01-01T10:06:00.000Z', stage: 'distilled', detail: 'distilled student: step 10/468', step: 10, totalSteps: 468 });
+      expect(view.lastFailure).toEqual({ round: 1, message: 'a peer left' });
+      expect(view.rounds.map((r) => r.round)).toEqual([3, 2]);
+      expect(view.rounds[0]!.models.map((m) => [m.label, m.accuracy, m.trainSeconds])).toEqual([
+        ['teacher', 0.975, null],
+        ['distilled student', 0.96, 40],
+        ['student alone', 0.95, 38],
+      ]);
+      expect(view.rounds[0]!.settings).toBe('top-4 at T = 4, alpha 0.9; 468 steps × batch 128 on 60000 samples, adam lr 0.001, 2 peers');
+      expect(view.suggestedTeacher).toBe('previous');
+      const text = await metrics.render();
+      expect(text).toMatch(/^ringpipe_distillation_accuracy\{round="3",model="distilled student"\} 0\.96$/m);
+      expect(text).toMatch(/^ringpipe_distillation_gap_closed_ratio 0\.4$/m);
+      expect(text).toMatch(/^ringpipe_distillation_running 1$/m);
+      expect(text).toMatch(/^ringpipe_distillation_rounds 2$/m);
     } finally {
       metrics.close();
       model.close();
@@ -158,7 +216,7 @@ describe('peer table', () => {
       ['b', 'training', 'ring rank 1 of 2'],
     ]);
     expect(rows[0]).toMatchObject({ stepsPerSecond: 2, memoryBytes: 123, step: 1, backend: 'wasm', lastHeartbeat: 1_000 });
-    table.gone({ nodeId: 'b', hostname: 'lab-1', address: '10.0.0.5', backend: 'wasm' }, 'heartbeat timeout: nothing heard for 5000 ms', 'training', 3_000);
+    table.gone({ nodeId: 'b', hostname: 'lab-1', address: '10.0.0.5', backend: 'wasm' }, 'heartbeat timeout: nothing heard for 5000 ms', snapshot('training', ['a', 'b']), 3_000);
     rows = table.rows([live('a')], snapshot('recovering', ['a', 'b']), 3_500);
     expect(rows[1]).toMatchObject({ nodeId: 'b', status: 'dead', detail: 'heartbeat timeout: nothing heard for 5000 ms', since: 3_000, role: 'ring rank 1 of 2 (lost)' });
     // Steps per second go stale rather than showing an old rate.
@@ -170,10 +228,26 @@ describe('peer table', () => {
     ]);
   });
 
+  it('keeps what it knew of a peer that died before the table was ever drawn', () => {
+    const table = new PeerTable(128);
+    table.progress('c', progress({ step: 40, rssBytes: 1_000 }), 1_000);
+    table.gone({ nodeId: 'c', hostname: 'lab-3', address: '10.0.0.7', backend: 'wasm' }, 'connection lost', snapshot('training', ['a', 'c']), 2_000);
+    expect(table.rows([live('a')], snapshot('training', ['a']), 3_000)[1]).toMatchObject({
+      nodeId: 'c',
+      status: 'dead',
+      hostname: 'lab-3',
+      address: '10.0.0.7',
+      backend: 'wasm',
+      role: 'ring rank 1 of 2 (lost)',
+      step: 40,
+      memoryBytes: 1_000,
+    });
+  });
+
   it('calls peers that go once the job is over "left", not dead', () => {
     const table = new PeerTable(128);
     table.rows([live('a')], snapshot('training', ['a']), 1_000);
-    table.gone({ nodeId: 'a', hostname: 'lab-1', address: '10.0.0.5', backend: 'wasm' }, 'job over', 'finished', 2_000);
+    table.gone({ nodeId: 'a', hostname: 'lab-1', address: '10.0.0.5', backend: 'wasm' }, 'job over', snapshot('finished', ['a']), 2_000);
     expect(table.rows([], snapshot('finished', ['a']), 2_500)[0]).toMatchObject({ status: 'left', detail: 'job over' });
   });
 });

@@ -44,7 +44,8 @@ export class PrometheusMetrics {
   /** The text exposition, current as of now. */
   async render(): Promise<string> {
     this.update(this.model.view());
-    return this.registry.metrics();
+    // prom-client writes NaN as "Nan" (e.g. its event-loop lag between two samples); the text format says "NaN".
+    return (await this.registry.metrics()).replace(/ Nan$/gm, ' NaN');
   }
 
   close(): void {
@@ -126,7 +127,13 @@ export class PrometheusMetrics {
       g.pipelineBubble.set({ kind: 'theoretical' }, view.pipeline.theoreticalBubble);
       for (const row of view.pipeline.rows) if (row.bubble !== null) g.pipelineStageBubble.set({ stage: String(row.stage), replica: String(row.replica) }, row.bubble);
     }
-    g.distillationRounds.set(view.distillation.rounds.length);
+    const distillation = view.distillation;
+    g.distillationRounds.set(distillation.rounds.length);
+    g.distillationRunning.set(distillation.running ? 1 : 0);
+    g.distillationAccuracy.reset();
+    const newestRound = distillation.rounds[0];
+    if (newestRound) for (const m of newestRound.models) g.distillationAccuracy.set({ round: String(newestRound.round), model: m.label }, m.accuracy);
+    this.setOrAbsent(g.distillationGapClosed, newestRound?.gapClosed ?? null);
   }
 }
 
@@ -159,7 +166,10 @@ function createGauges(registers: Registry[]) {
     checkpointTime: optional('ringpipe_checkpoint_last_timestamp_seconds', 'When the newest checkpoint was written (Unix time)'),
     pipelineBubble: gauge('ringpipe_pipeline_bubble_ratio', 'Pipeline bubble: measured idle share, and GPipe theory (K-1)/(M+K-1)', ['kind']),
     pipelineStageBubble: gauge('ringpipe_pipeline_stage_bubble_ratio', 'Idle share of each pipeline stage', ['stage', 'replica']),
-    distillationRounds: gauge('ringpipe_distillation_rounds', 'Distillation rounds run'),
+    distillationRounds: gauge('ringpipe_distillation_rounds', 'Distillation rounds finished in this run folder (the last 20)'),
+    distillationRunning: gauge('ringpipe_distillation_running', '1 while a distillation round runs'),
+    distillationAccuracy: gauge('ringpipe_distillation_accuracy', 'Test accuracy of the models of the newest distillation round', ['round', 'model']),
+    distillationGapClosed: optional('ringpipe_distillation_gap_closed_ratio', 'Share of the accuracy gap between the student alone and the teacher closed by distillation (newest round)'),
   };
 }
 

@@ -8,7 +8,8 @@ import type { DashboardSource } from './dashboard-source.js';
 import { PeerTable, type LivePeer } from './peer-table.js';
 import { pipelineGantt } from './pipeline-gantt.js';
 import { StepSeries } from './step-series.js';
-import type { ControlsView, DashboardView, DistillationView, PeerRow, PipelineView, StepPoint, TopologyMemberView, TopologyView } from './view-types.js';
+import { distillationView } from './distillation-view.js';
+import type { ControlState, ControlsView, DashboardView, PeerRow, PipelineView, StepPoint, TopologyMemberView, TopologyView } from './view-types.js';
 
 export interface DashboardModelEvents {
   /** Something in the view changed (the feed decides how often to send it). */
@@ -19,15 +20,9 @@ export interface DashboardModelEvents {
   checkpointWritten: [number];
 }
 
-/** Distillation rounds do not exist yet: the panel is drawn from this, empty, until they do. */
-const NO_DISTILLATION: DistillationView = {
-  available: false,
-  reason: 'distillation rounds are not implemented in ringpipe yet',
-  columns: [],
-  rounds: [],
-};
-
 const PAUSABLE_PHASES = new Set(['forming-epoch', 'training', 'recovering']);
+/** A round needs the peers to itself: it can start while the job waits for them (before it trains, or instead of it). */
+const DISTILLABLE_PHASES = new Set(['waiting-for-peers']);
 
 /**
  * Everything the dashboard page and /metrics show, kept current from the coordinator's state and
@@ -38,7 +33,6 @@ export class DashboardModel extends EventEmitter<DashboardModelEvents> {
   private readonly series = new StepSeries();
   private readonly checkpointList: CheckpointList;
   private pipeline: PipelineView | null = null;
-  private distillation: DistillationView = NO_DISTILLATION;
   private readonly unsubscribe: (() => void)[] = [];
 
   constructor(
@@ -54,9 +48,9 @@ export class DashboardModel extends EventEmitter<DashboardModelEvents> {
       this.peers.progress(peer.nodeId, message);
     });
     this.onRegistry('gone', (peer, reason) => {
-      const phase = source.state.snapshot().phase;
-      this.peers.gone({ nodeId: peer.nodeId, hostname: peer.hostname, address: peer.address, backend: peer.prepared?.backend ?? null }, reason, phase);
-      if (!['finished', 'failed', 'stopped'].includes(phase)) this.emit('peerDied', peer.nodeId);
+      const snapshot = source.state.snapshot();
+      this.peers.gone({ nodeId: peer.nodeId, hostname: peer.hostname, address: peer.address, backend: peer.prepared?.backend ?? null }, reason, snapshot);
+      if (!['finished', 'failed', 'stopped'].includes(snapshot.phase)) this.emit('peerDied', peer.nodeId);
       this.emit('changed');
     });
     this.onRegistry('prepared', () => this.emit('changed'));
@@ -84,12 +78,6 @@ export class DashboardModel extends EventEmitter<DashboardModelEvents> {
   /** Stage timelines of the newest pipeline mini-batches (from `peer/pipeline/timeline/`). */
   setPipelineTimelines(timelines: readonly TimelineData[]): void {
     this.pipeline = pipelineGantt(timelines);
-    this.emit('changed');
-  }
-
-  /** Distillation rounds and their report, once the feature exists. */
-  setDistillation(view: DistillationView): void {
-    this.distillation = view;
     this.emit('changed');
   }
 
@@ -129,7 +117,7 @@ export class DashboardModel extends EventEmitter<DashboardModelEvents> {
       topology: topologyOf(snapshot, peers),
       checkpoints: this.checkpointList.rows,
       pipeline: this.pipeline,
-      distillation: this.distillation,
+      distillation: distillationView(snapshot.distillation, this.source.distillation !== undefined, this.newestCheckpointFolder()),
       controls: this.controls(snapshot),
       serverTime: now,
     };
@@ -147,8 +135,23 @@ export class DashboardModel extends EventEmitter<DashboardModelEvents> {
       pause: paused ? off('already paused') : PAUSABLE_PHASES.has(snapshot.phase) ? { enabled: true, reason: null } : off(`nothing to pause while ${snapshot.phase}`),
       resume: paused && !over ? { enabled: true, reason: null } : off('not paused'),
       checkpoint: snapshot.phase === 'training' && !paused ? { enabled: true, reason: null } : off('only while training'),
-      distill: off(this.distillation.reason ?? 'no distillation round can start now'),
+      distill: this.distillControl(snapshot),
     };
+  }
+
+  private newestCheckpointFolder(): string | undefined {
+    const newest = this.checkpointList.rows[0];
+    return newest ? this.checkpointList.folderOf(newest.step) : undefined;
+  }
+
+  private distillControl(snapshot: CoordinatorSnapshot): ControlState {
+    const rounds = this.source.distillation;
+    if (!rounds) return { enabled: false, reason: 'this coordinator does not run distillation rounds' };
+    if (rounds.busy) return { enabled: false, reason: 'a distillation round is running' };
+    if (snapshot.phase === 'starting') return { enabled: false, reason: 'the coordinator is still starting' };
+    if (['finished', 'failed', 'stopped'].includes(snapshot.phase)) return { enabled: false, reason: `the job is over (${snapshot.phase})` };
+    if (!DISTILLABLE_PHASES.has(snapshot.phase)) return { enabled: false, reason: `the peers are busy with the job (${snapshot.phase}); a round can start while the coordinator waits for peers, before training` };
+    return { enabled: true, reason: null };
   }
 
   private async refreshCheckpoints(): Promise<void> {

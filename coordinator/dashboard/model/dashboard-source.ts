@@ -1,3 +1,5 @@
+import type { RoundReport } from '../../distillation/round-report.js';
+import type { RoundSpecInput } from '../../distillation/round-spec.js';
 import type { ClusterJob } from '../../job/cluster-job.js';
 import type { PeerRegistry } from '../../membership/peer-registry.js';
 import type { CoordinatorState } from '../../state/coordinator-state.js';
@@ -19,4 +21,10 @@ export interface DashboardSource {
   resume(reason: string): boolean;
   /** Asks rank 0 for a checkpoint after its current step; false when no epoch is training. */
   requestCheckpoint(reason: string): boolean;
+  /** Distillation rounds on the same peers (their progress and reports come through `state`). */
+  readonly distillation?: {
+    readonly busy: boolean;
+    /** Throws at once, saying why, when the spec is invalid or a round cannot start now. */
+    start(input: RoundSpecInput): { round: Promise<number>; report: Promise<RoundReport> };
+  };
 }

@@ -48,18 +48,28 @@ export class PeerTable {
     if (message.rssBytes !== undefined) known.row.memoryBytes = message.rssBytes;
   }
 
-  /** The peer's link closed; a peer that left before the table was ever drawn is added as well. */
-  gone(peer: Pick<PeerRow, 'nodeId' | 'hostname' | 'address' | 'backend'>, reason: string, phase: string, now = Date.now()): void {
+  /**
+   * The peer's link closed. What is known of it is kept as it was at that moment (host, backend,
+   * its place in the topology), even if the table was never drawn while it lived.
+   */
+  gone(peer: Pick<PeerRow, 'nodeId' | 'hostname' | 'address' | 'backend'>, reason: string, snapshot: Pick<CoordinatorSnapshot, 'phase' | 'topology'>, now = Date.now()): void {
     let known = this.known.get(peer.nodeId);
     if (!known) {
       known = { row: emptyRow(peer.nodeId, now), stepsPerSecond: null, lastStepAt: 0 };
-      Object.assign(known.row, { hostname: peer.hostname, address: peer.address, backend: peer.backend });
       this.known.set(peer.nodeId, known);
     }
     if (known.row.status === 'dead' || known.row.status === 'left') return;
-    known.row.status = ENDED_PHASES.has(phase) ? 'left' : 'dead';
-    known.row.detail = reason;
-    known.row.since = now;
+    const row = known.row;
+    row.hostname ||= peer.hostname;
+    row.address ||= peer.address;
+    row.backend ??= peer.backend;
+    const member = snapshot.topology.find((m) => m.nodeId === peer.nodeId);
+    if (member) Object.assign(row, { rank: member.rank, stage: member.stage, role: roleOf(member, snapshot.topology.length) });
+    const phase = snapshot.phase;
+    row.status = ENDED_PHASES.has(phase) ? 'left' : 'dead';
+    row.detail = reason;
+    row.since = now;
+    if (row.status === 'dead' && member) row.role += ' (lost)';
     known.stepsPerSecond = null;
   }
 
@@ -93,14 +103,10 @@ export class PeerTable {
     }
     // A peer the registry no longer lists without a 'gone' (replaced link, …) has left too.
     for (const [nodeId, known] of this.known) {
-      if (!liveIds.has(nodeId) && known.row.status !== 'dead' && known.row.status !== 'left') this.gone(known.row, 'no longer connected', snapshot.phase, now);
+      if (!liveIds.has(nodeId) && known.row.status !== 'dead' && known.row.status !== 'left') this.gone(known.row, 'no longer connected', snapshot, now);
     }
     const departed = [...this.known.values()].filter((known) => !liveIds.has(known.row.nodeId));
     for (const old of departed.sort((a, b) => a.row.since - b.row.since).slice(0, Math.max(0, departed.length - MAX_DEPARTED))) this.known.delete(old.row.nodeId);
-    for (const known of departed) {
-      const member = members.get(known.row.nodeId);
-      known.row.role = member ? `${roleOf(member, worldSize)} (lost)` : known.row.role;
-    }
     const liveRows = live.map((peer) => ({ ...this.known.get(peer.nodeId)!.row }));
     const departedRows = departed
       .filter((known) => this.known.has(known.row.nodeId))

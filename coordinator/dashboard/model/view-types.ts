@@ -99,20 +99,49 @@ export interface PipelineView {
   theoreticalBubble: number;
 }
 
+/** One model of a finished distillation round, as its report measured it. */
+export interface DistilledModelView {
+  /** "teacher", "distilled student", "student alone". */
+  label: string;
+  path: string;
+  parameters: number;
+  bytesOnDisk: number;
+  msPerSample: number;
+  accuracy: number;
+  trainSeconds: number | null;
+}
+
 export interface DistillationRoundView {
   round: number;
   startedAt: string;
-  status: string;
-  /** Report figures by column name (teacher/student accuracy, agreement, …). */
-  report: Record<string, string | number>;
+  finishedAt: string;
+  teacher: string;
+  student: string;
+  /** Top-k, temperature, alpha, steps… in one line. */
+  settings: string;
+  models: DistilledModelView[];
+  /** Share of the accuracy gap between the student alone and the teacher that distillation closed. */
+  gapClosed: number | null;
+  notes: string[];
 }
 
 export interface DistillationView {
+  /** Does this coordinator run distillation rounds at all. */
   available: boolean;
-  /** Why the feature cannot be used (when not available). */
-  reason: string | null;
-  columns: string[];
+  running: { round: number; teacher: string; student: string; startedAt: string; stage: string; detail: string; step: number | null; totalSteps: number | null } | null;
+  lastFailure: { round: number; message: string } | null;
+  /** Finished rounds, newest first. */
   rounds: DistillationRoundView[];
+  /** What the start form proposes as teacher: the last round's student, else this run's newest checkpoint. */
+  suggestedTeacher: string | null;
+}
+
+/** What the page sends to start a round (the coordinator validates it with the rounds' own schema). */
+export interface DistillRequest {
+  teacher: string;
+  student: string;
+  maxSteps?: number;
+  epochs?: number;
 }
 
 export interface ControlState {

@@ -3,13 +3,13 @@
  * update (at most four a second). Built by esbuild on the coordinator; no network but the page's
  * own server.
  */
-import type { ControlAction, DashboardView, StepPoint } from '../model/view-types.js';
+import type { ControlAction, DashboardView, DistillRequest, StepPoint } from '../model/view-types.js';
 import { currentToken, setToken, takeTokenFromAddress } from './access-token.js';
 import { sendControl } from './controls-client.js';
 import { byId } from './dom.js';
 import { FeedClient, type FeedStatus } from './feed-client.js';
 import { renderCheckpoints } from './panels/checkpoints-table.js';
-import { renderDistillation } from './panels/distillation-panel.js';
+import { DistillationPanel } from './panels/distillation-panel.js';
 import { JobHeader } from './panels/job-header.js';
 import { renderPeers } from './panels/peers-table.js';
 import { renderPipeline } from './panels/pipeline-gantt.js';
@@ -24,6 +24,7 @@ let lastSeq = 0;
 
 const header = new JobHeader((action) => void control(action));
 const charts = new TrainingCharts(byId('charts'));
+const distillation = new DistillationPanel((request) => void control('distill', request));
 const feed = new FeedClient({ data: onData, status: onStatus });
 
 function onData(next: DashboardView, incoming: StepPoint[], replace: boolean): void {
@@ -46,12 +47,13 @@ function onData(next: DashboardView, incoming: StepPoint[], replace: boolean): v
 function render(): void {
   if (!view) return;
   header.render(view, currentToken() !== undefined);
+  document.title = `${view.job.jobName} · ${view.job.phase} · ringpipe`;
   renderPeers(view);
   renderTopology(view.topology);
   charts.render(points);
   renderPipeline(view.pipeline);
   renderCheckpoints(view.checkpoints);
-  renderDistillation(view.distillation);
+  distillation.render(view.distillation);
 }
 
 function onStatus(status: FeedStatus, detail: string): void {
@@ -62,14 +64,19 @@ function onStatus(status: FeedStatus, detail: string): void {
   if (status === 'needs-token') byId('token-hint').textContent = detail;
 }
 
-async function control(action: ControlAction): Promise<void> {
+async function control(action: ControlAction, request?: DistillRequest): Promise<void> {
   if (!currentToken()) {
     byId('token-form').hidden = false;
     byId('token-hint').textContent = `${action} needs the dashboard token (in the address the coordinator printed):`;
     byId<HTMLInputElement>('token-input').focus();
     return;
   }
-  const result = await sendControl(action);
+  // A round needs its teacher and student first: the button opens the form, the form sends.
+  if (action === 'distill' && !request) {
+    distillation.openForm(view?.distillation.suggestedTeacher ?? null);
+    return;
+  }
+  const result = await sendControl(action, request);
   const message = byId('control-message');
   message.textContent = result.message;
   message.className = result.ok ? 'ok' : 'error';

@@ -25,6 +25,8 @@ export interface DashboardRoutes {
 }
 
 const DOWNLOAD = /^\/api\/checkpoints\/(\d{1,12})\/download$/;
+/** A control's request body (a distillation round's settings) is small. */
+const MAX_BODY_BYTES = 16 * 1024;
 const CONTROL = /^\/api\/control\/([a-z-]{1,32})$/;
 
 /**
@@ -71,8 +73,9 @@ async function handle(routes: DashboardRoutes, request: IncomingMessage, respons
     if (!allowed(access.canControl(request, url))) return;
     const action = control[1]!;
     if (!isControlAction(action)) return sendError(response, 404, `unknown control '${action}' (pause, resume, checkpoint, distill)`);
-    request.resume();
-    const result = runControl(action, source, model, request.socket.remoteAddress ?? 'unknown', log);
+    const body = await readJsonBody(request);
+    if (!body.ok) return sendError(response, body.status, body.message);
+    const result = await runControl(action, body.value, source, model, request.socket.remoteAddress ?? 'unknown', log);
     return sendJson(response, result.status, result.body);
   }
   if (method !== 'GET' && method !== 'HEAD') return sendError(response, 405, `${method} is not supported here`);
@@ -100,6 +103,22 @@ async function handle(routes: DashboardRoutes, request: IncomingMessage, respons
     return streamCheckpoint(response, folder);
   }
   return sendError(response, 404, `no such page: ${path}`);
+}
+
+async function readJsonBody(request: IncomingMessage): Promise<{ ok: true; value: unknown } | { ok: false; status: 400 | 413; message: string }> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    bytes += chunk.length;
+    if (bytes > MAX_BODY_BYTES) return { ok: false, status: 413, message: `the request body is larger than ${MAX_BODY_BYTES} bytes` };
+    chunks.push(chunk);
+  }
+  if (bytes === 0) return { ok: true, value: undefined };
+  try {
+    return { ok: true, value: JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown };
+  } catch (error) {
+    return { ok: false, status: 400, message: `the request body is not JSON: ${(error as Error).message}` };
+  }
 }
 
 function requestUrl(request: IncomingMessage): URL {

@@ -62,6 +62,28 @@ const base = (): Pick<uPlot.Options, 'scales' | 'legend' | 'cursor'> => ({
 });
 const steps = (points: readonly StepPoint[]): number[] => points.map((p) => p.step);
 const orNull = (value: number | null): number | null => (value === null || !Number.isFinite(value) ? null : value);
+/** Per-step figures jump with every scheduling hiccup of a busy machine; the mean of the last few reads better. */
+const WINDOW = 10;
+
+function rollingMean(values: readonly (number | null)[], window = WINDOW): (number | null)[] {
+  const out: (number | null)[] = [];
+  let sum = 0;
+  let count = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v !== null && v !== undefined) {
+      sum += v;
+      count++;
+    }
+    const old = i >= window ? values[i - window] : null;
+    if (old !== null && old !== undefined) {
+      sum -= old;
+      count--;
+    }
+    out.push(v === null || v === undefined || count === 0 ? null : sum / count);
+  }
+  return out;
+}
 
 const SPECS: ChartSpec[] = [
   {
@@ -82,21 +104,30 @@ const SPECS: ChartSpec[] = [
   {
     id: 'chart-throughput',
     title: 'Samples per second',
-    data: (points) => [steps(points), points.map((p) => orNull(p.samplesPerSecond))],
+    data: (points) => {
+      const raw = points.map((p) => orNull(p.samplesPerSecond));
+      return [steps(points), raw, rollingMean(raw)];
+    },
     options: () => ({
       ...base(),
-      series: [{ label: 'step' }, { label: 'samples/s', stroke: COLORS.orange, fill: COLORS.orangeFill, width: 1.5, value: (_u, v) => count(v) }],
+      series: [
+        { label: 'step' },
+        { label: 'samples/s', stroke: COLORS.orangeFaint, width: 1, value: (_u, v) => count(v) },
+        { label: `mean of ${WINDOW}`, stroke: COLORS.orange, fill: COLORS.orangeFill, width: 2, value: (_u, v) => count(v) },
+      ],
       axes: [stepAxis, valueAxis('samples/s')],
     }),
   },
   {
     id: 'chart-step-time',
-    title: 'Time per step: data wait · compute · communication',
+    title: `Time per step: data wait · compute · communication (mean of ${WINDOW})`,
     // Stacked: each series is the sum of itself and those below it; the legend shows its own part.
     data: (points) => {
-      const data = points.map((p) => orNull(p.dataWaitMs));
-      const compute = points.map((p, i) => sum(data[i] ?? null, orNull(p.computeMs)));
-      const comm = points.map((p, i) => sum(compute[i] ?? null, orNull(p.communicationMs)));
+      const data = rollingMean(points.map((p) => orNull(p.dataWaitMs)));
+      const computeOnly = rollingMean(points.map((p) => orNull(p.computeMs)));
+      const commOnly = rollingMean(points.map((p) => orNull(p.communicationMs)));
+      const compute = data.map((d, i) => sum(d, computeOnly[i] ?? null));
+      const comm = compute.map((c, i) => sum(c, commOnly[i] ?? null));
       return [steps(points), data, compute, comm];
     },
     options: () => {
@@ -124,10 +155,17 @@ const SPECS: ChartSpec[] = [
   {
     id: 'chart-busbw',
     title: 'All-reduce bus bandwidth',
-    data: (points) => [steps(points), points.map((p) => (p.busbwBytesPerSecond === null ? null : p.busbwBytesPerSecond / 1e9))],
+    data: (points) => {
+      const raw = points.map((p) => (p.busbwBytesPerSecond === null ? null : p.busbwBytesPerSecond / 1e9));
+      return [steps(points), raw, rollingMean(raw)];
+    },
     options: () => ({
       ...base(),
-      series: [{ label: 'step' }, { label: 'busbw GB/s', stroke: COLORS.green, fill: COLORS.greenFill, width: 1.5, value: (_u, v) => (v === null ? '–' : v.toFixed(3)) }],
+      series: [
+        { label: 'step' },
+        { label: 'busbw GB/s', stroke: COLORS.greenFaint, width: 1, value: (_u, v) => (v === null ? '–' : v.toFixed(3)) },
+        { label: `mean of ${WINDOW}`, stroke: COLORS.green, fill: COLORS.greenFill, width: 2, value: (_u, v) => (v === null ? '–' : v.toFixed(3)) },
+      ],
       axes: [stepAxis, valueAxis('GB/s')],
     }),
     emptyNote: (points) => {
