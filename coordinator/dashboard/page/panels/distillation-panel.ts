@@ -54,7 +54,7 @@ export class DistillationPanel {
           'div',
           { class: 'round-running', 'data-round': running.round, 'data-stage': running.stage },
           h('span', { class: 'badge phase-training' }, `round ${running.round}: ${running.stage}`),
-          ` ${running.teacher} → ${running.student}${progress}`,
+          ` ${shortPath(running.teacher)} → ${shortPath(running.student)}${progress}`,
           h('div', { class: 'muted small' }, running.detail),
         ),
       );
@@ -65,11 +65,17 @@ export class DistillationPanel {
   }
 }
 
+/** The end of a long path is what tells models apart; the whole path is in the tooltip. */
+function shortPath(location: string): string {
+  const parts = location.split('/').filter(Boolean);
+  return parts.length > 3 ? `…/${parts.slice(-3).join('/')}` : location;
+}
+
 function roundReport(round: DistillationRoundView): HTMLElement {
   return h(
     'div',
     { class: 'round-report', 'data-round': round.round },
-    h('div', { class: 'round-title' }, `round ${round.round}: ${round.teacher} → ${round.student}`, h('span', { class: 'muted small' }, ` finished ${clock(round.finishedAt)}`)),
+    h('div', { class: 'round-title', title: `${round.teacher} → ${round.student}` }, `round ${round.round}: ${shortPath(round.teacher)} → ${shortPath(round.student)}`, h('span', { class: 'muted small' }, ` finished ${clock(round.finishedAt)}`)),
     h('div', { class: 'muted small' }, round.settings),
     h(
       'table',
