@@ -3,6 +3,8 @@ import { stageSchedule, theoreticalBubble } from '../peer/pipeline/schedule/sche
 import { balanceWithinMemory } from '../coordinator/planner/balance-within-memory.js';
 import { peerCoreShare, competingFromShare, IDLE_HOST } from '../coordinator/planner/host-sharing.js';
 import { fitLinear } from '../coordinator/planner/linear-cost.js';
+import { kappaOf, sampleDuration } from '../coordinator/planner/jitter.js';
+import { Prng } from '../shared/random/prng.js';
 import { microBatchesForBubble } from '../coordinator/planner/predict-pipeline.js';
 import { localBatches, ringAllReduceMs } from '../coordinator/planner/predict-data-parallel.js';
 import { simulatePipeline, type SimulatedStage } from '../coordinator/planner/simulate-pipeline.js';
@@ -45,6 +47,26 @@ describe('pipeline simulation', () => {
     expect(shared).toBeGreaterThan(separate * 1.5);
     // On one core the work cannot take less than its sum: 2 stages × 8 micro-batches × 7.
     expect(shared).toBeGreaterThanOrEqual(2 * 8 * 7 - 1e-6);
+  });
+});
+
+describe('jitter of a shared host', () => {
+  it('samples pass times with the measured mean and variance (variance = κ · mean)', () => {
+    const prng = new Prng(1);
+    const samples = Array.from({ length: 20_000 }, () => sampleDuration(10, 4, prng));
+    const mean = samples.reduce((a, b) => a + b, 0) / samples.length;
+    expect(mean).toBeCloseTo(10, 0);
+    expect(kappaOf(samples)).toBeCloseTo(4, 0);
+    expect(Math.min(...samples)).toBeGreaterThanOrEqual(0);
+    expect(sampleDuration(10, 0, prng)).toBe(10);
+  });
+
+  it('makes a pipeline slower than its mean passes: each wait is for the later of two', () => {
+    const steady = simulatePipeline(stages({ K: 2, M: 4, forward: 2, backward: 5 })).stepMs;
+    const jittery = simulatePipeline(stages({ K: 2, M: 4, forward: 2, backward: 5 }).map((stage) => ({ ...stage, jitterMs: () => 3 })));
+    expect(jittery.stepMs).toBeGreaterThan(steady * 1.05);
+    // Same seed, same answer: plans repeat.
+    expect(simulatePipeline(stages({ K: 2, M: 4, forward: 2, backward: 5 }).map((stage) => ({ ...stage, jitterMs: () => 3 }))).stepMs).toBe(jittery.stepMs);
   });
 });
 

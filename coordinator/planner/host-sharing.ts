@@ -22,6 +22,15 @@ export interface HostLoad {
    * instead of the fluid model where given.
    */
   measuredSharePerPeer?: number[];
+  /** Measured (this machine): per k busy peers, the variance ÷ mean of a pass's wall time, in ms (jitter.ts). */
+  measuredJitterMs?: number[];
+}
+
+/** κ for `busyPeers` busy peers on `host`: measured, or 0 (an idle host runs passes in their mean time). */
+export function hostJitterMs(host: HostLoad, busyPeers: number): number {
+  const measured = host.measuredJitterMs;
+  if (!measured || measured.length === 0) return 0;
+  return measured[Math.min(Math.max(1, busyPeers), measured.length) - 1]!;
 }
 
 export const IDLE_HOST = (cores: number): HostLoad => ({ cores, competing: 0, peersShareGroup: false });

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { BackendFlag } from '../../shared/engine/backend-candidates.js';
 import { LOCAL_HOST, type ClusterSpec } from './cluster.js';
 import type { ModelMeasurements } from './model-measurements.js';
+import { kappaOf } from './jitter.js';
 import { SPEED_PROBE_ENV, type SpeedProbeConfig, type SpeedProbeReport } from './speed-probe.js';
 import { backwardWork, forwardWork, updateWork, wholeModel } from './stage-work.js';
 
@@ -14,6 +15,8 @@ export interface SharingMeasurement {
   sharePerPeer: number[];
   /** Per k: wall milliseconds per probe step, mean over the busy processes. */
   stepMs: number[];
+  /** Per k: variance ÷ mean of a step's wall time (ms; see jitter.ts), over the busy processes. */
+  jitterMs: number[];
   probeBatch: number;
 }
 
@@ -103,15 +106,18 @@ export async function measureSharing(options: MeasureSharingOptions): Promise<Sh
     // k = 1…n, then n…1: a load that drifts during the probe weighs on every k alike.
     const order = [...Array.from({ length: options.peers }, (_, i) => i + 1), ...Array.from({ length: options.peers }, (_, i) => options.peers - i)];
     const samples: number[][] = Array.from({ length: options.peers }, () => []);
+    const kappas: number[][] = Array.from({ length: options.peers }, () => []);
     for (const busy of order) {
       const running = probes.slice(0, busy);
       for (const p of running) p.child.stdin!.write('run\n');
       const reports = (await Promise.all(running.map((p) => nextLine(p, timeoutMs + seconds * 1000)))) as unknown as SpeedProbeReport[];
       // Total steps ÷ total time: a slow step counts as much as it lasted.
       samples[busy - 1]!.push(reports.reduce((total, r) => total + r.wallMs, 0) / Math.max(1, reports.reduce((total, r) => total + r.steps, 0)));
+      for (const r of reports) kappas[busy - 1]!.push(kappaOf(r.stepWallMs));
     }
-    const stepMs = samples.map((ms) => ms.reduce((a, b) => a + b, 0) / ms.length);
-    return { sharePerPeer: stepMs.map((ms) => work / ms), stepMs, probeBatch: options.batchSize };
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+    const stepMs = samples.map(mean);
+    return { sharePerPeer: stepMs.map((ms) => work / ms), stepMs, jitterMs: kappas.map(mean), probeBatch: options.batchSize };
   } finally {
     for (const p of probes) {
       p.child.stdin!.end();
@@ -130,5 +136,5 @@ export async function withMeasuredLocalHost(cluster: ClusterSpec, options: Omit<
   if (local === 0 || !host) return cluster;
   const batchSize = Math.max(1, Math.ceil(options.batchSizeHint / cluster.peers.length));
   const sharing = await measureSharing({ ...options, peers: local, batchSize });
-  return { ...cluster, hosts: { ...cluster.hosts, [LOCAL_HOST]: { ...host, measuredSharePerPeer: sharing.sharePerPeer } } };
+  return { ...cluster, hosts: { ...cluster.hosts, [LOCAL_HOST]: { ...host, measuredSharePerPeer: sharing.sharePerPeer, measuredJitterMs: sharing.jitterMs } } };
 }

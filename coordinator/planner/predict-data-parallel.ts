@@ -1,5 +1,7 @@
 import { linkBetween, type ClusterSpec, type PeerSpec } from './cluster.js';
-import { peerCoreShare } from './host-sharing.js';
+import { Prng } from '../../shared/random/prng.js';
+import { hostJitterMs, peerCoreShare } from './host-sharing.js';
+import { JITTER_SAMPLES, JITTER_SEED, sampleDuration } from './jitter.js';
 import { dataParallelMemory, type MemoryEstimate } from './memory-estimate.js';
 import type { ModelMeasurements } from './model-measurements.js';
 import { backwardWork, forwardWork, gradientCopyWork, trainableParametersOf, updateWork, wholeModel } from './stage-work.js';
@@ -32,8 +34,10 @@ export interface DataParallelPrediction {
   globalBatch: number;
   peers: DataParallelPeer[];
   allReduce: AllReduceCost;
-  /** Slowest replica's compute + all-reduce + slowest update. */
+  /** Slowest replica's compute + all-reduce + slowest update (expected, with the host's jitter). */
   stepMs: number;
+  /** Of that, what waiting for the slowest replica adds on jittery hosts (0 on idle ones). */
+  stragglerMs: number;
   samplesPerSecond: number;
   /** The fastest single peer training the whole batch alone. */
   singlePeer: { name: string; stepMs: number; samplesPerSecond: number };
@@ -56,6 +60,19 @@ export function localBatches(globalBatch: number, replicas: number): number[] {
 
 /** Milliseconds for one peer doing `work` (idle-core ms of this machine) at `coreShare` cores. */
 const onPeer = (work: number, peer: PeerSpec, coreShare: number): number => work / (peer.speed * coreShare);
+
+/** The mean over sampled steps of: slowest sampled compute + all-reduce + slowest sampled update. */
+function expectedWithStragglers(peers: DataParallelPeer[], jitterMs: number[], allReduceMs: number): number {
+  const prng = new Prng(JITTER_SEED);
+  let total = 0;
+  const samples = JITTER_SAMPLES * 4;
+  for (let i = 0; i < samples; i++) {
+    const compute = Math.max(...peers.map((p, r) => sampleDuration(p.computeMs, jitterMs[r]!, prng)));
+    const update = Math.max(...peers.map((p, r) => sampleDuration(p.updateMs, jitterMs[r]!, prng)));
+    total += compute + allReduceMs + update;
+  }
+  return total / samples;
+}
 
 /** A step alone on one peer: the whole batch, no exchange. */
 export function singlePeerStepMs(m: ModelMeasurements, cluster: ClusterSpec, peer: PeerSpec, batch: number): number {
@@ -96,7 +113,9 @@ export function predictDataParallel(m: ModelMeasurements, cluster: ClusterSpec, 
   const bytesPerSecond = Math.min(...links.map((l) => l.bytesPerSecond));
   const latencyMs = Math.max(...links.map((l) => l.latencyMs));
   const allReduce = { bytes, bytesPerSecond, latencyMs, ms: ringAllReduceMs(bytes, n, bytesPerSecond, latencyMs) };
-  const stepMs = Math.max(...peers.map((p) => p.computeMs)) + allReduce.ms + Math.max(...peers.map((p) => p.updateMs));
+  const steadyMs = Math.max(...peers.map((p) => p.computeMs)) + allReduce.ms + Math.max(...peers.map((p) => p.updateMs));
+  const jitter = cluster.peers.map((peer) => hostJitterMs(cluster.hosts[peer.host]!, busyOn(peer.host)));
+  const stepMs = jitter.some((k) => k > 0) ? expectedWithStragglers(peers, jitter, allReduce.ms) : steadyMs;
   const alone = cluster.peers.map((peer) => ({ name: peer.name, stepMs: singlePeerStepMs(m, cluster, peer, globalBatch) }));
   const best = alone.reduce((a, b) => (b.stepMs < a.stepMs ? b : a));
   const samplesPerSecond = (globalBatch * 1000) / stepMs;
@@ -107,6 +126,7 @@ export function predictDataParallel(m: ModelMeasurements, cluster: ClusterSpec, 
     peers,
     allReduce,
     stepMs,
+    stragglerMs: Math.max(0, stepMs - steadyMs),
     samplesPerSecond,
     singlePeer: { name: best.name, stepMs: best.stepMs, samplesPerSecond: (globalBatch * 1000) / best.stepMs },
     efficiency: samplesPerSecond / aloneThroughput,

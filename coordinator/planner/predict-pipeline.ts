@@ -3,7 +3,7 @@ import { microBatchSizes } from '../../peer/pipeline/microbatch.js';
 import { stageSchedule, theoreticalBubble, type ScheduleKind } from '../../peer/pipeline/schedule/schedule.js';
 import { balanceWithinMemory } from './balance-within-memory.js';
 import { linkBetween, type ClusterSpec, type PeerSpec } from './cluster.js';
-import { peerCoreShare } from './host-sharing.js';
+import { hostJitterMs, peerCoreShare } from './host-sharing.js';
 import { stageMemory, type MemoryEstimate } from './memory-estimate.js';
 import type { ModelMeasurements } from './model-measurements.js';
 import { simulatePipeline, type SimulatedStage } from './simulate-pipeline.js';
@@ -154,6 +154,7 @@ function simulate(m: ModelMeasurements, cluster: ClusterSpec, peers: PeerSpec[],
       accumulateWork: accumulateWork(m, range),
       updateWork: updateWork(m, range),
       rate: (busy: number) => peer.speed * peerCoreShare(host, busy),
+      jitterMs: (busy: number) => hostJitterMs(host, busy),
       transferMs: microSizes.map((b) => (link ? link.latencyMs + ((b * boundaryBytesPerSample(m, range)) / link.bytesPerSecond) * 1000 : 0)),
     };
   });

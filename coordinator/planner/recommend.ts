@@ -104,7 +104,7 @@ export function recommend(input: RecommendInput): Recommendation {
   const dpReason =
     `data parallel over ${dp.replicas} peers: predicted step ${formatMs(dp.stepMs)} = compute ${formatMs(Math.max(...dp.peers.map((p) => p.computeMs)))} ` +
     `+ ring all-reduce ${formatMs(dp.allReduce.ms)} (${formatBytes(dp.allReduce.bytes)} of gradients, 2(n−1)/n · bytes at ${formatBandwidth(dp.allReduce.bytesPerSecond)}, ${formatMs(dp.allReduce.latencyMs)} latency) ` +
-    `+ update ${formatMs(Math.max(...dp.peers.map((p) => p.updateMs)))}: ${dp.samplesPerSecond.toFixed(0)} samples/s, scaling efficiency ${pct(dp.efficiency)}`;
+    `+ update ${formatMs(Math.max(...dp.peers.map((p) => p.updateMs)))}${dp.stragglerMs > 0 ? ` + waiting for the slowest replica ${formatMs(dp.stragglerMs)} (jitter of a shared host)` : ''}: ${dp.samplesPerSecond.toFixed(0)} samples/s, scaling efficiency ${pct(dp.efficiency)}`;
   const singleReason = `one peer alone (${dp.singlePeer.name}): ${formatMs(dp.singlePeer.stepMs)} per step, ${dp.singlePeer.samplesPerSecond.toFixed(0)} samples/s`;
   const shared = dp.peers.filter((p) => p.coreShare < 0.999);
   const sharingReason = shared.length > 0 ? [`peers sharing a host get ${shared.map((p) => `${p.name} ${p.coreShare.toFixed(2)}`).join(', ')} of a core each while all compute`] : [];

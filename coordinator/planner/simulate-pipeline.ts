@@ -1,4 +1,6 @@
 import type { StageOp } from '../../peer/pipeline/schedule/schedule.js';
+import { Prng } from '../../shared/random/prng.js';
+import { JITTER_SAMPLES, JITTER_SEED, sampleDuration } from './jitter.js';
 
 /** One stage of the pipeline to simulate; work in idle-core milliseconds of this machine. */
 export interface SimulatedStage {
@@ -14,6 +16,14 @@ export interface SimulatedStage {
   rate(busyOnHost: number): number;
   /** Milliseconds for micro-batch m's activation to reach the next stage (and its gradient to come back). */
   transferMs: readonly number[];
+  /** κ of its host's jitter (jitter.ts) with `busyOnHost` busy stages; absent or 0: passes take their mean time. */
+  jitterMs?(busyOnHost: number): number;
+}
+
+export interface SimulationOptions {
+  /** Monte Carlo replications when some stage has jitter. Default JITTER_SAMPLES. */
+  samples?: number;
+  seed?: number;
 }
 
 export interface PipelineSimulation {
@@ -34,8 +44,24 @@ interface Running {
  * input (activation from the previous stage, gradient from the next) has arrived; stages sharing a
  * host share its cores while they compute at the same time (`rate`); transfers overlap compute (sends
  * are not awaited); every stage ends with its optimizer update. The step ends when the last one does.
+ * With jitter, the mean over replications with sampled pass times.
  */
-export function simulatePipeline(stages: readonly SimulatedStage[]): PipelineSimulation {
+export function simulatePipeline(stages: readonly SimulatedStage[], options: SimulationOptions = {}): PipelineSimulation {
+  const jittery = stages.some((stage) => (stage.jitterMs?.(1) ?? 0) > 0);
+  if (!jittery) return simulateOnce(stages, undefined);
+  const samples = options.samples ?? JITTER_SAMPLES;
+  const prng = new Prng(options.seed ?? JITTER_SEED);
+  const runs = Array.from({ length: samples }, () => simulateOnce(stages, prng));
+  const mean = (pick: (r: PipelineSimulation) => number) => runs.reduce((total, r) => total + pick(r), 0) / runs.length;
+  return {
+    stepMs: mean((r) => r.stepMs),
+    busyMs: stages.map((_, s) => mean((r) => r.busyMs[s]!)),
+    idleMs: stages.map((_, s) => mean((r) => r.idleMs[s]!)),
+    bubble: mean((r) => r.bubble),
+  };
+}
+
+function simulateOnce(stages: readonly SimulatedStage[], prng: Prng | undefined): PipelineSimulation {
   const K = stages.length;
   const M = stages[0]?.forwardWork.length ?? 0;
   const activationAt = stages.map(() => new Array<number>(M).fill(Infinity));
@@ -48,21 +74,28 @@ export function simulatePipeline(stages: readonly SimulatedStage[]): PipelineSim
   const busy = stages.map(() => 0);
   let now = 0;
 
+  /** The work of a pass, stretched or shrunk as a sampled wall time would (jitter.ts). */
+  const jittered = (stage: SimulatedStage, work: number): number => {
+    if (!prng || !stage.jitterMs || work <= 0) return work;
+    const busy = 1 + stages.filter((other, o) => other.host === stage.host && running[o]).length;
+    const meanMs = work / stage.rate(busy);
+    return (work * sampleDuration(meanMs, stage.jitterMs(busy), prng)) / meanMs;
+  };
   const startReady = (): void => {
     stages.forEach((stage, s) => {
       if (running[s] || done[s]) return;
       const op = stage.ops[next[s]!];
       if (!op) {
-        running[s] = { remaining: stage.updateWork };
+        running[s] = { remaining: jittered(stage, stage.updateWork) };
         current[s] = { kind: 'update', micro: -1 };
         return;
       }
       if (op.kind === 'forward') {
         if (s > 0 && activationAt[s]![op.micro]! > now) return;
-        running[s] = { remaining: stage.forwardWork[op.micro]! };
+        running[s] = { remaining: jittered(stage, stage.forwardWork[op.micro]!) };
       } else {
         if (s < K - 1 && gradientAt[s]![op.micro]! > now) return;
-        running[s] = { remaining: stage.backwardWork[op.micro]! + (backwardsDone[s]! > 0 ? stage.accumulateWork : 0) };
+        running[s] = { remaining: jittered(stage, stage.backwardWork[op.micro]! + (backwardsDone[s]! > 0 ? stage.accumulateWork : 0)) };
       }
       current[s] = op;
       next[s]!++;

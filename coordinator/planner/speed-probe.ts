@@ -27,6 +27,8 @@ export interface SpeedProbeReport {
   steps: number;
   wallMs: number;
   cpuMs: number;
+  /** Wall time of every step: how much it varies is the host's jitter. */
+  stepWallMs: number[];
 }
 
 export const SPEED_PROBE_ENV = 'RINGPIPE_SPEED_PROBE';
@@ -61,12 +63,13 @@ async function main(): Promise<void> {
       if (command !== 'run') continue;
       const wall = performance.now();
       const cpu = cpuNowMs();
-      let steps = 0;
+      const stepWallMs: number[] = [];
       while (performance.now() - wall < config.seconds * 1000) {
+        const started = performance.now();
         await step();
-        steps++;
+        stepWallMs.push(performance.now() - started);
       }
-      const report: SpeedProbeReport = { steps, wallMs: performance.now() - wall, cpuMs: cpuNowMs() - cpu };
+      const report: SpeedProbeReport = { steps: stepWallMs.length, wallMs: performance.now() - wall, cpuMs: cpuNowMs() - cpu, stepWallMs };
       process.stdout.write(`${JSON.stringify(report)}\n`);
     }
   }

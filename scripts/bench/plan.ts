@@ -133,13 +133,14 @@ export async function main(argv: string[]): Promise<number> {
     const dp = predictDataParallel(c.measurements, c.cluster, batchSize);
     if (config === 'one peer') return { stepMs: dp.singlePeer.stepMs, parts: {} };
     if (config === 'data parallel, 2 peers') {
-      return { stepMs: dp.stepMs, parts: { computeMs: dp.peers.map((p) => p.computeMs), allReduceMs: dp.allReduce.ms, updateMs: dp.peers.map((p) => p.updateMs), coreShare: dp.peers.map((p) => p.coreShare) } };
+      return { stepMs: dp.stepMs, parts: { computeMs: dp.peers.map((p) => p.computeMs), allReduceMs: dp.allReduce.ms, updateMs: dp.peers.map((p) => p.updateMs), stragglerMs: dp.stragglerMs, coreShare: dp.peers.map((p) => p.coreShare) } };
     }
     const p = predictPipelineWith(c.measurements, c.cluster, batchSize, 2, { bubbleTarget, balance: pipeline!.balance, microBatches: pipeline!.microBatches })!;
     return { stepMs: p.stepMs, parts: { forwardMsPerMicro: p.stagePlans.map((s) => s.forwardMs), backwardMsPerMicro: p.stagePlans.map((s) => s.backwardMs), updateMs: p.stagePlans.map((s) => s.updateMs), bubble: p.bubblePredicted } };
   };
   const describeCalibration = (c: Calibration) =>
     `core share ${c.measurements.load.coreShare.toFixed(2)}, per busy peer (1, 2 busy) ${c.cluster.hosts[LOCAL_HOST]?.measuredSharePerPeer?.map((s) => s.toFixed(2)).join(', ') ?? '?'}, ` +
+    `jitter κ ${c.cluster.hosts[LOCAL_HOST]?.measuredJitterMs?.map((k) => k.toFixed(1)).join(', ') ?? '?'} ms, ` +
     `loopback ${c.cluster.loopback ? `${(c.cluster.loopback.bytesPerSecond / 1e6).toFixed(0)} MB/s, ${c.cluster.loopback.latencyMs.toFixed(2)} ms per message` : '?'}`;
   const describeParts = (parts: Record<string, number | number[]>) =>
     Object.entries(parts).map(([k, v]) => `${k} ${Array.isArray(v) ? v.map((x) => x.toFixed(k === 'coreShare' || k === 'bubble' ? 2 : 1)).join(' / ') : v.toFixed(k === 'bubble' ? 2 : 1)}`).join(', ');
