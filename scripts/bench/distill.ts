@@ -1,0 +1,231 @@
+/**
+ * `npm run bench:distill`: the distillation table of docs/readme-parts/bench-distill.md, by one
+ * command. Trains the teacher once (`npm run train`, cached in the output folder), then for each
+ * seed runs one distillation round on a local cluster (`npm run distill`: a coordinator + N peer
+ * processes): distilled student and the same student alone on hard labels with the same budget.
+ * Prints every seed's figures, then mean ± sample standard deviation, and writes summary.json.
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { ModelFigures, RoundReport } from '../../coordinator/distillation/round-report.js';
+import { ManagedChild } from '../local-cluster/managed-child.js';
+
+const HELP = `Usage: npm run bench:distill -- [flags]
+
+  --seeds LIST             student seeds, one round each                          [1,2,3]
+  --teacher MODEL          use this trained teacher instead of training mlp-large
+  --teacher-epochs E       epochs of the mlp-large teacher (npm run train, seed 1)       [2]
+  --student NAME           student (zoo name or model file)                      [mlp-small]
+  --transfer-samples N     the students' budget: the first N training samples…         [1000]
+  --steps S                …in S optimizer steps of one batch each                    [1880]
+  --batch-size B                                                                        [128]
+  --top-k K, --temperature T, --alpha A                                          [4, 4, 0.9]
+  --peers N                peer processes per round                                       [2]
+  --out DIR                teacher, rounds, logs and summary.json        [runs/bench-distill]
+  --help                   this text`;
+
+const SCRIPTS = path.join(import.meta.dirname, '..');
+
+interface Options {
+  seeds: number[];
+  teacher: string | undefined;
+  teacherEpochs: number;
+  student: string;
+  transferSamples: number;
+  steps: number;
+  batchSize: number;
+  topK: number;
+  temperature: number;
+  alpha: number;
+  peers: number;
+  out: string;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        seeds: { type: 'string' },
+        teacher: { type: 'string' },
+        'teacher-epochs': { type: 'string' },
+        student: { type: 'string' },
+        'transfer-samples': { type: 'string' },
+        steps: { type: 'string' },
+        'batch-size': { type: 'string' },
+        'top-k': { type: 'string' },
+        temperature: { type: 'string' },
+        alpha: { type: 'string' },
+        peers: { type: 'string' },
+        out: { type: 'string' },
+        help: { type: 'boolean' },
+      },
+    }));
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${HELP}\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  const number = (raw: string | undefined, fallback: number, name: string): number => {
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!Number.isFinite(value)) throw new Error(`--${name} ${raw}: expected a number`);
+    return value;
+  };
+  const options: Options = {
+    seeds: (values.seeds ?? '1,2,3').split(',').map((s) => number(s.trim(), 0, 'seeds')),
+    teacher: values.teacher,
+    teacherEpochs: number(values['teacher-epochs'], 2, 'teacher-epochs'),
+    student: values.student ?? 'mlp-small',
+    transferSamples: number(values['transfer-samples'], 1000, 'transfer-samples'),
+    steps: number(values.steps, 1880, 'steps'),
+    batchSize: number(values['batch-size'], 128, 'batch-size'),
+    topK: number(values['top-k'], 4, 'top-k'),
+    temperature: number(values.temperature, 4, 'temperature'),
+    alpha: number(values.alpha, 0.9, 'alpha'),
+    peers: number(values.peers, 2, 'peers'),
+    out: values.out ?? path.join('runs', 'bench-distill'),
+  };
+  await mkdir(path.join(options.out, 'logs'), { recursive: true });
+  const started = performance.now();
+  const teacher = options.teacher ?? (await trainTeacher(options));
+
+  const reports: RoundReport[] = [];
+  for (const seed of options.seeds) {
+    process.stdout.write(`seed ${seed}: distillation round on ${options.peers} peers…\n`);
+    const reportFile = path.join(options.out, `seed-${seed}.json`);
+    await run('distill', path.join(SCRIPTS, 'distill.ts'), [
+      '--teacher', teacher,
+      '--student', options.student,
+      '--seed', String(seed),
+      '--transfer-samples', String(options.transferSamples),
+      // As many passes as the steps need; the steps are the budget.
+      '--epochs', '10000',
+      '--max-steps', String(options.steps),
+      '--batch-size', String(options.batchSize),
+      '--top-k', String(options.topK),
+      '--temperature', String(options.temperature),
+      '--alpha', String(options.alpha),
+      '--peers', String(options.peers),
+      '--run-dir', options.out,
+      '--report', reportFile,
+    ], path.join(options.out, 'logs', `distill-seed-${seed}.log`));
+    const [report] = JSON.parse(await readFile(reportFile, 'utf8')) as RoundReport[];
+    if (!report) throw new Error(`${reportFile} holds no report`);
+    reports.push(report);
+    process.stdout.write(`${describeSeed(report)}\n`);
+  }
+  const summary = summarize(reports, options, (performance.now() - started) / 1000);
+  await writeFile(path.join(options.out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  process.stdout.write(`\n${formatSummary(summary)}\nsummary: ${path.join(options.out, 'summary.json')}\n`);
+  return 0;
+}
+
+/** `npm run train` for the mlp-large teacher, once: a finished teacher in the output folder is reused. */
+async function trainTeacher(options: Options): Promise<string> {
+  const dir = path.join(options.out, 'teacher');
+  const settingsFile = path.join(dir, 'settings.json');
+  const settings = JSON.stringify({ model: 'mlp-large', epochs: options.teacherEpochs, seed: 1, batchSize: 128 });
+  const modelDir = path.join(dir, 'model');
+  if ((await readFile(settingsFile, 'utf8').catch(() => '')) === settings && (await readFile(path.join(modelDir, 'model.json')).catch(() => undefined))) {
+    process.stdout.write(`teacher: reusing ${modelDir}\n`);
+    return modelDir;
+  }
+  process.stdout.write(`teacher: training mlp-large for ${options.teacherEpochs} epochs (npm run train)…\n`);
+  await mkdir(dir, { recursive: true });
+  const lines = await run('train', path.join(SCRIPTS, 'train.ts'), ['--model', 'mlp-large', '--epochs', String(options.teacherEpochs), '--seed', '1', '--out', modelDir], path.join(options.out, 'logs', 'teacher.log'));
+  process.stdout.write(`${lines.filter((l) => /^(model|test accuracy)/.test(l)).join('\n')}\n`);
+  await writeFile(settingsFile, settings);
+  return modelDir;
+}
+
+async function run(name: string, script: string, args: string[], logFile: string): Promise<string[]> {
+  const child = new ManagedChild({ name, script, args, logFile, env: { ...process.env, RINGPIPE_LOG_FORMAT: 'json' } });
+  const stop = (): void => void child.stop('SIGINT', 20_000);
+  process.once('SIGINT', stop);
+  try {
+    const exit = await child.exited;
+    if (exit.code !== 0) throw new Error(`${name} exited with ${exit.code ?? exit.signal}; log: ${logFile}\n${child.lines.slice(-5).join('\n')}`);
+    return child.lines;
+  } finally {
+    process.off('SIGINT', stop);
+  }
+}
+
+function figures(report: RoundReport, role: ModelFigures['role']): ModelFigures {
+  const model = report.models.find((m) => m.role === role);
+  if (!model) throw new Error(`round ${report.round} has no ${role}`);
+  return model;
+}
+
+function describeSeed(report: RoundReport): string {
+  const pct = (role: ModelFigures['role']): string => `${(figures(report, role).accuracy * 100).toFixed(2)}%`;
+  const gap = report.gapClosed === null ? 'n/a' : `${(report.gapClosed * 100).toFixed(1)}%`;
+  return `  seed ${report.settings.seed}: teacher ${pct('teacher')}, distilled ${pct('student')}, alone ${pct('student-alone')}, gap closed ${gap}`;
+}
+
+interface Spread {
+  mean: number;
+  sd: number;
+  min: number;
+  max: number;
+}
+
+function spread(values: number[]): Spread {
+  const mean = values.reduce((a, b) => a + b, 0) / values.length;
+  const sd = values.length > 1 ? Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / (values.length - 1)) : 0;
+  return { mean, sd, min: Math.min(...values), max: Math.max(...values) };
+}
+
+function summarize(reports: RoundReport[], options: Options, seconds: number) {
+  const roles = ['teacher', 'student', 'student-alone'] as const;
+  const first = reports[0]!;
+  return {
+    options,
+    budget: { steps: first.settings.steps, batchSize: first.settings.batchSize, transferSamples: first.settings.transferSamples, optimizer: first.settings.optimizer, learningRate: first.settings.learningRate },
+    models: roles.map((role) => ({
+      role,
+      parameters: figures(first, role).parameters,
+      bytesOnDisk: figures(first, role).bytesOnDisk,
+      msPerSample: spread(reports.map((r) => figures(r, role).msPerSample)),
+      inferenceBatch: figures(first, role).inferenceBatch,
+      accuracy: spread(reports.map((r) => figures(r, role).accuracy)),
+    })),
+    gapClosed: spread(reports.map((r) => r.gapClosed ?? Number.NaN)),
+    perSeed: reports.map((r) => ({ seed: r.settings.seed, teacher: figures(r, 'teacher').accuracy, student: figures(r, 'student').accuracy, alone: figures(r, 'student-alone').accuracy, gapClosed: r.gapClosed, dir: r.dir })),
+    machine: { backend: figures(first, 'teacher').backend, peers: first.settings.peers.length },
+    seconds,
+  };
+}
+
+function formatSummary(summary: ReturnType<typeof summarize>): string {
+  const pm = (s: Spread, scale: number, digits: number): string => `${(s.mean * scale).toFixed(digits)} ± ${(s.sd * scale).toFixed(digits)}`;
+  const label = { teacher: 'teacher', student: 'distilled student', 'student-alone': 'student alone' } as const;
+  const header = ['model', 'parameters', 'size on disk', `ms/sample (batch ${summary.models[0]!.inferenceBatch})`, 'test accuracy %'];
+  const rows = summary.models.map((m) => [label[m.role], m.parameters.toLocaleString('en-US'), `${(m.bytesOnDisk / 1024).toFixed(1)} KiB`, pm(m.msPerSample, 1, 4), pm(m.accuracy, 100, 2)]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const b = summary.budget;
+  return [
+    `students: ${b.steps} steps × batch ${b.batchSize} over the first ${b.transferSamples} training samples (${((b.steps * b.batchSize) / b.transferSamples).toFixed(0)} passes), ${b.optimizer} lr ${b.learningRate}; top-${summary.options.topK} soft targets, T = ${summary.options.temperature}, alpha = ${summary.options.alpha}; ${summary.perSeed.length} seeds (mean ± sample sd)`,
+    line(header),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.map(line),
+    `gap closed: ${pm(summary.gapClosed, 100, 1)}% (per seed: ${summary.perSeed.map((s) => (s.gapClosed === null ? 'n/a' : `${(s.gapClosed * 100).toFixed(1)}%`)).join(', ')})`,
+    `wall clock ${summary.seconds.toFixed(0)} s`,
+  ].join('\n');
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);
