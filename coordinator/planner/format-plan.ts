@@ -51,7 +51,14 @@ export function formatPlan(plan: CapacityPlan): string {
       ),
     );
     for (const [name, host] of Object.entries(c.hosts)) {
-      if (host.competing > 0 || host.peersShareGroup) {
+      const measured = host.measuredSharePerPeer;
+      if (measured) {
+        const jitter = host.measuredJitterMs ?? [];
+        out.push(
+          `  host ${name} (measured): each busy peer computes at ${measured.map((share, k) => `${share.toFixed(2)} of a core with ${k + 1} busy`).join(', ')}; ` +
+            `jitter κ ${jitter.map((k) => `${k.toFixed(1)} ms`).join(', ')}`,
+        );
+      } else if (host.competing > 0 || host.peersShareGroup) {
         out.push(`  host ${name}: ${host.cores} cores, other work ≈ ${host.competing.toFixed(1)} busy threads${host.peersShareGroup ? ', peers in one scheduling group' : ''}`);
       }
     }

@@ -136,5 +136,12 @@ export async function withMeasuredLocalHost(cluster: ClusterSpec, options: Omit<
   if (local === 0 || !host) return cluster;
   const batchSize = Math.max(1, Math.ceil(options.batchSizeHint / cluster.peers.length));
   const sharing = await measureSharing({ ...options, peers: local, batchSize });
-  return { ...cluster, hosts: { ...cluster.hosts, [LOCAL_HOST]: { ...host, measuredSharePerPeer: sharing.sharePerPeer, measuredJitterMs: sharing.jitterMs } } };
+  return {
+    ...cluster,
+    hosts: { ...cluster.hosts, [LOCAL_HOST]: { ...host, measuredSharePerPeer: sharing.sharePerPeer, measuredJitterMs: sharing.jitterMs } },
+    assumptions: [
+      ...cluster.assumptions,
+      `peers of this machine: how fast each computes with 1…${local} busy was measured by training the model in ${local} processes at once, each ${options.oneSession ? 'in the launcher\'s session' : 'in a session of its own (as npm start starts peers)'}; the load of other work is taken to stay as it was`,
+    ],
+  };
 }

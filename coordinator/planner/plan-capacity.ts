@@ -20,7 +20,7 @@ export interface PlanOptions {
 export interface ClusterSummary {
   source: string;
   peers: { name: string; host: string; memoryBytes: number; speed: number; linkBytesPerSecond: number; backend?: string }[];
-  hosts: Record<string, { cores: number; competing: number; peersShareGroup: boolean }>;
+  hosts: Record<string, { cores: number; competing: number; peersShareGroup: boolean; measuredSharePerPeer?: number[]; measuredJitterMs?: number[] }>;
   loopback?: { bytesPerSecond: number; latencyMs: number };
   networkLatencyMs: number;
 }
@@ -44,7 +44,7 @@ export const DEFAULT_BUBBLE_TARGET = 0.2;
 /** How the prediction model works, said with every plan. */
 export const MODEL_ASSUMPTIONS = [
   'compute time = per-layer forward and backward times measured on this machine (line through two batch sizes), scaled by each peer\'s speed and the share of a core it gets',
-  'a peer computes on one thread (wasm and cpu backends); peers on one host share its cores fairly with each other and with other work (Linux autogroup: one group per session)',
+  'a peer computes on one thread (wasm and cpu backends); on a host not measured, busy peers share its cores fairly (one core each while there are cores; Linux autogroup: one share per session)',
   'data parallel: gradients are exchanged after the whole backward pass (no overlap), ring all-reduce time 2(n−1)·latency + 2(n−1)/n · bytes / bandwidth',
   'pipeline: stages follow their GPipe/1F1B order and wait for their neighbours\' tensors (latency + bytes / bandwidth); simulated event by event',
   'data loading is not counted (it is prefetched off the training thread)',

@@ -49,6 +49,12 @@ function pipelineReasons(p: PipelinePrediction, bubbleTarget: number): string[] 
     `M = ${p.microBatches} micro-batches keep the bubble (K − 1)/(M + K − 1) at ${pct(p.bubbleTheory)}${p.bubbleTheory <= bubbleTarget + 1e-9 ? ` (target ≤ ${pct(bubbleTarget)})` : `, above the ${pct(bubbleTarget)} target: the batch cannot be split further`}; the simulation, with unequal stages, links and updates, predicts ${pct(p.bubblePredicted)} idle`,
     `predicted step ${formatMs(p.stepMs)} (${p.samplesPerSecond.toFixed(0)} samples/s); other M: ${p.byMicroBatches.map((b) => `M=${b.microBatches} ${formatMs(b.stepMs)}`).join(', ')}`,
   ];
+  const fastest = p.byMicroBatches.reduce((a, b) => (b.stepMs < a.stepMs ? b : a), p.byMicroBatches[0]!);
+  if (fastest && fastest.microBatches !== p.microBatches && fastest.stepMs < p.stepMs * 0.9) {
+    reasons.push(
+      `M = ${fastest.microBatches} would be faster here (${formatMs(fastest.stepMs)}) despite its ${pct(fastest.bubbleTheory)} bubble: each micro-batch pays fixed costs (kernel set-up, messages) that the measured per-layer times include`,
+    );
+  }
   if (p.schedule === '1f1b') reasons.push(`schedule 1F1B${p.rematerialize ? ' with re-materialisation' : ''}: GPipe would hold every micro-batch's activations and not fit`);
   return reasons;
 }
