@@ -28,6 +28,8 @@ import {
   type LinkMeasurement,
   type ModelMeasurements,
 } from '../coordinator/planner/index.js';
+import { PipelineError } from '../peer/pipeline/errors.js';
+import { parseBalance } from '../peer/pipeline/partition/balance.js';
 import { describeSelection, selectBackend } from '../shared/engine/select-backend.js';
 import { isBackendFlag } from '../shared/engine/backend-candidates.js';
 import { createLogger } from '../shared/log/logger.js';
@@ -62,6 +64,7 @@ Peers (one of):
 Pipeline:
   --pipeline            plan a pipeline even if the model fits one peer
   --stages K            stage count                                 [fastest of 2…peers]
+  --balance A,B,…       layers per stage, as given                  [balanced by measured time]
   --micro M             micro-batches                               [fewest keeping the bubble ≤ target]
   --bubble X            bubble target (K − 1)/(M + K − 1)            [0.2]
 
@@ -187,6 +190,7 @@ export async function main(argv: string[]): Promise<number> {
         'discover-ms': { type: 'string' },
         pipeline: { type: 'boolean' },
         stages: { type: 'string' },
+        balance: { type: 'string' },
         micro: { type: 'string' },
         bubble: { type: 'string' },
         json: { type: 'boolean' },
@@ -211,6 +215,14 @@ export async function main(argv: string[]): Promise<number> {
     const bubble = values.bubble === undefined ? undefined : Number(values.bubble);
     if (bubble !== undefined && !(bubble > 0 && bubble < 1)) throw new UsageError(`--bubble is a fraction between 0 and 1 (e.g. 0.2), got '${values.bubble}'`);
     const flags = peerFlags(values);
+    let balance: number[] | undefined;
+    if (values.balance !== undefined) {
+      try {
+        balance = parseBalance(values.balance as string);
+      } catch (error) {
+        throw new UsageError((error as Error).message);
+      }
+    }
     const choice = await peerChoice(values);
 
     const selection = await selectBackend(backend === 'auto' ? {} : { force: backend });
@@ -233,12 +245,15 @@ export async function main(argv: string[]): Promise<number> {
       ...(bubble !== undefined ? { bubbleTarget: bubble } : {}),
       ...(values.pipeline ? { pipeline: true } : {}),
       ...(values.stages !== undefined ? { stages: positiveInt('stages', values.stages as string, 2) } : {}),
+      ...(balance ? { balance } : {}),
       ...(values.micro !== undefined ? { microBatches: positiveInt('micro', values.micro as string, 1) } : {}),
     });
     process.stdout.write(values.json ? `${JSON.stringify(plan, null, 2)}\n` : `${formatPlan(plan)}\n`);
     return 0;
   } catch (error) {
-    if (error instanceof UsageError || (error as Error).name === 'UnitError' || (error as Error).name === 'PeersFileError') {
+    // Mistakes in what was asked (flags, files, a balance that does not match the model, a model that is not a chain): exit 2, message only.
+    const pipelineUsage = error instanceof PipelineError && (error.kind === 'usage' || error.kind === 'not-sequential');
+    if (error instanceof UsageError || pipelineUsage || (error as Error).name === 'UnitError' || (error as Error).name === 'PeersFileError') {
       process.stderr.write(`error: ${(error as Error).message}\n`);
       return 2;
     }

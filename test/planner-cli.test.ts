@@ -35,6 +35,7 @@ describe('npm run plan', () => {
     expect(await plan(['--peers', '2', '--peer-memory', 'lots'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/--peer-memory: cannot read 'lots' as a size/) });
     expect(await plan(['--peers', '2', '--link', 'fast'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/--link: cannot read 'fast' as a bandwidth/) });
     expect(await plan(['--bubble', '2'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/--bubble is a fraction/) });
+    expect(await plan(['--balance', '2,x'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/--balance must list positive layer counts/) });
     expect(await plan(['--peers', path.join(dir, 'missing.json')])).toMatchObject({ code: 2, stderr: expect.stringMatching(/cannot be read \(ENOENT\)/) });
     const bad = path.join(dir, 'bad.json');
     await writeFile(bad, JSON.stringify([{ memory: '2GiB' }, { link: '1Gbit' }, { memory: '1 bucket' }]));

@@ -1,5 +1,4 @@
 import type { CapacityPlan } from './plan-capacity.js';
-import { describeMemory } from './recommend.js';
 import { formatBandwidth, formatBytes, formatCount, formatMs } from './units.js';
 
 function table(header: string[], rows: string[][], leftColumns = 2): string {

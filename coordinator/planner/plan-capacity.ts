@@ -15,6 +15,8 @@ export interface PlanOptions {
   /** Force the stage count K / the micro-batch count M of the pipeline. */
   stages?: number;
   microBatches?: number;
+  /** Layers per stage, as given (implies K). */
+  balance?: number[];
 }
 
 export interface ClusterSummary {
@@ -62,12 +64,13 @@ export function planCapacity(m: ModelMeasurements, cluster: ClusterSpec | undefi
   }
   const singlePeerFits = cluster.peers.some((p) => dataParallelMemory(m, options.batchSize, 1).totalBytes <= p.memoryBytes);
   const dataParallel = predictDataParallel(m, cluster, options.batchSize);
-  const wantPipeline = options.pipeline || options.stages !== undefined || options.microBatches !== undefined || !dataParallel.fits;
+  const wantPipeline = options.pipeline || options.stages !== undefined || options.microBatches !== undefined || options.balance !== undefined || !dataParallel.fits;
   const pipelines = wantPipeline
     ? predictPipelines(m, cluster, options.batchSize, {
         bubbleTarget,
         ...(options.stages !== undefined ? { stages: options.stages } : {}),
         ...(options.microBatches !== undefined ? { microBatches: options.microBatches } : {}),
+        ...(options.balance !== undefined ? { balance: options.balance } : {}),
       })
     : [];
   const summary: ClusterSummary = {

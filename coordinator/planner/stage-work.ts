@@ -45,24 +45,24 @@ export function backwardWork(m: ModelMeasurements, range: LayerRange, samples: n
   return total;
 }
 
-const sumOver = (m: ModelMeasurements, range: LayerRange, pick: (i: number) => number): number => {
+const sumOver = (range: LayerRange, pick: (i: number) => number): number => {
   let total = 0;
   for (let i = range.from; i < range.to; i++) total += pick(i);
   return total;
 };
 
-export const updateWork = (m: ModelMeasurements, range: LayerRange): number => sumOver(m, range, (i) => m.layers[i]!.updateMs);
-export const accumulateWork = (m: ModelMeasurements, range: LayerRange): number => sumOver(m, range, (i) => m.layers[i]!.accumulateMs);
-export const gradientCopyWork = (m: ModelMeasurements, range: LayerRange): number => sumOver(m, range, (i) => m.layers[i]!.copyMs);
-export const trainableParametersOf = (m: ModelMeasurements, range: LayerRange): number => sumOver(m, range, (i) => m.layers[i]!.trainableParameters);
-export const parametersOf = (m: ModelMeasurements, range: LayerRange): number => sumOver(m, range, (i) => m.layers[i]!.parameters);
+export const updateWork = (m: ModelMeasurements, range: LayerRange): number => sumOver(range, (i) => m.layers[i]!.updateMs);
+export const accumulateWork = (m: ModelMeasurements, range: LayerRange): number => sumOver(range, (i) => m.layers[i]!.accumulateMs);
+export const gradientCopyWork = (m: ModelMeasurements, range: LayerRange): number => sumOver(range, (i) => m.layers[i]!.copyMs);
+export const trainableParametersOf = (m: ModelMeasurements, range: LayerRange): number => sumOver(range, (i) => m.layers[i]!.trainableParameters);
+export const parametersOf = (m: ModelMeasurements, range: LayerRange): number => sumOver(range, (i) => m.layers[i]!.parameters);
 
 /** Bytes per sample crossing the boundary after the range (float32 activations; their gradients are the same size). */
 export const boundaryBytesPerSample = (m: ModelMeasurements, range: LayerRange): number => m.layers[range.to - 1]!.outputValuesPerSample * 4;
 
 /** Bytes per sample the range keeps for its backward pass, when run as one stage (see measure-layer-memory.ts). */
 export function keptBytesPerSample(m: ModelMeasurements, range: LayerRange): number {
-  return sumOver(m, range, (i) => m.layers[i]!.keptBytesPerSample - (i > range.from ? m.layers[i]!.sharedWithPreviousBytesPerSample : 0));
+  return sumOver(range, (i) => m.layers[i]!.keptBytesPerSample - (i > range.from ? m.layers[i]!.sharedWithPreviousBytesPerSample : 0));
 }
 
 /** Bytes per sample of the range's input (what re-materialisation keeps instead). */
