@@ -112,9 +112,7 @@ export class DistillationWorker {
     try {
       this.node = await RingNode.listen({ rank, worldSize, epoch: message.ringEpoch, cluster, nodeId, host: ringHost, port: 0, logger: log, ...secretOf(this.options) });
       await this.link.sendControl({ type: 'distill-ready', round, phase, ringPort: this.node.address?.port ?? null });
-      let go: ClusterMessageOf<'distill-go'>;
-      do go = await this.link.nextControl('distill-go', { timeoutMs: GO_TIMEOUT_MS });
-      while (go.round !== round || go.phase !== phase);
+      const go = await this.waitForGo(round, phase);
       this.ring = await this.node.join(go.next ?? undefined, { timeoutMs: RING_JOIN_TIMEOUT_MS });
       const ring = new RingCollective(this.ring.membership, { timeoutMs: training.stepTimeoutSeconds * 1000 });
       log.info({ round, phase, rank, worldSize, steps: training.steps, alpha: training.alpha }, 'training the student');
@@ -143,6 +141,28 @@ export class DistillationWorker {
     } finally {
       model.dispose();
     }
+  }
+
+  /**
+   * The coordinator's go for this round and phase. A subscription, not nextControl: a cancelled
+   * round must neither keep this peer waiting nor leave a waiter that swallows a later round's go.
+   */
+  private waitForGo(round: number, phase: string): Promise<ClusterMessageOf<'distill-go'>> {
+    return new Promise((resolve, reject) => {
+      const finish = (settle: () => void): void => {
+        clearTimeout(timer);
+        clearInterval(cancelCheck);
+        unsubscribe();
+        settle();
+      };
+      const unsubscribe = this.link.onControl('distill-go', (message) => {
+        if (message.round === round && message.phase === phase) finish(() => resolve(message));
+      });
+      const timer = setTimeout(() => finish(() => reject(new Error(`no go from the coordinator within ${GO_TIMEOUT_MS / 1000} s`))), GO_TIMEOUT_MS);
+      const cancelCheck = setInterval(() => {
+        if (this.cancelledRounds.has(round)) finish(() => reject(new Error('cancelled by the coordinator')));
+      }, 200);
+    });
   }
 
   private async measure(message: ClusterMessageOf<'distill-measure-request'>): Promise<void> {

@@ -15,12 +15,12 @@ const HELP = `Usage: npm run bench:distill -- [flags]
 
   --seeds LIST             student seeds, one round each                          [1,2,3]
   --teacher MODEL          use this trained teacher instead of training mlp-large
-  --teacher-epochs E       epochs of the mlp-large teacher (npm run train, seed 1)       [2]
+  --teacher-epochs E       epochs of the mlp-large teacher (npm run train, seed 1)       [3]
   --student NAME           student (zoo name or model file)                      [mlp-small]
-  --transfer-samples N     the students' budget: the first N training samples…         [1000]
+  --transfer-samples N     the students' budget: the first N training samples…         [2000]
   --steps S                …in S optimizer steps of one batch each                    [1880]
   --batch-size B                                                                        [128]
-  --top-k K, --temperature T, --alpha A                                          [4, 4, 0.9]
+  --top-k K, --temperature T, --alpha A                                        [6, 16, 0.95]
   --peers N                peer processes per round                                       [2]
   --out DIR                teacher, rounds, logs and summary.json        [runs/bench-distill]
   --help                   this text`;
@@ -81,14 +81,14 @@ async function main(argv: string[]): Promise<number> {
   const options: Options = {
     seeds: (values.seeds ?? '1,2,3').split(',').map((s) => number(s.trim(), 0, 'seeds')),
     teacher: values.teacher,
-    teacherEpochs: number(values['teacher-epochs'], 2, 'teacher-epochs'),
+    teacherEpochs: number(values['teacher-epochs'], 3, 'teacher-epochs'),
     student: values.student ?? 'mlp-small',
-    transferSamples: number(values['transfer-samples'], 1000, 'transfer-samples'),
+    transferSamples: number(values['transfer-samples'], 2000, 'transfer-samples'),
     steps: number(values.steps, 1880, 'steps'),
     batchSize: number(values['batch-size'], 128, 'batch-size'),
-    topK: number(values['top-k'], 4, 'top-k'),
-    temperature: number(values.temperature, 4, 'temperature'),
-    alpha: number(values.alpha, 0.9, 'alpha'),
+    topK: number(values['top-k'], 6, 'top-k'),
+    temperature: number(values.temperature, 16, 'temperature'),
+    alpha: number(values.alpha, 0.95, 'alpha'),
     peers: number(values.peers, 2, 'peers'),
     out: values.out ?? path.join('runs', 'bench-distill'),
   };
@@ -213,7 +213,7 @@ function formatSummary(summary: ReturnType<typeof summarize>): string {
   const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const b = summary.budget;
   return [
-    `students: ${b.steps} steps × batch ${b.batchSize} over the first ${b.transferSamples} training samples (${((b.steps * b.batchSize) / b.transferSamples).toFixed(0)} passes), ${b.optimizer} lr ${b.learningRate}; top-${summary.options.topK} soft targets, T = ${summary.options.temperature}, alpha = ${summary.options.alpha}; ${summary.perSeed.length} seeds (mean ± sample sd)`,
+    `students: ${b.steps} steps × batch ${b.batchSize} over the first ${b.transferSamples} training samples (≈ ${((b.steps * b.batchSize) / b.transferSamples).toFixed(0)} passes), ${b.optimizer} lr ${b.learningRate}; top-${summary.options.topK} soft targets, T = ${summary.options.temperature}, alpha = ${summary.options.alpha}; ${summary.perSeed.length} seeds (mean ± sample sd)`,
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
     ...rows.map(line),
