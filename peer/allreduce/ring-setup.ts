@@ -45,8 +45,8 @@ export interface RingAddress {
  * throughput here, because ws allocates a fresh buffer per frame (GC, first-touch). `link`: tensor
  * frames on the transport link itself (flow-controlled; kept as the reference and for comparison).
  * `tcp-threaded`: the same TCP connections driven by two I/O threads (threaded/), so sending,
- * receiving and reducing run in parallel; it costs more CPU per byte (thread hand-offs), so on a
- * 2-core machine it measured slower than `tcp` (docs/readme-parts/bench-allreduce.md).
+ * receiving and reducing run in parallel; it costs more CPU per byte (thread hand-offs), so it wins
+ * only when the machine is oversubscribed (docs/readme-parts/bench-allreduce.md).
  */
 export type DataPlane = 'tcp' | 'tcp-threaded' | 'link';
 
