@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createModel } from '../../shared/models/create-model.js';
 import { measureModel } from './measure-model.js';
+import { measureStageOverhead, measureStepOverhead } from './measure-machinery.js';
 import type { ModelMeasurements } from './model-measurements.js';
 import type { OptimizerName } from './optimizer-state.js';
 
@@ -16,14 +17,15 @@ export interface MeasureNamedModelOptions {
 }
 
 /**
- * Builds (or loads) the model on the current tensor backend, measures it, and frees it: what the
- * `plan` command and the dashboard call once per model. Call after the backend is selected.
+ * Builds (or loads) the model on the current tensor backend, measures it (with the trainer's and
+ * the pipeline machinery's overheads, which train this copy), and frees it: what the `plan` command and the
+ * dashboard call once per model. Call after the backend is selected.
  */
 export async function measureNamedModel(options: MeasureNamedModelOptions): Promise<ModelMeasurements> {
   const runtimeBytes = process.memoryUsage().rss;
   const model = await createModel(options.model, { inputShape: options.inputShape ?? [28, 28, 1], numClasses: options.numClasses ?? 10, seed: 42 });
   try {
-    return measureModel(model, {
+    const measurements = measureModel(model, {
       name: options.model,
       backend: tf.getBackend(),
       optimizer: options.optimizer,
@@ -31,6 +33,10 @@ export async function measureNamedModel(options: MeasureNamedModelOptions): Prom
       runtimeBytes,
       ...(options.repeats !== undefined ? { repeats: options.repeats } : {}),
     });
+    // The model is ours to train: the trainer's and the pipeline's own costs, measured on it.
+    const stepOverhead = await measureStepOverhead(model, measurements);
+    const stageOverheadMsPerMicroBatch = await measureStageOverhead(model, measurements, { batchSize: options.batchSize });
+    return { ...measurements, stepOverhead, stageOverheadMsPerMicroBatch };
   } finally {
     model.dispose();
   }

@@ -5,7 +5,7 @@ import { LOCAL_HOST, type ClusterSpec } from './cluster.js';
 import type { ModelMeasurements } from './model-measurements.js';
 import { kappaOf } from './jitter.js';
 import { SPEED_PROBE_ENV, type SpeedProbeConfig, type SpeedProbeReport } from './speed-probe.js';
-import { backwardWork, forwardWork, updateWork, wholeModel } from './stage-work.js';
+import { backwardWork, forwardWork, stepOverheadWork, updateWork, wholeModel } from './stage-work.js';
 
 const PROBE = path.join(import.meta.dirname, 'speed-probe.ts');
 
@@ -95,7 +95,8 @@ export interface MeasureSharingOptions {
  */
 export async function measureSharing(options: MeasureSharingOptions): Promise<SharingMeasurement> {
   const { measurements: m } = options;
-  const work = forwardWork(m, wholeModel(m), options.batchSize) + backwardWork(m, wholeModel(m), options.batchSize) + updateWork(m, wholeModel(m));
+  // A probe step is a whole trainStep: its layers, loss, update and the trainer's own overhead.
+  const work = forwardWork(m, wholeModel(m), options.batchSize) + backwardWork(m, wholeModel(m), options.batchSize) + updateWork(m, wholeModel(m)) + stepOverheadWork(m, options.batchSize);
   // Long enough for a few steps at the load measured with the model, so slow models are not quantised.
   const seconds = options.seconds ?? Math.max(1.5, (3 * work) / m.load.coreShare / 1000);
   const timeoutMs = options.timeoutMs ?? 120_000;

@@ -52,6 +52,13 @@ export interface ModelMeasurements {
   loss: LinearCost;
   /** The two batch sizes every time was measured at (costs are the line through them). */
   profiledBatchSizes: [number, number];
+  /**
+   * CPU ms a training step (data parallel, one peer) spends beyond its layers' passes, loss and update,
+   * and a pipeline stage per micro-batch (measure-machinery.ts); absent when not measured (measureModel
+   * alone leaves the model untouched and does not measure them).
+   */
+  stepOverhead?: LinearCost;
+  stageOverheadMsPerMicroBatch?: number;
   /** Resident memory of a process with the tensor engine loaded, before the model: what any peer pays. */
   runtimeBytes: number;
   load: MeasuredLoad;

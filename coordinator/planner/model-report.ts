@@ -1,7 +1,7 @@
 import { costAt } from './linear-cost.js';
 import { modelStateBytes } from './memory-estimate.js';
 import type { ModelMeasurements } from './model-measurements.js';
-import { backwardWork, firstWeightedLayer, forwardWork, keptBytesPerSample, updateWork, wholeModel } from './stage-work.js';
+import { backwardWork, firstWeightedLayer, forwardWork, keptBytesPerSample, stepOverheadWork, updateWork, wholeModel } from './stage-work.js';
 
 export interface LayerReport {
   index: number;
@@ -66,7 +66,7 @@ export function reportModel(m: ModelMeasurements, batchSize: number): ModelRepor
     forwardBackwardMs: costAt(l.index <= first ? l.weightGradientsOnly : l.forwardBackward, batchSize) / m.load.coreShare,
   }));
   const range = wholeModel(m);
-  const idleCoreStepMs = forwardWork(m, range, batchSize) + backwardWork(m, range, batchSize) + updateWork(m, range);
+  const idleCoreStepMs = forwardWork(m, range, batchSize) + backwardWork(m, range, batchSize) + updateWork(m, range) + stepOverheadWork(m, batchSize);
   const stepMs = idleCoreStepMs / m.load.coreShare;
   return {
     model: m.model,

@@ -4,7 +4,7 @@ import { hostJitterMs, peerCoreShare } from './host-sharing.js';
 import { JITTER_SAMPLES, JITTER_SEED, sampleDuration } from './jitter.js';
 import { dataParallelMemory, type MemoryEstimate } from './memory-estimate.js';
 import type { ModelMeasurements } from './model-measurements.js';
-import { backwardWork, forwardWork, gradientCopyWork, trainableParametersOf, updateWork, wholeModel } from './stage-work.js';
+import { backwardWork, forwardWork, gradientCopyWork, stepOverheadWork, trainableParametersOf, updateWork, wholeModel } from './stage-work.js';
 
 export interface DataParallelPeer {
   name: string;
@@ -78,7 +78,7 @@ function expectedWithStragglers(peers: DataParallelPeer[], jitterMs: number[], a
 export function singlePeerStepMs(m: ModelMeasurements, cluster: ClusterSpec, peer: PeerSpec, batch: number): number {
   const share = peerCoreShare(cluster.hosts[peer.host]!, 1);
   const range = wholeModel(m);
-  return onPeer(forwardWork(m, range, batch) + backwardWork(m, range, batch) + updateWork(m, range), peer, share);
+  return onPeer(forwardWork(m, range, batch) + backwardWork(m, range, batch) + updateWork(m, range) + stepOverheadWork(m, batch), peer, share);
 }
 
 /**
@@ -101,7 +101,7 @@ export function predictDataParallel(m: ModelMeasurements, cluster: ClusterSpec, 
       host: peer.host,
       localBatch,
       coreShare,
-      computeMs: onPeer(forwardWork(m, range, localBatch) + backwardWork(m, range, localBatch), peer, coreShare),
+      computeMs: onPeer(forwardWork(m, range, localBatch) + backwardWork(m, range, localBatch) + stepOverheadWork(m, localBatch), peer, coreShare),
       updateMs: onPeer(updateWork(m, range) + (n > 1 ? gradientCopyWork(m, range) : 0), peer, coreShare),
       memory,
       memoryBytes: peer.memoryBytes,

@@ -143,8 +143,10 @@ function simulate(m: ModelMeasurements, cluster: ClusterSpec, peers: PeerSpec[],
   const stages: SimulatedStage[] = ranges.map((range, s) => {
     const peer = peers[s]!;
     const host = cluster.hosts[peer.host]!;
-    const forward = microSizes.map((b) => forwardWork(m, range, b));
-    const backward = microSizes.map((b, i) => backwardWork(m, range, b) + (mode.rematerialize ? forward[i]! : 0));
+    // The pipeline machinery's per-micro-batch cost (measured for a whole-model stage), half on each pass: every stage pays it.
+    const machinery = (m.stageOverheadMsPerMicroBatch ?? 0) / 2;
+    const forward = microSizes.map((b) => forwardWork(m, range, b) + machinery);
+    const backward = microSizes.map((b, i) => backwardWork(m, range, b) + machinery + (mode.rematerialize ? forward[i]! : 0));
     const link = s < K - 1 ? linkBetween(cluster, peer, peers[s + 1]!) : undefined;
     return {
       host: peer.host,

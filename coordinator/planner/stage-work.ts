@@ -70,3 +70,6 @@ export function inputBytesPerSample(m: ModelMeasurements, range: LayerRange): nu
   if (range.from === 0) return m.inputShape.reduce((a, b) => a * b, 1) * 4;
   return m.layers[range.from - 1]!.outputValuesPerSample * 4;
 }
+
+/** The trainer's own work per step beyond the layers (measure-machinery.ts), 0 when not measured. */
+export const stepOverheadWork = (m: ModelMeasurements, samples: number): number => (m.stepOverhead ? costAt(m.stepOverhead, samples) : 0);

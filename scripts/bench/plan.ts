@@ -4,10 +4,9 @@
  * link, and how fast peers compute when 1 or 2 share this machine, as `npm run plan -- --local`
  * does), then time one peer alone, data parallel over 2 local peers and a 2-stage pipeline of 2 local
  * peers (each a process, in a session of its own as npm start starts them), calibrating again
- * between them. Each measurement is compared
- * with the mean of the predictions made just before and just after it (the load of a shared machine
- * drifts; bracketing keeps the comparison about the model, not about the drift). The table shows
- * medians over rounds, and every round's error.
+ * between them. Each measurement is compared with the mean of the predictions made just before and
+ * just after it (the load of a shared machine drifts; bracketing keeps the comparison about the
+ * model, not about the drift). The table shows medians over rounds, and every round's error.
  *
  *   npm run bench:plan -- [--models mlp,cnn] [--batch 128] [--rounds 3] [--steps 12] [--bubble 0.2]
  *                         [--one-session] [--backend wasm] [--out DIR]
