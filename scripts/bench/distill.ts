@@ -9,6 +9,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ModelFigures, RoundReport } from '../../coordinator/distillation/round-report.js';
+import { describeZoo } from '../../shared/models/zoo.js';
 import { ManagedChild } from '../local-cluster/managed-child.js';
 
 const HELP = `Usage: npm run bench:distill -- [flags]
@@ -131,7 +132,9 @@ async function main(argv: string[]): Promise<number> {
 async function trainTeacher(options: Options): Promise<string> {
   const dir = path.join(options.out, 'teacher');
   const settingsFile = path.join(dir, 'settings.json');
-  const settings = JSON.stringify({ model: 'mlp-large', epochs: options.teacherEpochs, seed: 1, batchSize: 128 });
+  // The architecture's description is part of the key: a changed zoo entry retrains the teacher.
+  const architecture = describeZoo().split('\n').find((line) => line.startsWith('mlp-large:'));
+  const settings = JSON.stringify({ model: 'mlp-large', architecture, epochs: options.teacherEpochs, seed: 1, batchSize: 128 });
   const modelDir = path.join(dir, 'model');
   if ((await readFile(settingsFile, 'utf8').catch(() => '')) === settings && (await readFile(path.join(modelDir, 'model.json')).catch(() => undefined))) {
     process.stdout.write(`teacher: reusing ${modelDir}\n`);
@@ -213,7 +216,7 @@ function formatSummary(summary: ReturnType<typeof summarize>): string {
   const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const b = summary.budget;
   return [
-    `students: ${b.steps} steps × batch ${b.batchSize} over the first ${b.transferSamples} training samples (≈ ${((b.steps * b.batchSize) / b.transferSamples).toFixed(0)} passes), ${b.optimizer} lr ${b.learningRate}; top-${summary.options.topK} soft targets, T = ${summary.options.temperature}, alpha = ${summary.options.alpha}; ${summary.perSeed.length} seeds (mean ± sample sd)`,
+    `students: ${b.steps} steps × batch ${b.batchSize} over the first ${b.transferSamples} training samples (≈ ${(b.steps / Math.floor(b.transferSamples / b.batchSize)).toFixed(0)} passes), ${b.optimizer} lr ${b.learningRate}; top-${summary.options.topK} soft targets, T = ${summary.options.temperature}, alpha = ${summary.options.alpha}; ${summary.perSeed.length} seeds (mean ± sample sd)`,
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
     ...rows.map(line),
