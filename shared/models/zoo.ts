@@ -63,6 +63,8 @@ const builders: Record<string, { describe: string; build: Builder }> = {
       const init = seeded(spec);
       // Dropout as in Hinton et al.'s teacher: a regularised teacher gives soft targets that
       // transfer better (measured: docs/benchmarks.md, distillation). Active only in training.
+      // Seeded for reproducible runs; tfjs then repeats one mask per batch row at every step, so
+      // each sample gets one of batch-size fixed masks, by its place in the shuffled batch.
       return tf.sequential({
         name: 'mlp_large',
         layers: [
