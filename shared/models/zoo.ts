@@ -21,21 +21,25 @@ function seeded(spec: ModelSpec) {
   };
 }
 
+/**
+ * flatten → dense relu per hidden width (each optionally followed by seeded dropout) → dense logits:
+ * the shape every MLP in the zoo shares.
+ */
+function denseStack(name: string, spec: ModelSpec, hidden: number[], dropoutRate = 0): tf.Sequential {
+  const init = seeded(spec);
+  const layers: tf.layers.Layer[] = [tf.layers.flatten({ inputShape: spec.inputShape })];
+  hidden.forEach((units, i) => {
+    layers.push(tf.layers.dense({ units, activation: 'relu', ...init() }));
+    if (dropoutRate > 0) layers.push(tf.layers.dropout({ rate: dropoutRate, seed: spec.seed * 1000 + 101 + i }));
+  });
+  layers.push(tf.layers.dense({ units: spec.numClasses, ...init() }));
+  return tf.sequential({ name, layers });
+}
+
 const builders: Record<string, { describe: string; build: Builder }> = {
   mlp: {
     describe: 'MLP 784-512-256-10 (≈ 535k parameters)',
-    build(spec) {
-      const init = seeded(spec);
-      return tf.sequential({
-        name: 'mlp',
-        layers: [
-          tf.layers.flatten({ inputShape: spec.inputShape }),
-          tf.layers.dense({ units: 512, activation: 'relu', ...init() }),
-          tf.layers.dense({ units: 256, activation: 'relu', ...init() }),
-          tf.layers.dense({ units: spec.numClasses, ...init() }),
-        ],
-      });
-    },
+    build: (spec) => denseStack('mlp', spec, [512, 256]),
   },
   cnn: {
     describe: 'CNN conv3x3x32-pool-conv3x3x64-pool-fc128-fc10 (≈ 225k parameters)',
@@ -59,38 +63,15 @@ const builders: Record<string, { describe: string; build: Builder }> = {
   // student ≥ 10× smaller.
   'mlp-large': {
     describe: 'MLP 784-1200-1200-10 with dropout 0.5 (≈ 2.4M parameters; the regularised distillation teacher of Hinton et al. 2015)',
-    build(spec) {
-      const init = seeded(spec);
-      // Dropout as in Hinton et al.'s teacher: a regularised teacher gives soft targets that
-      // transfer better (measured: docs/benchmarks.md, distillation). Active only in training.
-      // Seeded for reproducible runs; tfjs then repeats one mask per batch row at every step, so
-      // each sample gets one of batch-size fixed masks, by its place in the shuffled batch.
-      return tf.sequential({
-        name: 'mlp_large',
-        layers: [
-          tf.layers.flatten({ inputShape: spec.inputShape }),
-          tf.layers.dense({ units: 1200, activation: 'relu', ...init() }),
-          tf.layers.dropout({ rate: 0.5, seed: spec.seed * 1000 + 101 }),
-          tf.layers.dense({ units: 1200, activation: 'relu', ...init() }),
-          tf.layers.dropout({ rate: 0.5, seed: spec.seed * 1000 + 102 }),
-          tf.layers.dense({ units: spec.numClasses, ...init() }),
-        ],
-      });
-    },
+    // Dropout as in Hinton et al.'s teacher: a regularised teacher gives soft targets that
+    // transfer better (measured: docs/benchmarks.md, distillation). Active only in training.
+    // Seeded for reproducible runs; tfjs then repeats one mask per batch row at every step, so
+    // each sample gets one of batch-size fixed masks, by its place in the shuffled batch.
+    build: (spec) => denseStack('mlp_large', spec, [1200, 1200], 0.5),
   },
   'mlp-small': {
     describe: 'MLP 784-300-10 (≈ 239k parameters; a distillation student, 10× smaller than mlp-large)',
-    build(spec) {
-      const init = seeded(spec);
-      return tf.sequential({
-        name: 'mlp_small',
-        layers: [
-          tf.layers.flatten({ inputShape: spec.inputShape }),
-          tf.layers.dense({ units: 300, activation: 'relu', ...init() }),
-          tf.layers.dense({ units: spec.numClasses, ...init() }),
-        ],
-      });
-    },
+    build: (spec) => denseStack('mlp_small', spec, [300]),
   },
 };
 
