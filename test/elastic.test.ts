@@ -47,9 +47,13 @@ describe('elastic recovery (coordinator and peer processes)', () => {
       await ClusterHarness.until(() => lastStep() >= target || !coordinator.running, 90_000, `step ${target} before kill ${i + 1} ${context}`);
       expect(coordinator.running, `the job ended before kill ${i + 1} ${context}`).toBe(true);
       await new Promise((resolve) => setTimeout(resolve, random.nextInt(400)));
-      // A peer that has trained (its state matters), else any live one.
-      const trained = alive.filter((peer) => noisy.logs(peer, /^epoch started$/).length > 0);
-      const pool = trained.length > 0 ? trained : alive;
+      // A peer that has trained (its state matters). On a fast machine every trained peer can be
+      // gone while the replacements are still starting; killing one of those before it ever reached
+      // the coordinator tests nothing, so wait for one to train.
+      const trainedPeers = (): ManagedChild[] => alive.filter((peer) => noisy.logs(peer, /^epoch started$/).length > 0);
+      await ClusterHarness.until(() => trainedPeers().length > 0 || !coordinator.running, 90_000, `a trained peer to kill for kill ${i + 1} ${context}`);
+      expect(coordinator.running, `the job ended before kill ${i + 1} ${context}`).toBe(true);
+      const pool = trainedPeers();
       const victim = pool[random.nextInt(pool.length)]!;
       killed.push({ name: victim.name, at: Date.now(), step: lastStep() });
       victim.signal('SIGKILL');
