@@ -90,6 +90,8 @@ export class Coordinator {
     this.registry = new PeerRegistry({ runId: this.runId, coordinatorId: this.nodeId, job: job as unknown as Record<string, unknown>, log: this.log });
     this.receiver = new CheckpointReceiver(this.store, this.log, (message) => this.recordFor(message), (stored) => this.onCheckpointWritten(stored));
     this.registry.on('checkpoint', (peer, message) => this.receiver.handle(peer, message));
+    // Every progress report, also an old epoch's straggler: the loss log decides what still counts.
+    this.registry.on('progress', (_peer, message) => this.lossLog.report(message.epoch, message.step, message.loss, message.samples));
     this.registry.on('prepared', () => this.publishPeers());
     this.registry.on('gone', () => this.publishPeers());
     this.distillation = new DistillationRounds({

@@ -185,4 +185,32 @@ describe('loss curve', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("counts a survivor's report that arrives after its epoch failed, when the next epoch starts after that step", async () => {
+    const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'rp-loss-'));
+    try {
+      const log = new LossLog(path.join(dir, 'metrics.jsonl'));
+      await log.open();
+      log.beginEpoch(5, 2);
+      // Step 7 finished on both members; one died before reporting it, the other's report was
+      // still on the wire when the coordinator moved on to epoch 6 (which starts after step 7).
+      log.beginEpoch(6, 1);
+      log.report(5, 7, 0.25, 40);
+      log.report(5, 8, 0.5, 40); // finished by nobody else: redone by epoch 6, so dropped
+      log.startsAfter(7);
+      log.report(5, 6, 9, 9); // too late: epoch 5 is settled
+      log.report(6, 8, 0.125, 80);
+      await log.flush();
+      const lines = readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { step: number; epoch: number; loss: number; partial?: boolean });
+      expect(lines.map((l) => [l.step, l.epoch, l.loss, l.partial ?? false])).toEqual([
+        [7, 5, 0.25, true],
+        [8, 6, 0.125, false],
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -207,7 +207,6 @@ export class EpochController {
         heard();
         progressed = true;
         peer.step = message.step;
-        lossLog.report(epoch, message.step, message.loss, message.samples);
         if (rankOf.get(peer) === 0) state.update({ step: message.step, samplesPerSecond: message.samplesPerSecond });
       });
       listen('evaluating', (peer, message) => {

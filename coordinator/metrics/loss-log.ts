@@ -13,15 +13,25 @@ export interface LossPoint {
   time: string;
 }
 
+interface StepReports {
+  weighted: number;
+  samples: number;
+  reports: number;
+}
+
 /**
  * The loss curve of a run, one JSON line per step in `metrics.jsonl`. Peers report the loss of
  * their slice; a step's point is written once every member of the epoch has reported it. A resumed
  * run appends to the same file, so the curve continues from the checkpoint's step.
+ *
+ * When an epoch fails, its unfinished steps are set aside until the next epoch knows where it
+ * starts: survivors' reports still in flight (sent before they heard of the failure) keep arriving
+ * into the set-aside steps, and those up to the new start step were committed.
  */
 export class LossLog {
-  private pending = new Map<number, { weighted: number; samples: number; reports: number }>();
-  private orphaned = new Map<number, { weighted: number; samples: number; reports: number }>();
-  private orphanedFrom = { epoch: -1, worldSize: 0 };
+  private pending = new Map<number, StepReports>();
+  /** Failed epochs whose committed steps are not settled yet, by epoch. */
+  private unsettled = new Map<number, { worldSize: number; steps: Map<number, StepReports> }>();
   private epoch = -1;
   private worldSize = 0;
   private writes: Promise<void> = Promise.resolve();
@@ -37,10 +47,7 @@ export class LossLog {
 
   /** A new membership epoch. Steps of the old one that not every member reported are set aside. */
   beginEpoch(epoch: number, worldSize: number): void {
-    if (this.pending.size > 0) {
-      this.orphaned = this.pending;
-      this.orphanedFrom = { epoch: this.epoch, worldSize: this.worldSize };
-    }
+    if (this.epoch >= 0) this.unsettled.set(this.epoch, { worldSize: this.worldSize, steps: this.pending });
     this.pending = new Map();
     this.epoch = epoch;
     this.worldSize = worldSize;
@@ -48,23 +55,29 @@ export class LossLog {
 
   /**
    * The new epoch starts after `startStep`: set-aside steps up to it were committed (a member died
-   * after finishing the step, before its report arrived), so they go into the curve, marked
-   * partial; later ones will be redone and are dropped.
+   * after finishing the step, before its report arrived), so they go into the curve — marked
+   * partial when some member's report was lost with it; later ones will be redone and are dropped.
    */
   startsAfter(startStep: number): void {
-    const committed = [...this.orphaned.entries()].filter(([step]) => step <= startStep).sort(([a], [b]) => a - b);
-    for (const [step, entry] of committed) this.write(step, entry, this.orphanedFrom.epoch, this.orphanedFrom.worldSize, true);
-    this.orphaned = new Map();
+    const committed = new Map<number, { entry: StepReports; epoch: number; worldSize: number }>();
+    for (const [epoch, { worldSize, steps }] of [...this.unsettled.entries()].sort(([a], [b]) => a - b)) {
+      for (const [step, entry] of steps) if (step <= startStep) committed.set(step, { entry, epoch, worldSize });
+    }
+    for (const [step, { entry, epoch, worldSize }] of [...committed.entries()].sort(([a], [b]) => a - b)) {
+      this.write(step, entry, epoch, worldSize, entry.reports < worldSize);
+    }
+    this.unsettled = new Map();
   }
 
   report(epoch: number, step: number, loss: number, samples: number): void {
-    if (epoch !== this.epoch) return;
-    const entry = this.pending.get(step) ?? { weighted: 0, samples: 0, reports: 0 };
+    const steps = epoch === this.epoch ? this.pending : this.unsettled.get(epoch)?.steps;
+    if (!steps) return;
+    const entry = steps.get(step) ?? { weighted: 0, samples: 0, reports: 0 };
     entry.weighted += loss * samples;
     entry.samples += samples;
     entry.reports++;
-    this.pending.set(step, entry);
-    if (entry.reports < this.worldSize) return;
+    steps.set(step, entry);
+    if (epoch !== this.epoch || entry.reports < this.worldSize) return;
     this.pending.delete(step);
     this.write(step, entry, epoch, this.worldSize, false);
   }
