@@ -91,7 +91,9 @@ export class Coordinator {
     this.receiver = new CheckpointReceiver(this.store, this.log, (message) => this.recordFor(message), (stored) => this.onCheckpointWritten(stored));
     this.registry.on('checkpoint', (peer, message) => this.receiver.handle(peer, message));
     // Every progress report, also an old epoch's straggler: the loss log decides what still counts.
-    this.registry.on('progress', (_peer, message) => this.lossLog.report(message.epoch, message.step, message.loss, message.samples));
+    // After the other listeners of the same report (a microtask later): the dashboard's step series
+    // must hold a step's reports before the loss log completes its point, whoever subscribed first.
+    this.registry.on('progress', (_peer, message) => queueMicrotask(() => this.lossLog.report(message.epoch, message.step, message.loss, message.samples)));
     this.registry.on('prepared', () => this.publishPeers());
     this.registry.on('gone', () => this.publishPeers());
     this.distillation = new DistillationRounds({

@@ -18,16 +18,56 @@ afterAll(async () => {
 
 const NUMBER = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$|^[+-]Inf$|^NaN$/;
 
-/** Samples in the text: one per non-comment line; a histogram's buckets, _sum and _count are one sample in the parsed form. */
-function sampleLines(text: string): number {
-  return text.split('\n').filter((line) => line !== '' && !line.startsWith('#')).length;
+/** Sample lines of the text outside histogram families: one per non-comment line. */
+function sampleLines(text: string, histograms: ReadonlySet<string>): number {
+  return text.split('\n').filter((line) => line !== '' && !line.startsWith('#') && !histograms.has(histogramOf(line))).length;
 }
 
+/** Samples the parser found outside histogram families. */
 function parsedLines(families: PrometheusFamily[]): number {
-  return families.reduce(
-    (total, family) => total + family.metrics.reduce((n, sample) => n + (family.type === 'HISTOGRAM' ? Object.keys(sample.buckets ?? {}).length + 2 : 1), 0),
-    0,
-  );
+  return families.filter((family) => family.type !== 'HISTOGRAM').reduce((total, family) => total + family.metrics.length, 0);
+}
+
+function histogramOf(line: string): string {
+  return /^([a-zA-Z_:][a-zA-Z0-9_:]*?)(_bucket|_sum|_count)?[{ ]/.exec(line)?.[1] ?? '';
+}
+
+/**
+ * The parser folds every series of a labelled histogram into one (the GC histogram has one series per
+ * `kind`), so histograms are checked here: each series (labels without `le`) has ascending cumulative
+ * buckets ending at +Inf, a `_sum` and a `_count` equal to the +Inf bucket, and nothing else.
+ */
+function checkHistogram(text: string, name: string): void {
+  const series = new Map<string, { buckets: [number, number][]; sum?: number; count?: number }>();
+  for (const line of text.split('\n')) {
+    const match = new RegExp(`^${name}(_bucket|_sum|_count)(?:\\{(.*)\\})? (\\S+)$`).exec(line);
+    if (!match) {
+      expect(line.startsWith(`${name}_`) || line.startsWith(`${name}{`) || line.startsWith(`${name} `), `unparsable line of ${name}: ${line}`).toBe(false);
+      continue;
+    }
+    const [, suffix, labelText = '', value] = match;
+    const labels = labelText.split(',').filter((label) => label !== '' && !label.startsWith('le='));
+    const key = labels.sort().join(',');
+    const entry = series.get(key) ?? { buckets: [] };
+    series.set(key, entry);
+    expect(value, line).toMatch(NUMBER);
+    if (suffix === '_bucket') {
+      const le = /le="([^"]+)"/.exec(labelText)?.[1];
+      expect(le, line).toBeDefined();
+      entry.buckets.push([le === '+Inf' ? Infinity : Number(le), Number(value)]);
+    } else if (suffix === '_sum') entry.sum = Number(value);
+    else entry.count = Number(value);
+  }
+  for (const [key, entry] of series) {
+    const what = `${name}{${key}}`;
+    expect(entry.buckets.at(-1)?.[0], what).toBe(Infinity);
+    for (let i = 1; i < entry.buckets.length; i++) {
+      expect(entry.buckets[i]![0], what).toBeGreaterThan(entry.buckets[i - 1]![0]);
+      expect(entry.buckets[i]![1], what).toBeGreaterThanOrEqual(entry.buckets[i - 1]![1]);
+    }
+    expect(entry.sum, what).toBeDefined();
+    expect(entry.count, what).toBe(entry.buckets.at(-1)![1]);
+  }
 }
 
 function family(families: PrometheusFamily[], name: string): PrometheusFamily {
@@ -68,7 +108,9 @@ describe('/metrics (coordinator + 1 peer process)', () => {
       expect(f.help, f.name).not.toBe('');
       for (const sample of f.metrics) for (const v of [sample.value, sample.sum, sample.count, ...Object.values(sample.buckets ?? {})].filter((x) => x !== undefined)) expect(v, f.name).toMatch(NUMBER);
     }
-    expect(parsedLines(families)).toBe(sampleLines(text));
+    const histograms = new Set(families.filter((f) => f.type === 'HISTOGRAM').map((f) => f.name));
+    expect(parsedLines(families), text).toBe(sampleLines(text, histograms));
+    for (const name of histograms) checkHistogram(text, name);
     expect(new Set(families.map((f) => f.name)).size).toBe(families.length);
 
     // The same figures as the page.

@@ -28,8 +28,8 @@ const STALE_STEPS = 64;
 /**
  * One point per optimizer step, for the training charts. Every member reports its slice's figures
  * in `progress`; the coordinator's loss log says when a step is complete (all members reported).
- * The peer registry emits each report before the epoch controller turns the last one into the
- * loss point, so a point always finds its step's reports here.
+ * The coordinator hands each report to its loss log a microtask after the registry emitted it, so
+ * a step's point always finds the step's reports here.
  */
 export class StepSeries {
   readonly points: StepPoint[] = [];
