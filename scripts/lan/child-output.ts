@@ -1,30 +1,61 @@
 import type { ChildProcess } from 'node:child_process';
 
+export interface JsonLineReaderOptions {
+  /**
+   * The stream carrying the JSON lines: `stdout` (test fixtures) or `stderr` (where the real
+   * commands' pino logs go; their stdout holds lines for humans). Default: stdout.
+   */
+  jsonFrom?: 'stdout' | 'stderr';
+}
+
 /**
- * Collects the JSON lines a child process prints on stdout, so callers can wait for the one
- * they need without racing the stream. Non-JSON lines are ignored; stderr is kept (tail) for
- * error messages.
+ * Collects the JSON lines a child process prints (on stdout unless told otherwise), so callers
+ * can wait for the one they need without racing the stream. Other lines of both streams are kept
+ * in `textLines`; stderr is also kept (tail) for error messages.
  */
 export class JsonLineReader {
   readonly lines: Record<string, unknown>[] = [];
+  /** Lines that are not JSON objects, from either stream (e.g. `error: …` before an exit). */
+  readonly textLines: string[] = [];
   private stderrTail = '';
-  private pending = '';
+  private readonly pending = { stdout: '', stderr: '' };
   private readonly waiters = new Set<() => void>();
   private exited: string | undefined;
+  private exitStatus: { code: number | null; signal: NodeJS.Signals | null } | undefined;
 
   constructor(
     readonly child: ChildProcess,
     readonly label: string,
+    private readonly options: JsonLineReaderOptions = {},
   ) {
     child.stdout?.setEncoding('utf8');
-    child.stdout?.on('data', (text: string) => this.onStdout(text));
+    child.stdout?.on('data', (text: string) => this.onData('stdout', text));
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (text: string) => {
       this.stderrTail = (this.stderrTail + text).slice(-4_000);
+      this.onData('stderr', text);
     });
     child.once('exit', (code, signal) => {
       this.exited = `exited with ${signal ?? `code ${code}`}`;
+      this.exitStatus = { code, signal };
       this.notify();
+    });
+  }
+
+  /** Resolves with the exit code and signal once the child has exited (or rejects after `timeoutMs`). */
+  waitForExit(timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (this.exitStatus) finish(() => resolve(this.exitStatus!));
+      };
+      const timer = setTimeout(() => finish(() => reject(this.failure('its exit', `still running after ${timeoutMs} ms`))), timeoutMs);
+      const finish = (settle: () => void) => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        settle();
+      };
+      this.waiters.add(check);
+      check();
     });
   }
 
@@ -56,23 +87,30 @@ export class JsonLineReader {
     return new Error(`${this.label}: waiting for ${what}: ${why}${tail ? `\n--- stderr (tail) ---\n${tail}` : ''}`);
   }
 
-  private onStdout(text: string): void {
-    this.pending += text;
-    const parts = this.pending.split('\n');
-    this.pending = parts.pop() ?? '';
+  private onData(stream: 'stdout' | 'stderr', text: string): void {
+    const parts = (this.pending[stream] + text).split('\n');
+    this.pending[stream] = parts.pop() ?? '';
+    const jsonHere = stream === (this.options.jsonFrom ?? 'stdout');
     for (const part of parts) {
-      try {
-        const value: unknown = JSON.parse(part);
-        if (value && typeof value === 'object' && !Array.isArray(value)) this.lines.push(value as Record<string, unknown>);
-      } catch {
-        // Not ours: a stray log line.
-      }
+      const value = jsonHere ? parseObject(part) : undefined;
+      if (value) this.lines.push(value);
+      else if (part.trim() !== '') this.textLines.push(part);
     }
     this.notify();
   }
 
   private notify(): void {
     for (const waiter of [...this.waiters]) waiter();
+  }
+}
+
+function parseObject(line: string): Record<string, unknown> | undefined {
+  if (!line.startsWith('{')) return undefined;
+  try {
+    const value: unknown = JSON.parse(line);
+    return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined; // Not ours: a stray line.
   }
 }
 

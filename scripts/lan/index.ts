@@ -4,5 +4,5 @@ export { checkLanSupport, lanAvailableForTests, reportMissingPrerequisite, STRIC
 export { cleanupStale, type CleanupReport } from './cleanup.js';
 export { listHarnessNamespaces } from './namespaces.js';
 export { measureThroughput, type ThroughputOptions, type ThroughputResult } from './measure-throughput.js';
-export { JsonLineReader, nodeWithTsx } from './child-output.js';
+export { JsonLineReader, nodeWithTsx, type JsonLineReaderOptions } from './child-output.js';
 export { hostAddress, LAN_PREFIX_LENGTH, LAN_SUBNET_PREFIX } from './names.js';
