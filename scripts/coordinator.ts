@@ -5,7 +5,6 @@
  */
 import { rename, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { Coordinator } from '../coordinator/coordinator.js';
 import { DASHBOARD_FLAGS_HELP, dashboardFlagOptions, dashboardSettingsFromFlags, startDashboard } from '../coordinator/dashboard/index.js';
 import { loadClusterJob, numberFlag } from '../coordinator/job/load-cluster-job.js';
@@ -15,6 +14,7 @@ import { createProgress, type Progress } from '../shared/cli/progress.js';
 import { coordinatorReadiness, eventLoopLiveness, HEALTH_FLAGS_HELP, healthFlagOptions, holdUntilStopped, serveHealthFromFlags } from '../shared/health/index.js';
 import { createLogger, type Logger } from '../shared/log/logger.js';
 import { exitWithParent } from './local-cluster/exit-with-parent.js';
+import { parseCommandLine, runCommand } from '../shared/cli/command.js';
 
 const HELP = `Usage: npm run coordinator -- [--job FILE] [flags]
 
@@ -38,38 +38,28 @@ Signals: Ctrl+C (SIGINT/SIGTERM) checkpoints and stops; SIGUSR2 checkpoints now.
 ${envFlagsHelp(COORDINATOR_ENV_FLAGS)}`;
 
 async function main(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        job: { type: 'string' },
-        port: { type: 'string' },
-        host: { type: 'string' },
-        cluster: { type: 'string' },
-        'run-dir': { type: 'string' },
-        fresh: { type: 'boolean' },
-        'min-peers': { type: 'string' },
-        'max-peers': { type: 'string' },
-        'max-steps': { type: 'string' },
-        epochs: { type: 'string' },
-        'secret-file': { type: 'string' },
-        help: { type: 'boolean' },
-        ...discoveryFlagOptions,
-        ...healthFlagOptions,
-        ...dashboardFlagOptions,
-      },
-    }));
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\n${HELP}\n`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
-  }
-  values = applyEnvFallbacks(values, COORDINATOR_ENV_FLAGS);
+  const parsed = parseCommandLine(
+    argv,
+    {
+      job: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      cluster: { type: 'string' },
+      'run-dir': { type: 'string' },
+      fresh: { type: 'boolean' },
+      'min-peers': { type: 'string' },
+      'max-peers': { type: 'string' },
+      'max-steps': { type: 'string' },
+      epochs: { type: 'string' },
+      'secret-file': { type: 'string' },
+      ...discoveryFlagOptions,
+      ...healthFlagOptions,
+      ...dashboardFlagOptions,
+    },
+    HELP,
+  );
+  if (parsed.exitCode !== undefined) return parsed.exitCode;
+  const values = applyEnvFallbacks(parsed.values, COORDINATOR_ENV_FLAGS);
   const log = createLogger('coordinator');
   const discovery = discoverySettingsFromFlags(values);
   const { job, name } = await loadClusterJob(values.job, {
@@ -159,10 +149,4 @@ async function setAside(...targets: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
-  },
-);
+runCommand(main);

@@ -2,7 +2,6 @@
  * `npm run peer`: joins a cluster and trains whatever job its coordinator runs. Finds the
  * coordinator with mDNS, or --coordinator host:port / RINGPIPE_COORDINATOR.
  */
-import { parseArgs } from 'node:util';
 import { runPeer } from '../peer/main.js';
 import { applyEnvFallbacks, envFlagsHelp, PEER_ENV_FLAGS } from '../shared/config/index.js';
 import { isBackendFlag } from '../shared/engine/backend-candidates.js';
@@ -10,6 +9,7 @@ import { DISCOVERY_FLAGS_HELP, discoveryFlagOptions, discoverySettingsFromFlags 
 import { eventLoopLiveness, HEALTH_FLAGS_HELP, healthFlagOptions, holdUntilStopped, PeerReadiness, serveHealthFromFlags } from '../shared/health/index.js';
 import { createLogger } from '../shared/log/logger.js';
 import { exitWithParent } from './local-cluster/exit-with-parent.js';
+import { parseCommandLine, runCommand } from '../shared/cli/command.js';
 
 const HELP = `Usage: npm run peer -- [flags]
 
@@ -29,32 +29,22 @@ Set RINGPIPE_SECRET to the cluster secret (the same on every machine).
 ${envFlagsHelp(PEER_ENV_FLAGS)}`;
 
 async function main(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        cluster: { type: 'string' },
-        'node-id': { type: 'string' },
-        backend: { type: 'string' },
-        'ring-host': { type: 'string' },
-        'reconnect-timeout': { type: 'string' },
-        'secret-file': { type: 'string' },
-        help: { type: 'boolean' },
-        ...discoveryFlagOptions,
-        ...healthFlagOptions,
-      },
-    }));
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\n${HELP}\n`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
-  }
-  values = applyEnvFallbacks(values, PEER_ENV_FLAGS);
+  const parsed = parseCommandLine(
+    argv,
+    {
+      cluster: { type: 'string' },
+      'node-id': { type: 'string' },
+      backend: { type: 'string' },
+      'ring-host': { type: 'string' },
+      'reconnect-timeout': { type: 'string' },
+      'secret-file': { type: 'string' },
+      ...discoveryFlagOptions,
+      ...healthFlagOptions,
+    },
+    HELP,
+  );
+  if (parsed.exitCode !== undefined) return parsed.exitCode;
+  const values = applyEnvFallbacks(parsed.values, PEER_ENV_FLAGS);
   const backend = values.backend;
   if (backend !== undefined && backend !== 'auto' && !isBackendFlag(backend)) throw new Error(`--backend ${backend}: choose auto, node-gpu, node, wasm or cpu`);
   const reconnect = values['reconnect-timeout'] === undefined ? 120 : Number(values['reconnect-timeout']);
@@ -89,10 +79,4 @@ async function main(argv: string[]): Promise<number> {
   return outcome.success ? 0 : 1;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
-  },
-);
+runCommand(main);

@@ -5,7 +5,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
-import { parseArgs } from 'node:util';
 import {
   clusterFromDiscovery,
   clusterFromFile,
@@ -34,6 +33,7 @@ import { describeSelection, selectBackend } from '../shared/engine/select-backen
 import { isBackendFlag } from '../shared/engine/backend-candidates.js';
 import { createLogger } from '../shared/log/logger.js';
 import { describeZoo } from '../shared/models/zoo.js';
+import { isEntryPoint, parseCommandLine, runCommand } from '../shared/cli/command.js';
 
 const HELP = `Usage: npm run plan -- --model <zoo name | model.json> [flags]
 
@@ -167,44 +167,35 @@ async function buildCluster(choice: PeerChoice, values: Record<string, string | 
 
 export async function main(argv: string[]): Promise<number> {
   const log = createLogger('plan');
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        model: { type: 'string' },
-        batch: { type: 'string' },
-        optimizer: { type: 'string' },
-        backend: { type: 'string' },
-        repeats: { type: 'string' },
-        peers: { type: 'string' },
-        'peer-memory': { type: 'string' },
-        'peer-speed': { type: 'string' },
-        link: { type: 'string' },
-        local: { type: 'boolean' },
-        'one-session': { type: 'boolean' },
-        discover: { type: 'boolean' },
-        cluster: { type: 'string' },
-        interface: { type: 'string' },
-        'discover-ms': { type: 'string' },
-        pipeline: { type: 'boolean' },
-        stages: { type: 'string' },
-        balance: { type: 'string' },
-        micro: { type: 'string' },
-        bubble: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean' },
-      },
-    }));
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\n${HELP}\n`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
-  }
+  const parsed = parseCommandLine(
+    argv,
+    {
+      model: { type: 'string' },
+      batch: { type: 'string' },
+      optimizer: { type: 'string' },
+      backend: { type: 'string' },
+      repeats: { type: 'string' },
+      peers: { type: 'string' },
+      'peer-memory': { type: 'string' },
+      'peer-speed': { type: 'string' },
+      link: { type: 'string' },
+      local: { type: 'boolean' },
+      'one-session': { type: 'boolean' },
+      discover: { type: 'boolean' },
+      cluster: { type: 'string' },
+      interface: { type: 'string' },
+      'discover-ms': { type: 'string' },
+      pipeline: { type: 'boolean' },
+      stages: { type: 'string' },
+      balance: { type: 'string' },
+      micro: { type: 'string' },
+      bubble: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    HELP,
+  );
+  if (parsed.exitCode !== undefined) return parsed.exitCode;
+  const { values } = parsed;
   try {
     const model = (values.model as string | undefined) ?? 'mlp';
     const batchSize = positiveInt('batch', values.batch as string | undefined, 128);
@@ -261,12 +252,4 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (error: unknown) => {
-      process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (isEntryPoint(import.meta.url)) runCommand(main);

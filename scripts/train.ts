@@ -3,13 +3,13 @@
  * test set and saves it as a TensorFlow.js LayersModel.
  */
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { createProgress } from '../shared/cli/progress.js';
 import { jobFromFlags, TRAINING_FLAGS_HELP, trainingFlagOptions } from '../shared/cli/training-flags.js';
 import { describeSelection, selectBackend } from '../shared/engine/select-backend.js';
 import { createLogger } from '../shared/log/logger.js';
 import { describeZoo } from '../shared/models/zoo.js';
 import { trainLocally } from '../peer/trainer/local-training.js';
+import { isEntryPoint, parseCommandLine, runCommand } from '../shared/cli/command.js';
 
 const HELP = `Usage: npm run train -- [flags]
 
@@ -24,17 +24,9 @@ ${describeZoo().replace(/^/gm, '  ')}`;
 
 export async function main(argv: string[]): Promise<number> {
   const log = createLogger('train');
-  let values;
-  try {
-    ({ values } = parseArgs({ args: argv, options: { ...trainingFlagOptions, out: { type: 'string' }, help: { type: 'boolean' } }, strict: true }));
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${HELP}\n`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
-  }
+  const parsed = parseCommandLine(argv, { ...trainingFlagOptions, out: { type: 'string' } }, HELP);
+  if (parsed.exitCode !== undefined) return parsed.exitCode;
+  const { values } = parsed;
   const job = await jobFromFlags(values);
   const selection = await selectBackend(job.backend === 'auto' ? {} : { force: job.backend });
   log.info(describeSelection(selection), `tensor backend: ${selection.flag}`);
@@ -62,12 +54,4 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (isEntryPoint(import.meta.url)) runCommand(main);
