@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { formatIssues, JobValidationError, trainingJobSchema } from '../../shared/job/schema.js';
+import { dataParallelFields, dataParallelProblems } from './data-parallel-fields.js';
 
 /**
  * The cluster job: the training job (`shared/job/schema.ts`) plus what only a cluster needs — how
@@ -45,6 +46,7 @@ export const clusterJobSchema = trainingJobSchema.extend({
   mode: z.enum(JOB_MODES).default('data-parallel'),
   peers: peersSchema.prefault({}),
   checkpoint: checkpointSchema.prefault({}),
+  ...dataParallelFields,
   /** Longest a peer waits for its ring neighbours within one step before the epoch is declared failed. */
   stepTimeoutSeconds: z.number().positive().max(3600).default(60),
 });
@@ -77,6 +79,7 @@ function crossFieldProblems(value: unknown): string[] {
   if (input.mode === 'pipeline') {
     problems.push('mode: pipeline mode is not available in this version yet (the GPipe stage runner has not landed); use "data-parallel", got "pipeline"');
   }
+  problems.push(...dataParallelProblems(input));
   return problems;
 }
 
@@ -88,7 +91,8 @@ export const TRAJECTORY_FIELDS = ['model', 'dataset', 'batchSize', 'optimizer', 
 
 /** `field: saved → now` for every trajectory field that differs. */
 export function trajectoryDifferences(saved: Partial<ClusterJob>, current: ClusterJob): string[] {
-  return TRAJECTORY_FIELDS.filter((field) => saved[field] !== current[field]).map(
+  // JSON: `dataset` may be an object.
+  return TRAJECTORY_FIELDS.filter((field) => JSON.stringify(saved[field]) !== JSON.stringify(current[field])).map(
     (field) => `${field}: ${JSON.stringify(saved[field])} → ${JSON.stringify(current[field])}`,
   );
 }

@@ -61,6 +61,9 @@ export const clusterMessages = defineMessages({
     // Where the step's time went and what it cost, for the dashboard and /metrics (optional: not every sender measures them).
     computeMs: z.number().min(0).optional(),
     dataWaitMs: z.number().min(0).optional(),
+    /** dataWaitMs as a share of the step (TensorFlow's input-bound measure), and its verdict: <5% not, 5–20% moderately, >20% highly. */
+    stallPercent: z.number().min(0).max(100).optional(),
+    inputBound: z.enum(['not input-bound', 'moderately input-bound', 'highly input-bound']).optional(),
     allReduceMs: z.number().min(0).optional(),
     allReduceBytes: z.number().int().min(0).optional(),
     /** Share of this peer's slice classified right (before the update). */

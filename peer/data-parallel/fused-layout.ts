@@ -6,6 +6,11 @@ export interface FusedEntry {
   shape: number[];
   offset: number;
   size: number;
+  /**
+   * Not a gradient: a value the exchange writes itself (e.g. the session's stop flag) so that it
+   * rides the same all-reduce instead of costing a round trip of its own. It is summed as written.
+   */
+  control?: boolean;
 }
 
 export interface FusedLayout {
@@ -19,13 +24,13 @@ export interface FusedLayout {
  * Lays the variables end to end, in the order given (every rank must give the same order: the
  * model's trainable weights), and groups them into buckets for pipelined reduction.
  */
-export function fusedLayout(variables: { name: string; shape: number[] }[], bucketBytes = Infinity): FusedLayout {
+export function fusedLayout(variables: { name: string; shape: number[]; control?: boolean }[], bucketBytes = Infinity): FusedLayout {
   if (!(bucketBytes > 0)) throw new Error(`bucket size must be positive, got ${bucketBytes}`);
   const entries: FusedEntry[] = [];
   let offset = 0;
   for (const variable of variables) {
     const size = variable.shape.reduce((a, b) => a * b, 1);
-    entries.push({ name: variable.name, shape: [...variable.shape], offset, size });
+    entries.push({ name: variable.name, shape: [...variable.shape], offset, size, ...(variable.control ? { control: true } : {}) });
     offset += size;
   }
   const buckets: Region[] = [];

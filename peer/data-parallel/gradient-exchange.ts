@@ -23,6 +23,8 @@ export function createGradientExchange(args: {
   /** This step's share of the global batch, read at each exchange. */
   share: () => number;
   onReport?: (report: ExchangeReport) => void;
+  /** The value each control entry of the layout gets this step (default 0), written after the share scaling. */
+  control?: (name: string) => number;
 }): GradientExchange {
   const { ring, fusion, reducer } = args;
   const whole = { start: 0, end: fusion.layout.length };
@@ -34,6 +36,7 @@ export function createGradientExchange(args: {
       for (const bucket of reducer.bucketed ? fusion.layout.buckets : [whole]) {
         fusion.gather(grads, bucket);
         if (share !== 1) scaleInPlace(fusion.buffer.subarray(bucket.start, bucket.end), share);
+        writeControls(fusion, bucket, args.control);
         if (reducer.bucketed) pending.push(reducer.reduce(fusion.buffer, bucket, ring, share));
       }
     } finally {
@@ -48,4 +51,12 @@ export function createGradientExchange(args: {
     });
     return fusion.scatter();
   };
+}
+
+/** Control entries are summed exactly as given: written after scaling, never weighted by the share. */
+function writeControls(fusion: GradientFusion, bucket: { start: number; end: number }, control: ((name: string) => number) | undefined): void {
+  for (const entry of fusion.layout.entries) {
+    if (!entry.control || entry.offset < bucket.start || entry.offset >= bucket.end) continue;
+    fusion.buffer.fill(control?.(entry.name) ?? 0, entry.offset, entry.offset + entry.size);
+  }
 }

@@ -19,12 +19,19 @@ export class GradientFusion {
   /** Copies the gradients of the variables inside `region` (a bucket) into the buffer. */
   gather(grads: tf.NamedTensorMap, region: Region = { start: 0, end: this.layout.length }): void {
     for (const entry of this.layout.entries) {
-      if (entry.offset < region.start || entry.offset >= region.end) continue;
+      if (entry.control || entry.offset < region.start || entry.offset >= region.end) continue;
       const grad = grads[entry.name];
       if (!grad) throw new Error(`no gradient for variable '${entry.name}': every rank must train the same variables`);
       if (grad.size !== entry.size) throw new Error(`gradient of '${entry.name}' has ${grad.size} values, expected ${entry.size}`);
       this.buffer.set(grad.dataSync() as Float32Array, entry.offset);
     }
+  }
+
+  /** The summed value of a control entry after an exchange (its first element). */
+  control(name: string): number {
+    const entry = this.layout.entries.find((e) => e.control && e.name === name);
+    if (!entry) throw new Error(`the fused layout has no control entry '${name}'`);
+    return this.buffer[entry.offset]!;
   }
 
   /**
@@ -34,6 +41,7 @@ export class GradientFusion {
   scatter(): tf.NamedTensorMap {
     const grads: tf.NamedTensorMap = {};
     for (const entry of this.layout.entries) {
+      if (entry.control) continue;
       grads[entry.name] = tf.tensor(this.buffer.subarray(entry.offset, entry.offset + entry.size), entry.shape, 'float32');
     }
     return grads;

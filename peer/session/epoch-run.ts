@@ -1,8 +1,10 @@
 import type { ClusterJob } from '../../coordinator/job/cluster-job.js';
-import { sliceOfBatch, type TrainingPlan } from '../../coordinator/job/training-plan.js';
+import type { TrainingPlan } from '../../coordinator/job/training-plan.js';
 import type { ClusterMessageOf } from '../../coordinator/protocol/cluster-messages.js';
 import { receiveFiles } from '../../coordinator/protocol/file-transfer.js';
-import type { ImageDataset } from '../../shared/data/mnist.js';
+import type { Dataset } from '../../shared/data/pipeline/dataset.js';
+import type { Sample } from '../../shared/data/pipeline/source.js';
+import { classifyStall } from '../../shared/data/stall-meter.js';
 import type { Logger } from '../../shared/log/logger.js';
 import { RingCollective } from '../allreduce/ring-collective.js';
 import type { JoinedRing, RingNode } from '../allreduce/ring-setup.js';
@@ -11,8 +13,8 @@ import { AbortScope, EpochAborted, withTimeout } from './abort-scope.js';
 import { importCheckpointFiles } from './checkpoint-files.js';
 import type { CheckpointUploader } from './checkpoint-uploader.js';
 import { sendQuietly, type CoordinatorLink } from './coordinator-link.js';
-import type { GlobalBatches } from './global-batches.js';
-import { RingGradientExchange } from './ring-gradient-exchange.js';
+import type { GlobalBatches, SliceStream } from './global-batches.js';
+import { SessionGradientExchange, type ExchangeSettings } from './session-exchange.js';
 import type { TrainingState } from './training-state.js';
 import { evaluateResponsively } from './responsive-evaluation.js';
 import { yieldToEventLoop } from './yield-to-event-loop.js';
@@ -28,7 +30,8 @@ export interface EpochDeps {
   plan: TrainingPlan;
   state: TrainingState;
   batches: GlobalBatches;
-  test: ImageDataset;
+  test: Dataset<Sample>;
+  numClasses: number;
   uploader: CheckpointUploader;
   log: Logger;
 }
@@ -45,7 +48,8 @@ const RESTORE_TIMEOUT_MS = 120_000;
 export class EpochRun {
   private readonly scope = new AbortScope();
   private ring: JoinedRing | undefined;
-  private exchange: RingGradientExchange | undefined;
+  private exchange: SessionGradientExchange | undefined;
+  private slices: SliceStream | undefined;
   private stopWanted = false;
   private checkpointWanted = false;
   private restoreMessage: { resolve(message: Restore): void; promise: Promise<Restore> };
@@ -108,22 +112,26 @@ export class EpochRun {
       await this.agreeOnState(collective, start);
       log.info({ epoch, rank, worldSize, startStep: start.startStep, stateFrom: start.stateSource, stateRoot: start.stateRoot }, 'epoch started');
 
-      const { start: from, end: to } = sliceOfBatch(plan.batchSize, rank, worldSize);
-      this.exchange = new RingGradientExchange(collective, state.model, (to - from) / plan.batchSize);
+      this.exchange = new SessionGradientExchange(collective, state.model, exchangeSettingsOf(job));
       this.exchange.stopRequested = this.stopWanted;
+      // The data stream starts where the state stands: the batch after the committed step.
+      const slices = (this.slices = this.deps.batches.open(rank, worldSize, start.startStep, log));
       let lastLoss: number | null = null;
       for (let step = start.startStep + 1; step <= start.totalSteps; step++) {
         await yieldToEventLoop();
         this.scope.throwIfAborted();
         const began = performance.now();
-        const batch = this.deps.batches.sliceFor(step, rank, worldSize);
+        const batch = await this.scope.race(slices.next());
         const dataWaitMs = performance.now() - began;
+        this.exchange.share = batch.size / plan.batchSize;
         // Not raced against an abort: a step either applies a fully all-reduced update or fails in
         // the exchange (closing the ring makes it fail), so the state is always a committed step.
         const result = await trainStep(state.ctx, batch, this.exchange.exchange, { accuracy: true });
         state.committedStep = step;
         lastLoss = result.loss;
         const stepMs = performance.now() - began;
+        // TensorFlow's input-bound measure: the share of the step spent waiting for the batch.
+        const stallPercent = stepMs > 0 ? (100 * dataWaitMs) / stepMs : 0;
         sendQuietly(this.deps.link, {
           type: 'progress',
           epoch,
@@ -134,8 +142,10 @@ export class EpochRun {
           exchangeMs: result.exchangeMs,
           computeMs: result.computeMs,
           dataWaitMs,
+          stallPercent,
+          inputBound: classifyStall(stallPercent),
           allReduceMs: result.exchangeMs,
-          allReduceBytes: this.exchange.bytesPerExchange,
+          allReduceBytes: this.exchange.wireBytes,
           rssBytes: process.memoryUsage.rss(),
           ...(result.accuracy !== undefined ? { accuracy: result.accuracy } : {}),
         });
@@ -152,7 +162,7 @@ export class EpochRun {
       if (rank === 0) await this.finishJob(lastLoss);
       return { epoch, committedStep: state.committedStep, outcome: 'finished', reason: 'all steps done' };
     } finally {
-      await this.closeRing();
+      await Promise.allSettled([this.closeRing(), this.slices?.close()]);
     }
   }
 
@@ -181,7 +191,7 @@ export class EpochRun {
   /** Rank 0 after the last step: test accuracy, then the final checkpoint, then the result. */
   private async finishJob(lastLoss: number | null): Promise<void> {
     const { state, job, test, link, uploader, log } = this.deps;
-    const evaluation = await evaluateResponsively(state.model, test, { batchSize: job.evalBatchSize, outputKind: state.ctx.outputKind, inputShape: state.ctx.inputShape }, (done, total) =>
+    const evaluation = await evaluateResponsively(state.model, test, { batchSize: job.evalBatchSize, outputKind: state.ctx.outputKind, inputShape: state.ctx.inputShape, numClasses: this.deps.numClasses }, (done, total) =>
       sendQuietly(link, { type: 'evaluating', epoch: this.epoch, done, total }),
     );
     log.info({ step: state.committedStep, accuracy: evaluation.accuracy, loss: evaluation.loss }, 'final evaluation');
@@ -203,4 +213,14 @@ export class EpochRun {
     this.ring = undefined;
     await Promise.allSettled([ring?.close(), this.node.close()]);
   }
+}
+
+/** The job file's exchange fields as the exchange takes them. */
+function exchangeSettingsOf(job: ClusterJob): ExchangeSettings {
+  return {
+    compress: job.compress,
+    seed: job.seed,
+    ...(job.bucketMiB !== undefined ? { bucketBytes: job.bucketMiB * 1024 * 1024 } : {}),
+    ...(job.powerSgdRank !== undefined ? { powerSgdRank: job.powerSgdRank } : {}),
+  };
 }

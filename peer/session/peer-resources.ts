@@ -1,6 +1,7 @@
 import type { ClusterJob } from '../../coordinator/job/cluster-job.js';
 import { TRAJECTORY_FIELDS } from '../../coordinator/job/cluster-job.js';
-import { loadMnist, type ImageDataset } from '../../shared/data/mnist.js';
+import { openJobData, type JobData } from '../../shared/data/open-dataset.js';
+import type { ImageDataset } from '../../shared/data/mnist.js';
 import { describeSelection, selectBackend } from '../../shared/engine/select-backend.js';
 import type { BackendFlag } from '../../shared/engine/backend-candidates.js';
 import type { Logger } from '../../shared/log/logger.js';
@@ -8,20 +9,22 @@ import { TrainingState } from './training-state.js';
 
 export interface PreparedJob {
   backend: BackendFlag;
-  train: ImageDataset;
-  test: ImageDataset;
+  /** The job's dataset, opened: the pipelines the session and the final evaluation read. */
+  data: JobData;
   state: TrainingState;
 }
 
 /**
  * What a peer process keeps across coordinator sessions: the tensor backend, the dataset and the
- * model. A peer that reconnects does not reload MNIST or rebuild its model for the same job. Its
+ * model. A peer that reconnects does not reload its data or rebuild its model for the same job. Its
  * weights are kept when it rejoins the same run (a network blip: its last committed step is still
  * a valid state of that run) and reset for a new run (a restarted coordinator decides the state).
  */
 export class PeerResources {
   private backend: BackendFlag | undefined;
-  private data: { train: ImageDataset; test: ImageDataset } | undefined;
+  private data: { key: string; value: JobData } | undefined;
+  /** MNIST stays loaded across jobs (47 MB, read once). */
+  private mnist: { train: ImageDataset; test: ImageDataset } | undefined;
   private state: { key: string; value: TrainingState; runId: string } | undefined;
 
   constructor(
@@ -38,16 +41,22 @@ export class PeerResources {
       if (this.backend !== undefined && this.backend !== selection.flag) this.dropState();
       this.backend = selection.flag;
     }
-    this.data ??= { train: await loadMnist('train'), test: await loadMnist('test') };
+    const dataKey = JSON.stringify(job.dataset);
+    if (this.data?.key !== dataKey) {
+      const value = await openJobData(job.dataset, this.mnist ? { mnist: this.mnist } : {});
+      if (value.images) this.mnist = value.images;
+      this.data = { key: dataKey, value };
+      this.log.info({ dataset: value.name, trainSamples: value.trainCount, testSamples: value.testCount, inputShape: value.inputShape, numClasses: value.numClasses }, 'dataset opened');
+    }
     const key = JSON.stringify(TRAJECTORY_FIELDS.map((field) => job[field]));
     if (this.state?.key !== key) {
       this.dropState();
-      this.state = { key, runId, value: await TrainingState.create(job, this.data.train) };
+      this.state = { key, runId, value: await TrainingState.create(job, this.data.value) };
     } else if (this.state.runId !== runId) {
       await this.state.value.resetToInitial();
       this.state.runId = runId;
     }
-    return { backend: this.backend, ...this.data, state: this.state.value };
+    return { backend: this.backend, data: this.data.value, state: this.state.value };
   }
 
   dispose(): void {

@@ -2,6 +2,7 @@ import os from 'node:os';
 import { parseClusterJob, type ClusterJob } from '../../coordinator/job/cluster-job.js';
 import { trainingPlan, type TrainingPlan } from '../../coordinator/job/training-plan.js';
 import type { ClusterMessageOf } from '../../coordinator/protocol/cluster-messages.js';
+import type { ImageDataset } from '../../shared/data/mnist.js';
 import { JobValidationError } from '../../shared/job/schema.js';
 import type { PeerReadinessReporter } from '../../shared/health/index.js';
 import type { Logger } from '../../shared/log/logger.js';
@@ -78,7 +79,7 @@ export class PeerSession {
     link.onControl('shutdown', (message) => this.finish({ kind: 'shutdown', success: message.success, reason: message.reason }));
     link.once('close', (info) => this.finish({ kind: 'lost', reason: info.reason }));
     // Distillation rounds use the prepared job's backend and data between (not during) epochs.
-    attachDistillationWorker(link, { ...secretOf(options), cluster: options.cluster, nodeId: options.nodeId, ringHost: options.ringHost, log, resources: () => this.active?.prepared });
+    attachDistillationWorker(link, { ...secretOf(options), cluster: options.cluster, nodeId: options.nodeId, ringHost: options.ringHost, log, resources: () => this.distillationResources() });
     sendQuietly(link, { type: 'join', hostname: os.hostname(), pid: process.pid, backend: 'pending' });
   }
 
@@ -128,13 +129,13 @@ export class PeerSession {
       sendQuietly(this.link, { type: 'unfit', runId: message.runId, message: (error as Error).message.slice(0, 1_900) });
       return;
     }
-    const plan = trainingPlan(job, prepared.train.count);
+    const plan = trainingPlan(job, prepared.data.trainCount);
     this.active = {
       runId: message.runId,
       job,
       plan,
       prepared,
-      batches: new GlobalBatches(prepared.train, plan, job.seed),
+      batches: new GlobalBatches(prepared.data.train, plan, job.seed, prepared.data.prefetch),
       uploader: new CheckpointUploader(this.link, job, log),
     };
     const { layout } = prepared.state;
@@ -142,7 +143,7 @@ export class PeerSession {
       type: 'prepared',
       runId: message.runId,
       backend: prepared.backend,
-      trainSamples: prepared.train.count,
+      trainSamples: prepared.data.trainCount,
       stateElements: layout.elements,
       stateLayout: layout.hash,
     });
@@ -170,7 +171,8 @@ export class PeerSession {
       plan: active.plan,
       state: active.prepared.state,
       batches: active.batches,
-      test: active.prepared.test,
+      test: active.prepared.data.test,
+      numClasses: active.prepared.data.numClasses,
       uploader: active.uploader,
       log,
     });
@@ -188,6 +190,13 @@ export class PeerSession {
       this.options.readiness?.epochEnded(message.epoch, outcome.outcome);
       sendQuietly(this.link, { type: 'epoch-ended', ...outcome });
     });
+  }
+
+  /** Distillation rounds read MNIST in memory; a job on another dataset offers them none. */
+  private distillationResources(): { backend: string; train: ImageDataset; test: ImageDataset } | undefined {
+    const prepared = this.active?.prepared;
+    const images = prepared?.data.images;
+    return prepared && images ? { backend: prepared.backend, train: images.train, test: images.test } : undefined;
   }
 
   private async endCurrentEpoch(reason: string): Promise<void> {

@@ -7,6 +7,12 @@ import { createOptimizer } from '../trainer/optimizer.js';
 import type { StepContext } from '../trainer/train-step.js';
 import { describeLayout, sizeOf, type StateEntry, type StateLayout } from './state-layout.js';
 
+/** What the model must take and give: one sample's shape and the number of classes. */
+export interface DataShape {
+  inputShape: number[];
+  numClasses: number;
+}
+
 /**
  * A peer's model and optimizer, and the step they belong to. The state changes only by a whole
  * optimizer step (after the gradient exchange succeeded), so what it holds is always a committed
@@ -22,11 +28,12 @@ export class TrainingState {
     private readonly initial: Float32Array,
   ) {}
 
-  static async create(job: ClusterJob, data: ImageDataset): Promise<TrainingState> {
-    const inputShape = [data.height, data.width, data.channels];
-    const model = await createModel(job.model, { inputShape, numClasses: data.numClasses, seed: job.seed });
+  /** `data`: the shape of the job's samples (an in-memory image set gives its own). */
+  static async create(job: ClusterJob, data: DataShape | ImageDataset): Promise<TrainingState> {
+    const { inputShape, numClasses } = 'inputShape' in data ? data : { inputShape: [data.height, data.width, data.channels], numClasses: data.numClasses };
+    const model = await createModel(job.model, { inputShape, numClasses, seed: job.seed });
     const optimizer = createOptimizer(job);
-    const ctx: StepContext = { model, optimizer, inputShape, numClasses: data.numClasses, outputKind: outputKindOf(model) };
+    const ctx: StepContext = { model, optimizer, inputShape, numClasses, outputKind: outputKindOf(model) };
     await primeOptimizer(ctx);
     const layout = describeLayout(await stateEntries(ctx));
     const initial = new Float32Array(layout.elements);

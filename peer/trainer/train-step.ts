@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Batch } from '../../shared/data/epoch-batches.js';
+import type { Batch } from '../../shared/data/batch.js';
 import { crossEntropy, type OutputKind } from './loss.js';
 
 export interface StepContext {

@@ -1,19 +1,13 @@
+/**
+ * A shim, not a second batcher: trainers read through the data pipeline (./pipeline, `Dataset`).
+ * What is left here serves the GPipe stage launcher (peer/pipeline/launch), distillation's
+ * teacher targets, benchmarks and tests that still gather in-memory batches directly.
+ */
 import { Prng } from '../random/prng.js';
+import type { Batch, BatchPosition } from './batch.js';
 import type { ImageDataset } from './mnist.js';
 
-/** A batch ready for the trainer: pixels scaled to [0, 1], labels as class indices. */
-export interface Batch {
-  xs: Float32Array;
-  labels: Int32Array;
-  size: number;
-}
-
-/** Where an iterator stands; saving it in a checkpoint and restoring it continues with the same batches. */
-export interface BatchPosition {
-  epoch: number;
-  /** Index of the next sample within the epoch's order. */
-  index: number;
-}
+export type { Batch, BatchPosition } from './batch.js';
 
 export interface EpochBatchesOptions {
   batchSize: number;

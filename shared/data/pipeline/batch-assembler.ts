@@ -1,4 +1,4 @@
-import type { Batch } from '../epoch-batches.js';
+import type { Batch } from '../batch.js';
 import { createLogger, type Logger } from '../../log/logger.js';
 import type { ChunkStream, ComputedChunk } from './chunk-stream.js';
 import { DataError, type OnBadRecord, type SkippedRecord } from './data-error.js';

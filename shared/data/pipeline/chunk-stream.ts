@@ -1,4 +1,4 @@
-import type { BatchPosition } from '../epoch-batches.js';
+import type { BatchPosition } from '../batch.js';
 import type { ChunkLayout, ChunkRange } from './chunk-layout.js';
 import type { Chunk, ComputeChunk } from './element-compute.js';
 import { epochIndexOrder, type IndexStage } from './index-order.js';

@@ -1,4 +1,4 @@
-import type { BatchPosition } from '../epoch-batches.js';
+import type { BatchPosition } from '../batch.js';
 import { DataError } from './data-error.js';
 
 /**
