@@ -12,6 +12,7 @@
  * algorithm (src/tape.ts, Apache-2.0, © Google LLC), re-implemented because tfjs does not export it.
  */
 import * as tf from '@tensorflow/tfjs';
+import { denseMatMulGradient } from './matmul-gradient.js';
 
 interface TapeNode {
   id: number;
@@ -20,12 +21,17 @@ interface TapeNode {
   inputs: Record<string, tf.Tensor>;
   gradient?: (dys: (tf.Tensor | null)[]) => Record<string, () => tf.Tensor>;
   saved?: tf.Tensor[];
+  /** The kernel's attributes, kept by `recordForward` (tfjs's tape does not keep them). */
+  attrs?: Record<string, unknown>;
 }
+
+type AddTapeNode = (kernelName: string, inputs: unknown, outputs: unknown, gradientsFunc: unknown, saved: unknown, attrs: Record<string, unknown>) => void;
 
 interface EngineInternals {
   state: { activeTape: TapeNode[] | null; gradientDepth: number; kernelDepth: number };
   startTape(): void;
   endTape(): void;
+  addTapeNode: AddTapeNode;
   tidy<T extends tf.TensorContainer>(fn: () => T): T;
 }
 
@@ -60,11 +66,22 @@ export function recordForward(forward: () => tf.Tensor, shared: readonly tf.Tens
   const e = engine();
   if (e.state.gradientDepth !== 0) throw new Error('recordForward cannot run inside another gradient computation (tf.grads, variableGrads)');
   let output: tf.Tensor;
+  // Keep each node's attributes (transpose flags of a matrix product) for a cheaper gradient
+  // (matmul-gradient.ts): the engine's own addTapeNode drops them. Restored right after.
+  const addTapeNode = e.addTapeNode;
+  e.addTapeNode = function (this: EngineInternals, ...args: Parameters<AddTapeNode>): void {
+    addTapeNode.apply(this, args);
+    const tape = this.state.activeTape;
+    const node = tape?.[tape.length - 1];
+    if (node) node.attrs = args[5];
+  };
   e.startTape();
   try {
     output = e.tidy(forward);
   } finally {
     e.endTape();
+    delete (e as Partial<EngineInternals>).addTapeNode;
+    if (e.addTapeNode !== addTapeNode) e.addTapeNode = addTapeNode;
   }
   // Detach the tape from the engine: the next tf.grads / recordForward starts a fresh one.
   const tape = e.state.activeTape ?? [];
@@ -154,7 +171,7 @@ function backpropagate(gradients: Record<number, tf.Tensor>, tape: TapeNode[], s
     const node = tape[i]!;
     const dys = node.outputs.map((output) => gradients[output.id] ?? null);
     if (!node.gradient) throw new Error(`cannot compute the gradient: no gradient function for ${node.kernelName}`);
-    const inputGradients = node.gradient(dys);
+    const inputGradients = (node.kernelName === 'BatchMatMul' ? denseMatMulGradient(node.attrs, node.saved, dys[0] ?? null) : undefined) ?? node.gradient(dys);
     for (const [name, input] of Object.entries(node.inputs)) {
       const gradientOf = inputGradients[name];
       if (!gradientOf) throw new Error(`cannot backprop through input ${name} of ${node.kernelName}`);

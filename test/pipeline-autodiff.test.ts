@@ -1,0 +1,47 @@
+// The deferred tape's cheaper dense-layer input gradient (autodiff/matmul-gradient.ts) on the engine
+// the stages train on (wasm, with the project's kernels): same gradients as tf.grads, and the engine
+// left as it was found.
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { selectBackend } from '../shared/engine/select-backend.js';
+import { recordForward } from '../peer/pipeline/autodiff/deferred-tape.js';
+import { denseMatMulGradient } from '../peer/pipeline/autodiff/matmul-gradient.js';
+
+beforeAll(async () => {
+  await selectBackend({ force: 'wasm' });
+});
+
+const relativeError = (a: tf.Tensor, b: tf.Tensor): number =>
+  tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]! / Math.max(1e-30, tf.max(tf.abs(b)).dataSync()[0]!));
+
+describe('deferred tape, dense micro-batches', () => {
+  it('a micro-batch through 512→256→10 dense layers gets the gradients tf.grads gives (input and weights)', () => {
+    const w1 = tf.variable(tf.randomNormal([512, 256], 0, 0.05, 'float32', 1));
+    const b1 = tf.variable(tf.zeros([256]));
+    const w2 = tf.variable(tf.randomNormal([256, 10], 0, 0.05, 'float32', 2));
+    const x = tf.randomNormal([32, 512], 0, 1, 'float32', 3);
+    const dy = tf.randomNormal([32, 10], 0, 1, 'float32', 4);
+    const forward = (input: tf.Tensor) => tf.matMul(tf.relu(tf.add(tf.matMul(input, w1), b1)), w2);
+    const reference = tf.engine().gradients(() => tf.sum(tf.mul(forward(x), dy)), [x, w1, b1, w2]);
+    const addTapeNode = (tf.engine() as unknown as { addTapeNode: unknown }).addTapeNode;
+    const recorded = recordForward(() => forward(x), [w1, b1, w2]);
+    // recordForward restores the engine's own addTapeNode.
+    expect((tf.engine() as unknown as { addTapeNode: unknown }).addTapeNode).toBe(addTapeNode);
+    expect(Object.prototype.hasOwnProperty.call(tf.engine(), 'addTapeNode')).toBe(false);
+    const grads = recorded.backward([x, w1, b1, w2], dy);
+    grads.forEach((g, i) => expect(relativeError(g, reference.grads[i]!)).toBeLessThan(1e-5));
+    tf.dispose([recorded.output, ...grads, x, dy, w1, b1, w2, reference.value, ...reference.grads]);
+  });
+
+  it('swaps the operands only for untransposed 2-D products smaller than the weight', () => {
+    const a = tf.zeros([32, 512]);
+    const b = tf.zeros([512, 256]);
+    const dy = tf.zeros([32, 256]);
+    expect(denseMatMulGradient({ transposeA: false, transposeB: false }, [a, b], dy)).toBeDefined();
+    expect(denseMatMulGradient({ transposeA: true, transposeB: false }, [a, b], dy)).toBeUndefined();
+    expect(denseMatMulGradient(undefined, [a, b], dy)).toBeUndefined();
+    const swapped = denseMatMulGradient({}, [a, b], dy)!.a!();
+    expect(swapped.shape).toEqual([32, 512]);
+    tf.dispose([a, b, dy, swapped]);
+  });
+});
