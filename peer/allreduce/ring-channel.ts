@@ -24,14 +24,23 @@ export interface RingChannel {
   readonly maxFrameBytes?: number;
   /** Sends one frame to the next rank. Resolves once `bytes` may be overwritten. */
   send(tag: FrameTag, bytes: Uint8Array): Promise<void>;
-  /** The next frame from the previous rank, in send order. Rejects after `timeoutMs`. */
-  receive(timeoutMs: number): Promise<ReceivedFrame>;
+  /**
+   * The next frame from the previous rank, in send order. Rejects after `timeoutMs`. `expected` is
+   * what the ring waits for next: a channel that must choose the payload's memory before the header
+   * arrives (the link) uses it; the frame is still checked on arrival.
+   */
+  receive(timeoutMs: number, expected?: ExpectedFrame): Promise<ReceivedFrame>;
   /**
    * Optional: `resolve` names, for a frame about to be read, the memory its payload belongs in
    * (or undefined). A channel that can will read the payload straight there, and `receive` then
    * returns that very memory, sparing a copy. Cleared with undefined.
    */
   setFrameTargets?(resolve: FrameTargets | undefined): void;
+}
+
+export interface ExpectedFrame {
+  tag: FrameTag;
+  byteLength: number;
 }
 
 export type FrameTargets = (tag: FrameTag, byteLength: number) => Uint8Array | undefined;

@@ -126,12 +126,12 @@ async function receiveLoop(
   aborted: Promise<never>,
 ): Promise<void> {
   for (let frame = 0; frame < plan.receiveFrames; frame++) {
-    const waitStart = performance.now();
-    const received = await Promise.race([channel.receive(options.timeoutMs), aborted]);
-    const applyStart = performance.now();
-    stats.receiveWaitMs += applyStart - waitStart;
     const region = plan.receiveRegion(frame);
     const expectedBytes = options.codec.encodedBytes(region.end - region.start);
+    const waitStart = performance.now();
+    const received = await Promise.race([channel.receive(options.timeoutMs, { tag: { op: options.op, frame }, byteLength: expectedBytes }), aborted]);
+    const applyStart = performance.now();
+    stats.receiveWaitMs += applyStart - waitStart;
     checkFrame(received.tag, received.bytes.byteLength, options.op, frame, expectedBytes);
     stats.bytesReceived += expectedBytes;
     const target = buffer.subarray(region.start, region.end);

@@ -24,6 +24,9 @@ export interface SizeResult {
   /** Per-rank averages of where our time went (ours only). */
   receiveWaitMs?: number;
   reduceMs?: number;
+  /** CPU time per all-reduce (all threads), mean over ranks (gloo: rank 0's): tells work from waiting under load. */
+  userCpuMs?: number;
+  systemCpuMs?: number;
 }
 
 /** Where the ranks run: this machine's loopback, or one LAN host each. */
@@ -57,6 +60,8 @@ export async function runOurs(peers: number, config: WorkerConfig, placement: Pl
       correct: all.every((r) => r.correct),
       receiveWaitMs: mean(all.map((r) => r.receiveWaitMs)),
       reduceMs: mean(all.map((r) => r.reduceMs)),
+      userCpuMs: mean(all.map((r) => r.userCpuMs)),
+      systemCpuMs: mean(all.map((r) => r.systemCpuMs)),
     };
   });
 }
@@ -86,11 +91,11 @@ export async function runGloo(peers: number, config: WorkerConfig, placement: Pl
   }
   const outputs = await Promise.all(children.map((child, i) => collect(child, `gloo ${i}`, timeoutMs)));
   const lines = outputs.flatMap((text) => text.split('\n')).filter((line) => line.startsWith('{'));
-  const results = lines.map((line) => JSON.parse(line) as { bytes: number; seconds: number; correct: boolean });
+  const results = lines.map((line) => JSON.parse(line) as { bytes: number; seconds: number; correct: boolean; userCpuMs: number; systemCpuMs: number });
   return config.sizesBytes.map((bytes) => {
     const found = results.find((r) => r.bytes === bytes);
     if (!found) throw new Error(`gloo reported no result for ${bytes} bytes`);
-    return { bytes, seconds: found.seconds, correct: found.correct };
+    return { bytes, seconds: found.seconds, correct: found.correct, userCpuMs: found.userCpuMs, systemCpuMs: found.systemCpuMs };
   });
 }
 

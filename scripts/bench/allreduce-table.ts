@@ -60,6 +60,26 @@ export function formatProfile(column: TableColumn): string {
   return rows.join('\n');
 }
 
+/**
+ * CPU time per rank and all-reduce (user + kernel), per column: on a loaded machine wall time says
+ * how much of the cores we got, CPU time how much work the all-reduce needs.
+ */
+export function formatCpu(columns: TableColumn[]): string {
+  const header = ['size', ...columns.map((c) => `${c.name} user ms`), ...columns.map((c) => `${c.name} kernel ms`), ...columns.map((c) => `${c.name} total ms`)];
+  const rows = [header, header.map((_, i) => (i === 0 ? '--:' : '--:'))];
+  columns[0]?.results.forEach((first, index) => {
+    const cpu = columns.map((c) => c.results[index]!);
+    const ms = (v: number | undefined) => (v === undefined ? '–' : v.toFixed(1));
+    rows.push([
+      sizeLabel(first.bytes),
+      ...cpu.map((r) => ms(r.userCpuMs)),
+      ...cpu.map((r) => ms(r.systemCpuMs)),
+      ...cpu.map((r) => ms(r.userCpuMs === undefined || r.systemCpuMs === undefined ? undefined : r.userCpuMs + r.systemCpuMs)),
+    ]);
+  });
+  return rows.map((row) => `| ${row.join(' | ')} |`).join('\n');
+}
+
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);

@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { ADD_KERNEL } from '../../peer/allreduce/reduce-kernels.js';
 import { checkLanSupport, createLan, type Lan } from '../lan/index.js';
 import { glooAvailable, runGloo, runOurs, type Placement, type SizeResult } from './allreduce-runners.js';
-import { formatProfile, formatTable, medianResults, type TableColumn } from './allreduce-table.js';
+import { formatCpu, formatProfile, formatTable, medianResults, type TableColumn } from './allreduce-table.js';
 import type { WorkerConfig } from './allreduce-worker.js';
 
 const HELP = `Usage: npm run bench:allreduce -- [flags]
@@ -128,7 +128,8 @@ export async function main(argv: string[]): Promise<number> {
           (glooProblem ? `gloo: ${glooProblem}\n` : `gloo: PyTorch ${'torch.distributed'} gloo backend, ${PYTORCH_NOTE}\n`) +
           (lanMbit ? `link rate ${(lanMbit / 8).toFixed(2)} MB/s = ${((lanMbit * 1e6) / 8 / 1e9).toFixed(4)} GB/s\n` : '') +
           `\n${formatTable(peers, columns, glooProblem ? undefined : 'gloo', lanMbit ? (lanMbit * 1e6) / 8 : undefined)}\n\n` +
-          `Where our time went (${columns[0]!.name}, per rank, per all-reduce):\n\n${formatProfile(columns[0]!)}\n`,
+          `Where our time went (${columns[0]!.name}, per rank, per all-reduce):\n\n${formatProfile(columns[0]!)}\n\n` +
+          `CPU time per rank and all-reduce (ours: mean over ranks, all threads; gloo: rank 0, getrusage), from the median run:\n\n${formatCpu(columns)}\n`,
       );
     }
   } finally {
