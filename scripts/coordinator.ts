@@ -14,7 +14,9 @@ import { createProgress, type Progress } from '../shared/cli/progress.js';
 import { coordinatorReadiness, eventLoopLiveness, HEALTH_FLAGS_HELP, healthFlagOptions, holdUntilStopped, serveHealthFromFlags } from '../shared/health/index.js';
 import { createLogger, type Logger } from '../shared/log/logger.js';
 import { exitWithParent } from './local-cluster/exit-with-parent.js';
-import { parseCommandLine, runCommand } from '../shared/cli/command.js';
+import { parseCommandLine, runCommand, type CommandFlags } from '../shared/cli/command.js';
+import { lockRunFolder } from '../coordinator/state/run-folder-lock.js';
+import type { ClusterJob } from '../coordinator/job/cluster-job.js';
 
 const HELP = `Usage: npm run coordinator -- [--job FILE] [flags]
 
@@ -26,6 +28,7 @@ Runs a training job on the peers that join (start them with \`npm run peer\`).
   --run-dir DIR            metrics, result and checkpoints               [runs/<job name>]
   --fresh                  set existing checkpoints aside and start from step 0
   --min-peers N, --max-peers N, --max-steps N, --epochs N    override job fields
+  --mode MODE              data-parallel or pipeline (job field mode; see docs/pipeline.md)
 ${DISCOVERY_FLAGS_HELP}
 ${DASHBOARD_FLAGS_HELP}
   --secret-file PATH       file holding the cluster secret (env RINGPIPE_SECRET_FILE)
@@ -37,27 +40,26 @@ Signals: Ctrl+C (SIGINT/SIGTERM) checkpoints and stops; SIGUSR2 checkpoints now.
 
 ${envFlagsHelp(COORDINATOR_ENV_FLAGS)}`;
 
+const COORDINATOR_FLAGS = {
+  job: { type: 'string' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  cluster: { type: 'string' },
+  'run-dir': { type: 'string' },
+  fresh: { type: 'boolean' },
+  'min-peers': { type: 'string' },
+  'max-peers': { type: 'string' },
+  'max-steps': { type: 'string' },
+  epochs: { type: 'string' },
+  mode: { type: 'string' },
+  'secret-file': { type: 'string' },
+  ...discoveryFlagOptions,
+  ...healthFlagOptions,
+  ...dashboardFlagOptions,
+} as const;
+
 async function main(argv: string[]): Promise<number> {
-  const parsed = parseCommandLine(
-    argv,
-    {
-      job: { type: 'string' },
-      port: { type: 'string' },
-      host: { type: 'string' },
-      cluster: { type: 'string' },
-      'run-dir': { type: 'string' },
-      fresh: { type: 'boolean' },
-      'min-peers': { type: 'string' },
-      'max-peers': { type: 'string' },
-      'max-steps': { type: 'string' },
-      epochs: { type: 'string' },
-      'secret-file': { type: 'string' },
-      ...discoveryFlagOptions,
-      ...healthFlagOptions,
-      ...dashboardFlagOptions,
-    },
-    HELP,
-  );
+  const parsed = parseCommandLine(argv, COORDINATOR_FLAGS, HELP);
   if (parsed.exitCode !== undefined) return parsed.exitCode;
   const values = applyEnvFallbacks(parsed.values, COORDINATOR_ENV_FLAGS);
   const log = createLogger('coordinator');
@@ -67,13 +69,38 @@ async function main(argv: string[]): Promise<number> {
     'peers.max': numberFlag(values['max-peers']),
     maxSteps: numberFlag(values['max-steps']),
     epochs: numberFlag(values.epochs),
+    mode: values.mode,
   });
   const port = values.port === undefined ? 7070 : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new Error(`--port ${values.port}: expected a port number 0–65535`);
   // The dashboard token derives from the same cluster secret the coordinator uses.
   const dashboardSettings = dashboardSettingsFromFlags(values, values['secret-file'] ? { secretFile: values['secret-file'] } : {});
   const runDir = values['run-dir'] ?? path.join('runs', name);
-  if (values.fresh) await setAside(job.checkpoint.dir ?? path.join(runDir, 'checkpoints'), path.join(runDir, 'metrics.jsonl'));
+  const checkpointDir = job.checkpoint.dir ?? path.join(runDir, 'checkpoints');
+  // Before anything is written or set aside: one coordinator per run folder (and checkpoint folder).
+  const locks = [lockRunFolder(runDir, { log })];
+  if (!isInside(checkpointDir, runDir)) locks.push(lockRunFolder(checkpointDir, { log }));
+  try {
+    return await runCoordinator({ values, log, discovery, job, name, port, dashboardSettings, runDir, checkpointDir });
+  } finally {
+    for (const lock of locks) lock.release();
+  }
+}
+
+interface CoordinatorRun {
+  values: CommandFlags<typeof COORDINATOR_FLAGS>;
+  log: Logger;
+  discovery: ReturnType<typeof discoverySettingsFromFlags>;
+  job: ClusterJob;
+  name: string;
+  port: number;
+  dashboardSettings: ReturnType<typeof dashboardSettingsFromFlags>;
+  runDir: string;
+  checkpointDir: string;
+}
+
+async function runCoordinator({ values, log, discovery, job, name, port, dashboardSettings, runDir, checkpointDir }: CoordinatorRun): Promise<number> {
+  if (values.fresh) await setAside(checkpointDir, path.join(runDir, 'metrics.jsonl'));
 
   const coordinator = new Coordinator({
     job,
@@ -150,3 +177,8 @@ async function setAside(...targets: string[]): Promise<void> {
 }
 
 runCommand(main);
+
+function isInside(child: string, parent: string): boolean {
+  const relative = path.relative(path.resolve(parent), path.resolve(child));
+  return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
+}

@@ -1,0 +1,116 @@
+/**
+ * One coordinator per run folder: a second one on the same folder refuses with a message naming the
+ * holder; a lock left by a dead coordinator (kill -9) or unrefreshed on another host is taken over.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { LOCK_FILE, lockRunFolder, RunFolderBusyError } from '../coordinator/state/run-folder-lock.js';
+import { createLogger } from '../shared/log/logger.js';
+import { ClusterHarness, within } from './fixtures/cluster-harness.js';
+
+const dirs: string[] = [];
+const harnesses: ClusterHarness[] = [];
+afterAll(async () => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  await Promise.all(harnesses.map((h) => h.cleanup()));
+});
+
+function folder(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rp-lock-'));
+  dirs.push(dir);
+  return path.join(dir, 'run');
+}
+
+function writeLock(dir: string, fields: Record<string, unknown>, ageSeconds = 0): void {
+  const file = path.join(dir, LOCK_FILE);
+  writeFileSync(file, JSON.stringify({ startedAt: new Date().toISOString(), token: 'theirs', ...fields }));
+  const when = new Date(Date.now() - ageSeconds * 1000);
+  utimesSync(file, when, when);
+}
+
+function deadPid(): number {
+  const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  return Number(child.stdout);
+}
+
+describe('run folder lock', () => {
+  it('refuses a second holder while the first lives, naming it, and is free again once released', () => {
+    const dir = folder();
+    const first = lockRunFolder(dir);
+    expect(existsSync(path.join(dir, LOCK_FILE))).toBe(true);
+    expect(() => lockRunFolder(dir)).toThrowError(RunFolderBusyError);
+    expect(() => lockRunFolder(dir)).toThrowError(new RegExp(`in use by the coordinator with pid ${process.pid} on ${os.hostname()}.*another --run-dir`));
+    first.release();
+    first.release();
+    expect(existsSync(path.join(dir, LOCK_FILE))).toBe(false);
+    lockRunFolder(dir).release();
+  });
+
+  it('takes over a lock whose process is gone, or that another host stopped refreshing, and says so', () => {
+    const warnings: string[] = [];
+    const log = createLogger('lock-test');
+    log.warn = ((_fields: unknown, message: string) => void warnings.push(message)) as typeof log.warn;
+
+    const dir = folder();
+    lockRunFolder(dir).release();
+    const pid = deadPid();
+    writeLock(dir, { hostname: os.hostname(), pid });
+    const lock = lockRunFolder(dir, { log });
+    expect(warnings.at(-1)).toContain(`its coordinator (pid ${pid}) is no longer running`);
+    expect(JSON.parse(readFileSync(lock.file, 'utf8'))).toMatchObject({ pid: process.pid, hostname: os.hostname() });
+    lock.release();
+
+    // Another host: its pid means nothing here, only the refreshes count.
+    writeLock(dir, { hostname: 'elsewhere', pid: process.pid + 1 });
+    expect(() => lockRunFolder(dir, { log })).toThrowError(/pid \d+ on elsewhere/);
+    writeLock(dir, { hostname: 'elsewhere', pid: process.pid + 1 }, 60);
+    lockRunFolder(dir, { log }).release();
+    expect(warnings.at(-1)).toMatch(/not refreshed for 6\d s/);
+
+    // A damaged lock file: being written if new, taken over once it has stayed damaged a while.
+    writeFileSync(path.join(dir, LOCK_FILE), '{"hostna');
+    expect(() => lockRunFolder(dir, { log })).toThrowError(/its lock file is being written/);
+    const old = new Date(Date.now() - 5_000);
+    utimesSync(path.join(dir, LOCK_FILE), old, old);
+    lockRunFolder(dir, { log }).release();
+    expect(warnings.at(-1)).toContain('damaged');
+  });
+
+  it('keeps the lock fresh while held, so another host does not take it over', async () => {
+    const dir = folder();
+    const lock = lockRunFolder(dir, { refreshMs: 50 });
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(lock.file, old, old);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(Date.now() - (await import('node:fs')).statSync(lock.file).mtimeMs).toBeLessThan(5_000);
+    lock.release();
+  });
+
+  it('a second coordinator process on the same run folder refuses; after kill -9 of the first, a new one takes over', async () => {
+    const harness = new ClusterHarness();
+    harnesses.push(harness);
+    const job = path.join(harness.dir, 'job.json');
+    writeFileSync(job, JSON.stringify({ batchSize: 64, maxSteps: 50, peers: { min: 1, max: 1, graceSeconds: 1 } }));
+    const { child: first } = await harness.coordinator(['--port', '0', '--job', job]);
+
+    const second = await harness.coordinator(['--port', '0', '--job', job], { name: 'second' }).then(
+      () => undefined,
+      (error: unknown) => error as Error,
+    );
+    expect(second, 'the second coordinator should not have started').toBeInstanceOf(Error);
+    const refused = harness.children.find((child) => child.name === 'second')!;
+    const exit = await within(refused.exited, 20_000, 'the second coordinator exiting');
+    expect(exit.code).toBe(1);
+    expect(refused.stderr).toContain(`in use by the coordinator with pid ${first.pid}`);
+
+    first.signal('SIGKILL');
+    await within(first.exited, 10_000, 'the first coordinator dying');
+    const { child: third } = await harness.coordinator(['--port', '0', '--job', job], { name: 'third' });
+    expect(harness.logs(third, /^taking over the run folder's lock/).length).toBe(1);
+    await third.stop('SIGTERM', 15_000);
+    expect(existsSync(path.join(harness.runDir, LOCK_FILE)), 'the lock is released on a clean stop').toBe(false);
+  }, 90_000);
+});
