@@ -11,6 +11,12 @@ import { CheckpointStore, type StoredCheckpoint } from './checkpoint/checkpoint-
 import { DistillationRounds } from './distillation/distillation-rounds.js';
 import type { TrainingStateRecord } from './checkpoint/training-state-record.js';
 import { EpochController, type EpochOutcome } from './epoch/epoch-controller.js';
+import type { EpochRunner } from './epoch/epoch-watch.js';
+import { PipelineEpochController } from './epoch/pipeline-epoch-controller.js';
+import { StageTimelines, type BubbleFigures } from './epoch/stage-timelines.js';
+import { StageCheckpointCollector } from './checkpoint/stage-checkpoint-collector.js';
+import { splitIntoStageParts } from './checkpoint/pipeline-checkpoint.js';
+import { planPipeline, type PipelinePlan } from './job/pipeline-plan.js';
 import { trajectoryDifferences, type ClusterJob } from './job/cluster-job.js';
 import { dataPositionAfter, trainingPlan, type TrainingPlan } from './job/training-plan.js';
 import { PeerRegistry } from './membership/peer-registry.js';
@@ -44,6 +50,8 @@ export interface CoordinatorResult {
   checkpoint?: string;
   model?: string;
   resumedFrom?: number;
+  /** Pipeline mode: the split and the measured bubble. */
+  pipeline?: { balance: number[]; rule: string } & BubbleFigures;
 }
 
 /** Fails a job that keeps failing before a single step completes (e.g. a peer whose ring port is firewalled). */
@@ -69,7 +77,14 @@ export class Coordinator {
   private readonly receiver: CheckpointReceiver;
   private server: LinkServer<ClusterMessage> | undefined;
   private advertisement: Advertisement | undefined;
-  private controller: EpochController | undefined;
+  private controller: EpochRunner | undefined;
+  /** Pipeline mode: joins the stages' checkpoint parts; the split, decided once at start(). */
+  private readonly collector: StageCheckpointCollector;
+  private pipelinePlan: PipelinePlan | undefined;
+  /** Pipeline mode: the stages' newest timelines (dashboard) and the measured bubble. */
+  readonly stageTimelines = new StageTimelines((timelines) => this.emitStageTimelines?.(timelines));
+  /** Set by the dashboard to draw the pipeline's Gantt chart. */
+  emitStageTimelines: ((timelines: import('../peer/pipeline/timeline/timeline.js').TimelineData[]) => void) | undefined;
   private plan: TrainingPlan | undefined;
   private epoch = 0;
   private worldSize = 1;
@@ -90,6 +105,8 @@ export class Coordinator {
     this.registry = new PeerRegistry({ runId: this.runId, coordinatorId: this.nodeId, job: job as unknown as Record<string, unknown>, log: this.log });
     this.receiver = new CheckpointReceiver(this.store, this.log, (message) => this.recordFor(message), (stored) => this.onCheckpointWritten(stored));
     this.registry.on('checkpoint', (peer, message) => this.receiver.handle(peer, message));
+    this.collector = new StageCheckpointCollector(this.store, this.log, (message) => this.recordFor(message), (stored) => this.onCheckpointWritten(stored));
+    this.registry.on('stage-checkpoint', (peer, message) => this.collector.handle(peer, message));
     // Every progress report, also an old epoch's straggler: the loss log decides what still counts.
     // After the other listeners of the same report (a microtask later): the dashboard's step series
     // must hold a step's reports before the loss log completes its point, whoever subscribed first.
@@ -121,6 +138,11 @@ export class Coordinator {
     const { job, cluster } = this.options;
     await this.store.open();
     await this.lossLog.open();
+    if (job.mode === 'pipeline') {
+      this.pipelinePlan = await planPipeline(job);
+      const { balance, rule, layers } = this.pipelinePlan;
+      this.log.info({ balance, rule, stages: layers.map((stage, i) => `stage ${i}: layers ${stage.first}–${stage.first + stage.names.length - 1} (${stage.names.join(', ')})`) }, `pipeline of ${balance.length} stages, balanced by ${rule}: [${balance.join(', ')}]`);
+    }
     const resume = await this.store.loadNewestGood();
     if (resume) {
       const differences = trajectoryDifferences(resume.state.job, job);
@@ -130,6 +152,8 @@ export class Coordinator {
             'Resume with the same job, or start over with --fresh (the old checkpoints are set aside), or choose another --run-dir.',
         );
       }
+      // A pipeline checkpoint is restored stage by stage: it must have been cut the same way.
+      if (this.pipelinePlan) splitIntoStageParts(resume.files, resume.step, this.pipelinePlan.balance);
       this.resumedFrom = resume.step;
       this.log.info({ checkpoint: resume.dir, step: resume.step }, `resuming from the checkpoint of step ${resume.step}`);
     }
@@ -193,7 +217,7 @@ export class Coordinator {
       while (Date.now() < deadline && (this.store.latest?.step ?? -1) <= before && this.state.snapshot().phase === 'training') {
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
-      await this.receiver.idle();
+      await Promise.all([this.receiver.idle(), this.collector.idle()]);
     }
     this.controller?.cancel(reason);
     this.resolveStopped();
@@ -243,12 +267,15 @@ export class Coordinator {
     const { job } = this.options;
     const howToJoin = `Start peers with \`npm run peer -- --coordinator ${this.describeAddress()}\` (same RINGPIPE_SECRET and --cluster ${this.options.cluster}).`;
     const cancelled = this.stopped;
+    // A pipeline needs exactly one peer per stage.
+    const stages = this.pipelinePlan?.stages;
+    const peers = stages ? { min: stages, max: stages } : { min: job.peers.min, max: job.peers.max };
+    const purpose = stages ? ` (one per stage of the ${stages}-stage pipeline)` : '';
     const first = await waitForPeers(this.registry, {
-      min: job.peers.min,
-      max: job.peers.max,
+      ...peers,
       graceMs: job.peers.graceSeconds * 1000,
       timeoutMs: job.peers.joinTimeoutSeconds * 1000,
-      purpose: 'to start the job',
+      purpose: `to start the job${purpose}`,
       howToJoin,
       cancelled,
       onChange: (detail) => this.state.update({ phase: 'waiting-for-peers', detail }),
@@ -262,16 +289,10 @@ export class Coordinator {
     // A distillation round holds the peers; training starts once it is over.
     await this.distillation.idle();
     this.plan = trainingPlan(job, this.registry.trainSamples!);
-    const controller = new EpochController({
-      registry: this.registry,
-      store: this.store,
-      receiver: this.receiver,
-      lossLog: this.lossLog,
-      state: this.state,
-      job,
-      plan: this.plan,
-      log: this.log,
-    });
+    const shared = { registry: this.registry, store: this.store, lossLog: this.lossLog, state: this.state, job, plan: this.plan, log: this.log };
+    const controller: EpochRunner = this.pipelinePlan
+      ? new PipelineEpochController({ ...shared, collector: this.collector, pipeline: this.pipelinePlan, timelines: this.stageTimelines })
+      : new EpochController({ ...shared, receiver: this.receiver });
     this.controller = controller;
     if (this.stopReason) controller.cancel(this.stopReason);
     let failuresWithoutProgress = 0;
@@ -283,16 +304,16 @@ export class Coordinator {
         await Promise.race([this.pausedFor.resumed, cancelled]);
         continue;
       }
-      const members = this.registry.prepared().slice(0, job.peers.max);
-      if (members.length < job.peers.min) {
-        this.state.update({ phase: 'recovering', detail: `${members.length} peers left, below peers.min ${job.peers.min}` });
-        this.log.warn({ alive: members.length, min: job.peers.min }, `fewer peers than peers.min; waiting up to ${job.peers.waitSeconds} s for more`);
+      const members = this.registry.prepared().slice(0, peers.max);
+      if (members.length < peers.min) {
+        const below = stages ? `the ${stages} stages of the pipeline` : `peers.min ${peers.min}`;
+        this.state.update({ phase: 'recovering', detail: `${members.length} peers left, below ${below}` });
+        this.log.warn({ alive: members.length, min: peers.min }, `fewer peers than ${below}; waiting up to ${job.peers.waitSeconds} s for ${stages ? 'a replacement' : 'more'}`);
         const waited = await waitForPeers(this.registry, {
-          min: job.peers.min,
-          max: job.peers.max,
+          ...peers,
           graceMs: 0,
           timeoutMs: job.peers.waitSeconds * 1000,
-          purpose: 'to continue training',
+          purpose: `to continue training${purpose}`,
           howToJoin,
           cancelled,
           onChange: (detail) => this.state.update({ phase: 'recovering', detail }),
@@ -328,7 +349,8 @@ export class Coordinator {
     const fields = this.checkpointFields();
     const message = `test accuracy ${(result.accuracy * 100).toFixed(2)}% (loss ${result.loss.toFixed(4)}, ${result.samples} samples) after ${result.step} steps`;
     this.state.update({ result: { accuracy: result.accuracy, loss: result.loss, step: result.step, checkpoint: fields.checkpoint } });
-    return { outcome: 'finished', message, accuracy: result.accuracy, testLoss: result.loss, steps: result.step, ...fields };
+    const pipeline = this.pipelinePlan ? { pipeline: { balance: this.pipelinePlan.balance, rule: this.pipelinePlan.rule, ...this.stageTimelines.summary() } } : {};
+    return { outcome: 'finished', message, accuracy: result.accuracy, testLoss: result.loss, steps: result.step, ...fields, ...pipeline };
   }
 
   private checkpointFields(): Pick<CoordinatorResult, 'checkpoint' | 'model' | 'resumedFrom'> {
@@ -339,7 +361,7 @@ export class Coordinator {
     };
   }
 
-  private recordFor(message: ClusterMessageOf<'checkpoint'>): TrainingStateRecord {
+  private recordFor(message: Pick<ClusterMessageOf<'checkpoint'>, 'epoch' | 'step' | 'loss'>): TrainingStateRecord {
     const plan = this.plan!;
     const position = dataPositionAfter(plan, message.step);
     return {

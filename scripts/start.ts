@@ -23,6 +23,7 @@ Trains the job on a local cluster: a coordinator and N peer processes on this ma
   --job FILE       cluster job file (default: mlp on MNIST, 2 epochs)
   --max-steps N    stop after N steps
   --epochs N       passes over the training set
+  --mode MODE      data-parallel, or pipeline (a 2-stage GPipe pipeline: one peer per stage)
   --run-dir DIR    checkpoints, metrics and logs          [runs/start-<time>]
   --help           this text
 
@@ -44,6 +45,7 @@ async function main(argv: string[]): Promise<number> {
         job: { type: 'string' },
         'max-steps': { type: 'string' },
         epochs: { type: 'string' },
+        mode: { type: 'string' },
         'run-dir': { type: 'string' },
         help: { type: 'boolean' },
       },
@@ -81,6 +83,7 @@ async function main(argv: string[]): Promise<number> {
       ...(values.job ? ['--job', values.job] : []),
       ...(values['max-steps'] ? ['--max-steps', values['max-steps']] : []),
       ...(values.epochs ? ['--epochs', values.epochs] : []),
+      ...(values.mode ? ['--mode', values.mode] : []),
     ],
     env,
     logFile: path.join(logDir, 'coordinator.log'),

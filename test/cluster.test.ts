@@ -114,7 +114,7 @@ describe('local cluster: coordinator and peer processes', () => {
   it('refuses a bad job file, naming every bad field', async () => {
     harness = new ClusterHarness();
     const job = path.join(harness.dir, 'bad-job.json');
-    writeFileSync(job, JSON.stringify({ batchSize: 0, peers: { min: 3, max: 2 }, checkpoint: { keep: 'all' }, mode: 'pipeline', bogus: 1 }));
+    writeFileSync(job, JSON.stringify({ batchSize: 0, peers: { min: 3, max: 2 }, checkpoint: { keep: 'all' }, mode: 'pipeline', pipeline: { schedule: 'zigzag' }, bogus: 1 }));
     const coordinator = new ManagedChild({ name: 'coordinator', script: path.join(import.meta.dirname, '..', 'scripts', 'coordinator.ts'), args: ['--job', job, '--no-mdns'], env: harness.env() });
     harness.children.push(coordinator);
     const exit = await within(coordinator.exited, 30_000, 'the coordinator refusing the job');
@@ -125,6 +125,6 @@ describe('local cluster: coordinator and peer processes', () => {
     expect(coordinator.stderr).toMatch(/unknown field 'bogus'/);
     // Rules between fields are reported together with the rest.
     expect(coordinator.stderr).toMatch(/peers\.max: must be at least peers\.min \(3\), got 2/);
-    expect(coordinator.stderr).toMatch(/mode: pipeline mode is not available/);
+    expect(coordinator.stderr).toMatch(/pipeline\.schedule: must be one of "gpipe", "1f1b", got "zigzag"/);
   });
 });

@@ -20,7 +20,7 @@ describe('cluster job', () => {
   it('reports every bad field at once, by path, cross-field rules included', () => {
     let error: unknown;
     try {
-      parseClusterJob({ peers: { min: 4, max: 2, graceSeconds: -1 }, checkpoint: { everySteps: 1.5 }, stepTimeoutSeconds: 0, mode: 'pipeline' }, 'job (file x.json)');
+      parseClusterJob({ peers: { min: 4, max: 2, graceSeconds: -1 }, checkpoint: { everySteps: 1.5 }, stepTimeoutSeconds: 0, mode: 'pipeline', pipeline: { microBatches: 0, balance: [1] } }, 'job (file x.json)');
     } catch (e) {
       error = e;
     }
@@ -32,7 +32,8 @@ describe('cluster job', () => {
         'checkpoint.everySteps: must be a whole number, got 1.5',
         'stepTimeoutSeconds: must be greater than 0, got 0',
         'peers.max: must be at least peers.min (4), got 2',
-        expect.stringMatching(/^mode: pipeline mode is not available/),
+        'pipeline.microBatches: must be at least 1, got 0',
+        'pipeline.balance: lists 1 stage but pipeline.stages is 2, got [1]',
       ]),
     );
     expect((error as Error).message).toMatch(/^invalid job \(file x\.json\):/);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { formatIssues, JobValidationError, trainingJobSchema } from '../../shared/job/schema.js';
+import { pipelineSectionSchema, pipelineSectionProblems } from './pipeline-section.js';
 import { dataParallelFields, dataParallelProblems } from './data-parallel-fields.js';
 
 /**
@@ -47,6 +48,8 @@ export const clusterJobSchema = trainingJobSchema.extend({
   peers: peersSchema.prefault({}),
   checkpoint: checkpointSchema.prefault({}),
   ...dataParallelFields,
+  /** Pipeline mode only: stages, micro-batches, schedule, balance (see pipeline-section.ts). */
+  pipeline: pipelineSectionSchema.optional(),
   /** Longest a peer waits for its ring neighbours within one step before the epoch is declared failed. */
   stepTimeoutSeconds: z.number().positive().max(3600).default(60),
 });
@@ -60,6 +63,8 @@ export function parseClusterJob(value: unknown, source = 'cluster job'): Cluster
   // Rules between fields are checked even when a field is invalid, so one run reports everything.
   const problems = [...(result.success ? [] : formatIssues(result.error)), ...crossFieldProblems(value)];
   if (!result.success || problems.length > 0) throw new JobValidationError(source, problems);
+  // A pipeline job always carries its (defaulted) section, so every peer sees the same settings.
+  if (result.data.mode === 'pipeline') result.data.pipeline ??= pipelineSectionSchema.parse({});
   return result.data;
 }
 
@@ -76,18 +81,17 @@ function crossFieldProblems(value: unknown): string[] {
   else if (max > batchSize && batchSize >= 1) {
     problems.push(`peers.max: must be at most batchSize (${batchSize}): the global batch is divided among the peers and each needs at least one sample, got ${max}`);
   }
-  if (input.mode === 'pipeline') {
-    problems.push('mode: pipeline mode is not available in this version yet (the GPipe stage runner has not landed); use "data-parallel", got "pipeline"');
-  }
+  problems.push(...pipelineSectionProblems(input));
   problems.push(...dataParallelProblems(input));
   return problems;
 }
 
 /**
  * The fields that decide which numbers training computes. A checkpoint may only be resumed by a
- * job with the same values; everything else (peers, epochs, checkpoint policy…) may change.
+ * job with the same values (the mode too: a pipeline checkpoint keeps its optimizer state by stage);
+ * everything else (peers, epochs, checkpoint policy…) may change.
  */
-export const TRAJECTORY_FIELDS = ['model', 'dataset', 'batchSize', 'optimizer', 'learningRate', 'seed'] as const satisfies readonly (keyof ClusterJob)[];
+export const TRAJECTORY_FIELDS = ['model', 'dataset', 'batchSize', 'optimizer', 'learningRate', 'seed', 'mode'] as const satisfies readonly (keyof ClusterJob)[];
 
 /** `field: saved → now` for every trajectory field that differs. */
 export function trajectoryDifferences(saved: Partial<ClusterJob>, current: ClusterJob): string[] {

@@ -15,6 +15,8 @@ export interface RegistryEvents {
   evaluating: [PeerHandle, ClusterMessageOf<'evaluating'>];
   result: [PeerHandle, ClusterMessageOf<'result'>];
   checkpoint: [PeerHandle, ClusterMessageOf<'checkpoint'>];
+  'stage-report': [PeerHandle, ClusterMessageOf<'stage-report'>];
+  'stage-checkpoint': [PeerHandle, ClusterMessageOf<'stage-checkpoint'>];
 }
 
 export interface RegistryOptions {
@@ -78,7 +80,7 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
         this.emit('gone', peer, info.reason);
       }
     });
-    for (const type of ['ready', 'progress', 'epoch-ended', 'evaluating', 'result', 'checkpoint'] as const) {
+    for (const type of ['ready', 'progress', 'epoch-ended', 'evaluating', 'result', 'checkpoint', 'stage-report', 'stage-checkpoint'] as const) {
       link.onControl(type, (message) => (this.emit as (event: string, ...args: unknown[]) => boolean)(type, peer, message));
     }
     link.onControl('prepared', (message) => this.onPrepared(peer, message));

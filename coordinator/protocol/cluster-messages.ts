@@ -10,6 +10,8 @@ import { distillationMessageShapes } from '../distillation/distillation-messages
  *
  * A session:  peer `join` → `welcome` (job) → `prepared` … then per membership epoch:
  *             `assign` → `ready` (ring port) → `start` → `progress`… → `epoch-ended`.
+ * Pipeline mode:  `assign-stage` → `ready` (stage port) → `start` (next stage) [→ `restore` per stage]
+ *             → `stage-report`… (+ `progress` from the last stage) → `epoch-ended`.
  */
 const epoch = z.number().int().min(0);
 const step = z.number().int().min(0);
@@ -28,6 +30,16 @@ export const topologyMember = z
   })
   .strict();
 export type TopologyMember = z.infer<typeof topologyMember>;
+
+/** One span of a stage's timeline (peer/pipeline/timeline/), times in µs on the Unix epoch clock. */
+const stageSpan = z
+  .object({
+    kind: z.enum(['forward', 'backward', 'idle', 'send', 'update', 'all-reduce', 'data']),
+    micro: z.number().int().min(0).nullable(),
+    startUs: z.number(),
+    durationUs: z.number().min(0),
+  })
+  .strict();
 
 /** Where an epoch's starting state comes from: a peer's memory, a checkpoint, or fresh initial weights. */
 export const STATE_SOURCES = ['fresh', 'memory', 'checkpoint'] as const;
@@ -79,6 +91,20 @@ export const clusterMessages = defineMessages({
   /** This epoch is over for the peer. */
   'epoch-ended': { epoch, committedStep: z.number().int().min(-1), outcome: z.enum(['finished', 'stopped', 'failed', 'aborted']), reason: text },
 
+  // ---- pipeline mode, peer → coordinator (see coordinator/epoch/pipeline-epoch-controller.ts) ----
+  /** After every mini-batch, from every stage: where its time went, and the step's compute-row spans (dashboard Gantt). */
+  'stage-report': {
+    epoch,
+    stage: z.number().int().min(0),
+    step,
+    stepMs: z.number().min(0),
+    computeMs: z.number().min(0),
+    idleMs: z.number().min(0),
+    spans: z.array(stageSpan).max(4_096),
+  },
+  /** One stage's part of a checkpoint (its layers' weights and optimizer slots) follows as tensor frames. */
+  'stage-checkpoint': { epoch, step, stage: z.number().int().min(0), files: z.array(fileEntry).max(8), loss: z.number().nullable() },
+
   // ---- coordinator → peer ----
   /** The job (validated again by the peer) and the run it belongs to. */
   welcome: { runId: z.string(), job: z.record(z.string(), z.unknown()), coordinatorId: nodeId },
@@ -103,6 +129,16 @@ export const clusterMessages = defineMessages({
   'stop-request': { epoch, reason: text },
   /** This epoch is over (a member failed or left); wait for the next assignment. */
   abort: { epoch, reason: text },
+  /** Pipeline mode: this peer runs stage `stage` of `stages`, with `balance[i]` layers in stage i. Ends any earlier epoch. */
+  'assign-stage': {
+    epoch,
+    stage: z.number().int().min(0),
+    stages: z.number().int().min(1),
+    balance: z.array(z.number().int().min(1)).min(1).max(64),
+    members: z.array(topologyMember).min(1),
+  },
+  /** Pipeline mode: after committing step `step`, every stage checkpoints its part, or stops (all at the same step). */
+  'stage-sync': { epoch, step, action: z.enum(['checkpoint', 'stop']), reason: text },
   /** The job is over (finished, failed or cancelled): leave. */
   shutdown: { reason: text, success: z.boolean() },
 

@@ -39,6 +39,11 @@ export interface PipelineStageOptions {
   /** Updates this stage's variables once per mini-batch. */
   optimizer: tf.Optimizer;
   steps: number;
+  /**
+   * Number of the first mini-batch (default 0): tags every tensor and timeline span, so a pipeline
+   * resumed at step s numbers its steps as an uninterrupted run would (and a stale frame is caught).
+   */
+  firstStep?: number;
   /** First stage only. */
   batches?: BatchSource;
   /** Last stage only. */
@@ -49,6 +54,11 @@ export interface PipelineStageOptions {
   /** Longest wait for a neighbour's tensor (default 60 s). */
   receiveTimeoutMs?: number;
   onStep?(report: StageStepReport): void;
+  /**
+   * Awaited after each optimizer step (checkpoint, report, agreed stop); returning false ends the
+   * run there. Every stage must stop after the same step, or its neighbours wait for it in vain.
+   */
+  afterStep?(report: StageStepReport): Promise<boolean | void> | boolean | void;
 }
 
 export interface StageStepReport {
@@ -90,7 +100,8 @@ export async function runPipelineStage(options: PipelineStageOptions): Promise<P
   log.debug({ stage: stage.describe(), schedule: kind, microBatches: schedule.microBatches, peakInFlight: peakInFlight(ops) }, 'pipeline stage starting');
 
   const result: PipelineStageResult = { steps: 0, losses: [], peakInFlight: 0, peakHeldBytes: 0 };
-  for (let step = 0; step < options.steps; step++) {
+  const firstStep = options.firstStep ?? 0;
+  for (let step = firstStep; step < firstStep + options.steps; step++) {
     const startUs = nowUs();
     const batch = isFirst ? await waitForData(options.batches!, step, timeline) : undefined;
     const outcome = await runStageStep(
@@ -116,7 +127,9 @@ export async function runPipelineStage(options: PipelineStageOptions): Promise<P
     if (outcome.loss !== undefined) result.losses.push(outcome.loss);
     result.peakInFlight = Math.max(result.peakInFlight, outcome.peakInFlight);
     result.peakHeldBytes = Math.max(result.peakHeldBytes, outcome.peakHeldBytes);
-    options.onStep?.({ step, ...(outcome.loss !== undefined ? { loss: outcome.loss } : {}), stepMs: (endUs - startUs) / 1000, peakInFlight: outcome.peakInFlight, peakHeldBytes: outcome.peakHeldBytes });
+    const report: StageStepReport = { step, ...(outcome.loss !== undefined ? { loss: outcome.loss } : {}), stepMs: (endUs - startUs) / 1000, peakInFlight: outcome.peakInFlight, peakHeldBytes: outcome.peakHeldBytes };
+    options.onStep?.(report);
+    if (options.afterStep && (await options.afterStep(report)) === false) break;
   }
   return result;
 }

@@ -14,6 +14,7 @@ import { sendQuietly, type CoordinatorLink } from './coordinator-link.js';
 import { EpochRun } from './epoch-run.js';
 import { GlobalBatches } from './global-batches.js';
 import type { PeerResources, PreparedJob } from './peer-resources.js';
+import { attachPipelineStages } from './pipeline/pipeline-stages.js';
 
 export type SessionEnd =
   | { kind: 'shutdown'; success: boolean; reason: string }
@@ -80,6 +81,8 @@ export class PeerSession {
     link.once('close', (info) => this.finish({ kind: 'lost', reason: info.reason }));
     // Distillation rounds use the prepared job's backend and data between (not during) epochs.
     attachDistillationWorker(link, { ...secretOf(options), cluster: options.cluster, nodeId: options.nodeId, ringHost: options.ringHost, log, resources: () => this.distillationResources() });
+    // Pipeline mode: the coordinator assigns stages instead of ranks (peer/session/pipeline/).
+    attachPipelineStages(link, { ...secretOf(options), cluster: options.cluster, nodeId: options.nodeId, ringHost: options.ringHost, log, ...(options.readiness ? { readiness: options.readiness } : {}), active: () => this.active });
     sendQuietly(link, { type: 'join', hostname: os.hostname(), pid: process.pid, backend: 'pending' });
   }
 

@@ -1,0 +1,90 @@
+import type { Logger } from '../../shared/log/logger.js';
+import type { PeerHandle } from '../membership/peer-handle.js';
+import type { ClusterMessageOf } from '../protocol/cluster-messages.js';
+import { receiveFiles, type TransferFile } from '../protocol/file-transfer.js';
+import type { CheckpointStore, StoredCheckpoint } from './checkpoint-store.js';
+import { assembleStageParts, STAGE_MODEL_FILE, STAGE_OPTIMIZER_FILE, STAGE_PART_FILE, STAGE_WEIGHTS_FILE } from './pipeline-checkpoint.js';
+import type { TrainingStateRecord } from './training-state-record.js';
+
+const RECEIVE_TIMEOUT_MS = 120_000;
+const MAX_FILE_BYTES = 4 * 1024 * 1024 * 1024 - 1;
+const PART_FILES = new Set([STAGE_PART_FILE, STAGE_WEIGHTS_FILE, STAGE_OPTIMIZER_FILE, STAGE_MODEL_FILE]);
+/** Steps whose parts are still incomplete; older ones are given up (a stage missed the request). */
+const MAX_OPEN_STEPS = 4;
+
+/**
+ * The pipeline's side of checkpointing: every stage uploads its part of a step; once all K parts of
+ * one step are in, they are joined into one ordinary checkpoint (pipeline-checkpoint.ts) and written
+ * by the store, atomically with its manifest, exactly as a data-parallel checkpoint is.
+ */
+export class StageCheckpointCollector {
+  private writes: Promise<void> = Promise.resolve();
+  private readonly receiving = new Set<Promise<void>>();
+  private readonly perPeer = new WeakMap<PeerHandle, Promise<unknown>>();
+  /** step → parts by stage, for the current number of stages. */
+  private readonly open = new Map<number, { parts: Map<number, TransferFile[]>; message: ClusterMessageOf<'stage-checkpoint'> }>();
+  private stages = 0;
+
+  constructor(
+    private readonly store: CheckpointStore,
+    private readonly log: Logger,
+    private readonly recordFor: (message: { epoch: number; step: number; loss: number | null }) => TrainingStateRecord,
+    private readonly onWritten: (stored: StoredCheckpoint) => void,
+  ) {}
+
+  /** A new epoch with `stages` stages: parts of earlier epochs can no longer be completed. */
+  beginEpoch(stages: number): void {
+    this.stages = stages;
+    this.open.clear();
+  }
+
+  handle(peer: PeerHandle, message: ClusterMessageOf<'stage-checkpoint'>): void {
+    const unknown = message.files.find((file) => !PART_FILES.has(file.name) || file.bytes > MAX_FILE_BYTES);
+    if (unknown || message.stage >= Math.max(1, this.stages)) {
+      this.log.error({ peer: peer.label, files: message.files.map((f) => f.name), stage: message.stage }, 'malformed stage checkpoint upload; dropping the peer');
+      peer.link.close('malformed stage checkpoint upload');
+      return;
+    }
+    const previous = this.perPeer.get(peer) ?? Promise.resolve();
+    const received = previous.then(() => receiveFiles(peer.link, { epoch: message.epoch, step: message.step }, message.files, RECEIVE_TIMEOUT_MS));
+    this.perPeer.set(peer, received.catch(() => {}));
+    const work = (async () => {
+      const files = await received;
+      const entry = this.open.get(message.step) ?? { parts: new Map<number, TransferFile[]>(), message };
+      entry.parts.set(message.stage, files);
+      // The last stage knows the loss; keep its figure for the training state.
+      if (message.loss !== null) entry.message = message;
+      this.open.set(message.step, entry);
+      for (const step of [...this.open.keys()].sort((a, b) => a - b).slice(0, Math.max(0, this.open.size - MAX_OPEN_STEPS))) {
+        this.log.warn({ step }, `checkpoint of step ${step} given up: not every stage sent its part`);
+        this.open.delete(step);
+      }
+      if (entry.parts.size < this.stages) return;
+      this.open.delete(message.step);
+      const assembled = assembleStageParts([...entry.parts.values()]);
+      const record = this.recordFor(entry.message);
+      const write = this.writes.then(async () => {
+        const latest = this.store.latest;
+        if (latest && latest.step >= message.step) {
+          this.log.debug({ step: message.step, latest: latest.step }, 'checkpoint not newer than the one on disk; dropped');
+          return;
+        }
+        const stored = await this.store.write(message.step, assembled, record);
+        this.log.info({ step: stored.step, dir: stored.dir, stages: this.stages }, 'checkpoint saved (all stages)');
+        this.onWritten(stored);
+      });
+      this.writes = write.catch(() => {});
+      await write;
+    })().catch((error: unknown) => {
+      this.log.warn({ err: error, peer: peer.label, step: message.step, stage: message.stage }, 'stage checkpoint not saved; the previous checkpoint stays the newest');
+    });
+    this.receiving.add(work);
+    void work.finally(() => this.receiving.delete(work));
+  }
+
+  /** Resolves when every part announced so far is received and every complete checkpoint written. */
+  async idle(): Promise<void> {
+    while (this.receiving.size > 0) await Promise.allSettled([...this.receiving]);
+    await this.writes;
+  }
+}

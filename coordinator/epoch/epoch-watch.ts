@@ -1,0 +1,102 @@
+import type { PeerHandle } from '../membership/peer-handle.js';
+import type { PeerRegistry, RegistryEvents } from '../membership/peer-registry.js';
+import type { ClusterMessageOf } from '../protocol/cluster-messages.js';
+
+export type EpochOutcome =
+  | { kind: 'finished'; result: Omit<ClusterMessageOf<'result'>, 'type'> }
+  | { kind: 'stopped' }
+  | { kind: 'failed'; reason: string; progressed: boolean }
+  | { kind: 'cancelled'; reason: string };
+
+/** What the coordinator asks of an epoch controller, whatever the mode (data-parallel ring, pipeline). */
+export interface EpochRunner {
+  run(epoch: number, members: PeerHandle[]): Promise<EpochOutcome>;
+  /** Stop after a step all members agree on (pause); false when no epoch runs. */
+  requestStop(reason: string): boolean;
+  /** End the running epoch now (Ctrl+C). */
+  cancel(reason: string): void;
+  /** Checkpoint soon (on demand, by time); false when no epoch runs. */
+  requestCheckpoint(reason: string): boolean;
+}
+
+/**
+ * The bookkeeping every epoch controller needs around one epoch: registry listeners removed at the
+ * end, timers cleared, one outcome however many things go wrong, a member leaving ends the epoch,
+ * and a watchdog that fails the epoch when the members fall silent.
+ */
+export class EpochWatch {
+  readonly outcome: Promise<EpochOutcome>;
+  progressed = false;
+  private settleOutcome!: (outcome: EpochOutcome) => void;
+  private done = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly listeners: [keyof RegistryEvents, (...args: never[]) => void][] = [];
+  private lastHeard = Date.now();
+
+  constructor(
+    private readonly registry: PeerRegistry,
+    readonly members: ReadonlySet<PeerHandle>,
+    /** Silence this long (no report from any member) fails the epoch. */
+    silenceMs: number,
+  ) {
+    this.outcome = new Promise((resolve) => (this.settleOutcome = resolve));
+    this.listen('gone', (peer, why) => {
+      if (members.has(peer)) this.fail(`${peer.label} left (${why})`);
+    });
+    this.every(1_000, () => {
+      if (Date.now() - this.lastHeard > silenceMs) this.fail(`no word from the members for ${Math.round(silenceMs / 1000)} s`);
+    });
+  }
+
+  get settled(): boolean {
+    return this.done;
+  }
+
+  /** A member said something: the watchdog starts over. */
+  heard(): void {
+    this.lastHeard = Date.now();
+  }
+
+  listen<E extends keyof RegistryEvents>(event: E, handler: (...args: RegistryEvents[E]) => void): void {
+    this.registry.on(event, handler as never);
+    this.listeners.push([event, handler as never]);
+  }
+
+  /** Listens to a message of this epoch from a member (others, and other epochs', are ignored); hearing it feeds the watchdog. */
+  fromMembers<E extends 'ready' | 'progress' | 'epoch-ended' | 'evaluating' | 'result' | 'stage-report' | 'stage-checkpoint'>(event: E, epoch: number, handler: (...args: RegistryEvents[E]) => void): void {
+    this.listen(event, ((peer: PeerHandle, message: { epoch: number }) => {
+      if (!this.members.has(peer) || message.epoch !== epoch) return;
+      this.heard();
+      (handler as (peer: PeerHandle, message: unknown) => void)(peer, message);
+    }) as never);
+  }
+
+  after(ms: number, fn: () => void): void {
+    this.timers.push(setTimeout(fn, ms));
+  }
+
+  every(ms: number, fn: () => void): void {
+    this.timers.push(setInterval(fn, ms));
+  }
+
+  /** Resolves after `ms` (cleared with the epoch). */
+  delay(ms: number): Promise<void> {
+    return new Promise((resolve) => this.after(ms, resolve));
+  }
+
+  finish(outcome: EpochOutcome): void {
+    if (this.done) return;
+    this.done = true;
+    this.settleOutcome(outcome);
+  }
+
+  fail(reason: string): void {
+    this.finish({ kind: 'failed', reason, progressed: this.progressed });
+  }
+
+  /** Removes every listener and timer. */
+  close(): void {
+    for (const timer of this.timers) clearTimeout(timer);
+    for (const [event, handler] of this.listeners) this.registry.off(event, handler as never);
+  }
+}

@@ -1,0 +1,59 @@
+import { z } from 'zod';
+
+/**
+ * The `pipeline` section of a cluster job (used only with `mode: "pipeline"`): how the model is cut
+ * into K stages, one per peer, and how each mini-batch flows through them (GPipe, peer/pipeline/).
+ * Defaults suit the zoo models: 2 stages, 4 micro-batches of a 128-sample batch, GPipe order,
+ * stages balanced by counted FLOPs (for an MLP that is its parameter count; for the CNN it keeps
+ * the convolutions from all landing in one stage).
+ */
+export const SCHEDULES = ['gpipe', '1f1b'] as const;
+export const BALANCE_RULES = ['flops', 'parameters', 'time'] as const;
+export type BalanceRuleName = (typeof BALANCE_RULES)[number];
+
+export const pipelineSectionSchema = z
+  .object({
+    /** K: stages, one peer each. The job starts when K peers are there. */
+    stages: z.number().int().min(1).max(64).default(2),
+    /** M: micro-batches per mini-batch (the bubble is (K−1)/(M+K−1)). */
+    microBatches: z.number().int().min(1).max(4096).default(4),
+    /** 'gpipe' (all forwards, then all backwards) or '1f1b' (caps activations in flight). */
+    schedule: z.enum(SCHEDULES).default('gpipe'),
+    /** Keep only each stage's inputs and recompute the forward pass during backward. */
+    rematerialize: z.boolean().default(false),
+    /** Layers per stage: by counted FLOPs, parameters, time measured on the coordinator, or a list such as [2, 2]. */
+    balance: z.union([z.enum(BALANCE_RULES), z.array(z.number().int().min(1)).min(1).max(64)]).default('flops'),
+  })
+  .strict();
+
+export type PipelineSection = z.infer<typeof pipelineSectionSchema>;
+
+/** The pipeline settings of a job in pipeline mode (defaults filled in by parseClusterJob). */
+export function pipelineOf(job: { mode: string; pipeline?: PipelineSection | undefined }): PipelineSection {
+  if (job.mode !== 'pipeline' || !job.pipeline) throw new Error('not a pipeline job');
+  return job.pipeline;
+}
+
+/** Rules between the pipeline section and the rest of the job, on the raw input (defaults where absent). */
+export function pipelineSectionProblems(input: Record<string, unknown>): string[] {
+  const section = (typeof input.pipeline === 'object' && input.pipeline !== null && !Array.isArray(input.pipeline) ? input.pipeline : undefined) as Record<string, unknown> | undefined;
+  const problems: string[] = [];
+  if (input.mode !== 'pipeline') {
+    if (section !== undefined) problems.push(`pipeline: only used with mode "pipeline"; set "mode": "pipeline" or remove the section (mode is ${JSON.stringify(input.mode ?? 'data-parallel')})`);
+    return problems;
+  }
+  const number = (raw: unknown, fallback: number): number => (typeof raw === 'number' && Number.isFinite(raw) ? raw : fallback);
+  const stages = number(section?.stages, 2);
+  const microBatches = number(section?.microBatches, 4);
+  const batchSize = number(input.batchSize, 128);
+  if (microBatches > batchSize && batchSize >= 1) problems.push(`pipeline.microBatches: must be at most batchSize (${batchSize}): every micro-batch needs a sample, got ${microBatches}`);
+  const balance = section?.balance;
+  if (Array.isArray(balance) && balance.length !== stages) {
+    problems.push(`pipeline.balance: lists ${balance.length} stage${balance.length === 1 ? '' : 's'} but pipeline.stages is ${stages}, got [${balance.join(', ')}]`);
+  }
+  const peers = (typeof input.peers === 'object' && input.peers !== null ? input.peers : {}) as Record<string, unknown>;
+  if (typeof peers.max === 'number' && peers.max < stages) {
+    problems.push(`peers.max: a pipeline of ${stages} stages needs ${stages} peers (one per stage), got ${peers.max}`);
+  }
+  return problems;
+}

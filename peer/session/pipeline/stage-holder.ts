@@ -1,0 +1,192 @@
+import * as tf from '@tensorflow/tfjs';
+import type { ClusterJob } from '../../../coordinator/job/cluster-job.js';
+import {
+  parseStagePart,
+  STAGE_MODEL_FILE,
+  STAGE_OPTIMIZER_FILE,
+  STAGE_PART_FILE,
+  STAGE_PART_FORMAT,
+  STAGE_WEIGHTS_FILE,
+  type StagePartHeader,
+  type WeightSpec,
+} from '../../../coordinator/checkpoint/pipeline-checkpoint.js';
+import type { TransferFile } from '../../../coordinator/protocol/file-transfer.js';
+import { partitionModel } from '../../pipeline/partition/partition-model.js';
+import type { StageModule } from '../../pipeline/partition/stage-module.js';
+import { createOptimizer } from '../../trainer/optimizer.js';
+import type { TrainingState } from '../training-state.js';
+
+type LayerVariable = tf.layers.Layer['weights'][number];
+
+/**
+ * A peer's stage of the pipeline: its consecutive layers of the job's model (the peer's prepared
+ * model, whose other layers it leaves alone), an optimizer over those layers only, and the step the
+ * two belong to. Kept across membership epochs while the peer keeps the same stage of the same
+ * split, so a pipeline that stops (pause, a member joining) continues from memory.
+ */
+export class StageHolder {
+  readonly module: StageModule;
+  private optimizerValue: tf.Optimizer;
+  /** Last step whose update is in this stage's weights (−1: nothing trustworthy yet). */
+  committedStep = -1;
+
+  constructor(
+    readonly runId: string,
+    readonly balance: readonly number[],
+    readonly stage: number,
+    private readonly state: TrainingState,
+    private readonly job: ClusterJob,
+  ) {
+    this.module = partitionModel(state.model, [...balance])[stage]!;
+    this.optimizerValue = createOptimizer(job);
+  }
+
+  get stages(): number {
+    return this.balance.length;
+  }
+
+  get optimizer(): tf.Optimizer {
+    return this.optimizerValue;
+  }
+
+  /** Whether this holder is the stage `stage` of the split `balance` in run `runId`. */
+  matches(runId: string, balance: readonly number[], stage: number): boolean {
+    return this.runId === runId && this.stage === stage && this.balance.join(',') === balance.join(',');
+  }
+
+  /** The seeded initial weights (the whole model's, as every peer builds them) and a fresh optimizer. */
+  async resetFresh(): Promise<void> {
+    await this.state.resetToInitial();
+    this.replaceOptimizer();
+    this.committedStep = 0;
+  }
+
+  /** This stage's part of a checkpoint (stage 0 adds the whole model's topology). */
+  async exportPart(step: number): Promise<TransferFile[]> {
+    const trainable = this.module.layers.flatMap((layer) => layer.trainableWeights);
+    const nonTrainable = this.module.layers.flatMap((layer) => layer.nonTrainableWeights);
+    const slots = await this.optimizerValue.getWeights();
+    try {
+      const header: StagePartHeader = {
+        format: STAGE_PART_FORMAT,
+        stage: this.stage,
+        stages: this.stages,
+        balance: [...this.balance],
+        step,
+        optimizer: this.job.optimizer,
+        learningRate: this.job.learningRate,
+        trainable: trainable.map(specOf),
+        nonTrainable: nonTrainable.map(specOf),
+        slots: slots.map((slot) => ({ name: slot.name, shape: [...slot.tensor.shape], dtype: slot.tensor.dtype === 'int32' ? 'int32' : 'float32' })),
+      };
+      const files: TransferFile[] = [
+        { name: STAGE_PART_FILE, data: utf8(JSON.stringify(header)) },
+        { name: STAGE_WEIGHTS_FILE, data: concat([...trainable, ...nonTrainable].map((weight) => bytesOfTensor(weight.read()))) },
+        { name: STAGE_OPTIMIZER_FILE, data: concat(slots.map((slot) => bytesOfTensor(slot.tensor))) },
+      ];
+      if (this.stage === 0) files.push({ name: STAGE_MODEL_FILE, data: await modelTopology(this.state.model) });
+      return files;
+    } finally {
+      // getWeights hands out a fresh iteration-count scalar each time; the rest are the live slots.
+      slots.filter((slot) => slot.name === 'iter').forEach((slot) => slot.tensor.dispose());
+    }
+  }
+
+  /** Replaces this stage's weights and optimizer with a checkpoint part; errors say what does not fit. */
+  async importPart(files: readonly TransferFile[], step: number): Promise<void> {
+    const part = parseStagePart(files, 'the checkpoint part from the coordinator');
+    const { header } = part;
+    if (header.stage !== this.stage || header.balance.join(',') !== this.balance.join(',')) {
+      throw new Error(`received the checkpoint part of stage ${header.stage} with balance [${header.balance.join(', ')}], this peer runs stage ${this.stage} of [${this.balance.join(', ')}]`);
+    }
+    const trainable = this.module.layers.flatMap((layer) => layer.trainableWeights);
+    const nonTrainable = this.module.layers.flatMap((layer) => layer.nonTrainableWeights);
+    const values = decode(part.weights, [...header.trainable, ...header.nonTrainable]);
+    const variables = [...trainable, ...nonTrainable];
+    if (values.length !== variables.length) {
+      tf.dispose(values);
+      throw new Error(`the checkpoint part holds ${values.length} weights, stage ${this.stage} has ${variables.length}`);
+    }
+    try {
+      variables.forEach((variable, i) => {
+        if (variable.shape.join(',') !== values[i]!.shape.join(',')) throw new Error(`weight ${variable.name} has shape [${variable.shape.join(', ')}], the checkpoint [${values[i]!.shape.join(', ')}]`);
+      });
+      variables.forEach((variable, i) => variable.write(values[i]!));
+    } finally {
+      tf.dispose(values);
+    }
+    const slots = decode(part.optimizer, header.slots);
+    this.replaceOptimizer();
+    // setWeights keeps the tensors as its slot variables' initial values (copies): free ours after.
+    try {
+      await this.optimizerValue.setWeights(header.slots.map((spec, i) => ({ name: spec.name, tensor: slots[i]! })));
+    } finally {
+      tf.dispose(slots);
+    }
+    this.committedStep = step;
+  }
+
+  dispose(): void {
+    this.optimizerValue.dispose();
+  }
+
+  private replaceOptimizer(): void {
+    this.optimizerValue.dispose();
+    this.optimizerValue = createOptimizer(this.job);
+  }
+}
+
+function specOf(weight: LayerVariable): WeightSpec {
+  return { name: weight.originalName ?? weight.name, shape: [...weight.shape] as number[], dtype: weight.dtype === 'int32' ? 'int32' : 'float32' };
+}
+
+function bytesOfTensor(tensor: tf.Tensor): Uint8Array {
+  const values = tensor.dataSync() as Float32Array | Int32Array;
+  return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+}
+
+function decode(data: Uint8Array, specs: readonly WeightSpec[]): tf.Tensor[] {
+  const tensors: tf.Tensor[] = [];
+  let offset = 0;
+  for (const spec of specs) {
+    const bytes = spec.shape.reduce((a, b) => a * b, 1) * 4;
+    const copy = data.slice(offset, offset + bytes).buffer;
+    tensors.push(tf.tensor(spec.dtype === 'int32' ? new Int32Array(copy) : new Float32Array(copy), spec.shape, spec.dtype));
+    offset += bytes;
+  }
+  return tensors;
+}
+
+/** model.json of the whole model (topology + the manifest of every weight), as `model.save` writes it. */
+async function modelTopology(model: tf.LayersModel): Promise<Uint8Array> {
+  let artifacts: tf.io.ModelArtifacts | undefined;
+  await model.save({
+    async save(captured: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
+      artifacts = captured;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    },
+  });
+  if (!artifacts || artifacts.modelTopology instanceof ArrayBuffer || !artifacts.modelTopology) throw new Error('the model did not produce a JSON topology');
+  const modelJson: tf.io.ModelJSON = {
+    modelTopology: artifacts.modelTopology,
+    weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs ?? [] }],
+    format: artifacts.format,
+    generatedBy: artifacts.generatedBy,
+    convertedBy: artifacts.convertedBy ?? null,
+  };
+  return utf8(JSON.stringify(modelJson));
+}
+
+function utf8(text: string): Uint8Array {
+  return new Uint8Array(Buffer.from(text, 'utf8'));
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.byteLength;
+  }
+  return out;
+}
