@@ -10,6 +10,7 @@ import type { DashboardSource } from './model/dashboard-source.js';
 import { createDashboardServer } from './server/dashboard-server.js';
 import { LiveFeed } from './server/live-feed.js';
 import { PageAssets } from './server/page-assets.js';
+import { createLivePlanner } from './server/plan-route.js';
 
 export interface Dashboard {
   /** The address to open, with the token in the fragment (the browser never sends that part). */
@@ -28,7 +29,7 @@ export async function startDashboard(source: DashboardSource, settings: Dashboar
   const model = new DashboardModel(source, log);
   const metrics = new PrometheusMetrics(model);
   const feed = new LiveFeed(model, log);
-  const server = createDashboardServer({ source, model, metrics, feed, assets: new PageAssets(), access: new AccessPolicy(settings.token.value, settings.exposed), log, ...(health ? { health } : {}) });
+  const server = createDashboardServer({ source, model, metrics, feed, assets: new PageAssets(), access: new AccessPolicy(settings.token.value, settings.exposed), log, planner: createLivePlanner(source), ...(health ? { health } : {}) });
   const closeAll = async (): Promise<void> => {
     feed.close();
     metrics.close();

@@ -28,3 +28,4 @@ export { reportModel, type ModelReport, type LayerReport } from './model-report.
 export { formatPlan } from './format-plan.js';
 export { parseBytes, parseBandwidth, formatBytes, formatBandwidth, formatMs, UnitError } from './units.js';
 export { OPTIMIZER_SLOTS, isOptimizerName, type OptimizerName } from './optimizer-state.js';
+export { LivePlanner, liveCluster, type LiveJob, type LivePeer, type LivePlanAnswer, type LivePlanPending } from './live-plan.js';

@@ -13,6 +13,7 @@ import { DistillationPanel } from './panels/distillation-panel.js';
 import { JobHeader } from './panels/job-header.js';
 import { renderPeers } from './panels/peers-table.js';
 import { renderPipeline } from './panels/pipeline-gantt.js';
+import { PlanPanel } from './panels/plan-panel.js';
 import { renderTopology } from './panels/topology-picture.js';
 import { TrainingCharts } from './panels/training-charts.js';
 
@@ -26,6 +27,7 @@ const header = new JobHeader((action) => void control(action));
 const charts = new TrainingCharts(byId('charts'));
 const distillation = new DistillationPanel((request) => void control('distill', request));
 const feed = new FeedClient({ data: onData, status: onStatus });
+new PlanPanel();
 
 function onData(next: DashboardView, incoming: StepPoint[], replace: boolean): void {
   if (replace) {

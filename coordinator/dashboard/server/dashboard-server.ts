@@ -6,6 +6,7 @@ import type { AccessPolicy, Verdict } from '../access/access-policy.js';
 import type { PrometheusMetrics } from '../metrics/prometheus-metrics.js';
 import type { DashboardModel } from '../model/dashboard-model.js';
 import type { DashboardSource } from '../model/dashboard-source.js';
+import type { LivePlanner } from '../../planner/live-plan.js';
 import { streamCheckpoint } from './checkpoint-download.js';
 import { isControlAction, runControl } from './controls.js';
 import type { LiveFeed } from './live-feed.js';
@@ -22,6 +23,8 @@ export interface DashboardRoutes {
   log: Logger;
   /** `/healthz` and `/readyz`, answered before the access policy: they carry no secrets, and the kubelet has no token. */
   health?: HealthChecks;
+  /** `GET /api/plan`: the capacity planner on the connected peers. */
+  planner?: LivePlanner;
 }
 
 const DOWNLOAD = /^\/api\/checkpoints\/(\d{1,12})\/download$/;
@@ -31,7 +34,7 @@ const CONTROL = /^\/api\/control\/([a-z-]{1,32})$/;
 
 /**
  * The dashboard's HTTP server: the page and its assets, `GET /api/view` (the page's JSON),
- * `GET /metrics` (Prometheus), checkpoint downloads, `POST /api/control/<action>`, and the `/live`
+ * `GET /metrics` (Prometheus), `GET /api/plan` (the capacity planner on the live peers), checkpoint downloads, `POST /api/control/<action>`, and the `/live`
  * websocket. Every request passes the access policy first.
  */
 export function createDashboardServer(routes: DashboardRoutes): Server {
@@ -89,6 +92,13 @@ async function handle(routes: DashboardRoutes, request: IncomingMessage, respons
   if (path === '/api/view') {
     if (!allowed(access.canRead(request, url))) return;
     return sendJson(response, 200, { view: model.view(), points: model.points });
+  }
+  if (path === '/api/plan') {
+    if (!allowed(access.canRead(request, url))) return;
+    if (!routes.planner) return sendError(response, 404, 'this dashboard has no capacity planner');
+    const answer = routes.planner.answer();
+    // 202 while the model is being measured (ask again); 503 when no plan can be made now, saying why.
+    return sendJson(response, answer.status === 'ready' ? 200 : answer.status === 'measuring' ? 202 : 503, answer);
   }
   if (path === '/metrics') {
     if (!allowed(access.canRead(request, url))) return;
