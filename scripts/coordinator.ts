@@ -15,7 +15,7 @@ import { coordinatorReadiness, eventLoopLiveness, HEALTH_FLAGS_HELP, healthFlagO
 import { createLogger, type Logger } from '../shared/log/logger.js';
 import { exitWithParent } from './local-cluster/exit-with-parent.js';
 import { parseCommandLine, runCommand, type CommandFlags } from '../shared/cli/command.js';
-import { lockRunFolder } from '../coordinator/state/run-folder-lock.js';
+import { acquireRunFolderLock } from '../coordinator/state/run-folder-lock.js';
 import type { ClusterJob } from '../coordinator/job/cluster-job.js';
 
 const HELP = `Usage: npm run coordinator -- [--job FILE] [flags]
@@ -78,8 +78,8 @@ async function main(argv: string[]): Promise<number> {
   const runDir = values['run-dir'] ?? path.join('runs', name);
   const checkpointDir = job.checkpoint.dir ?? path.join(runDir, 'checkpoints');
   // Before anything is written or set aside: one coordinator per run folder (and checkpoint folder).
-  const locks = [lockRunFolder(runDir, { log })];
-  if (!isInside(checkpointDir, runDir)) locks.push(lockRunFolder(checkpointDir, { log }));
+  const locks = [await acquireRunFolderLock(runDir, { log })];
+  if (!isInside(checkpointDir, runDir)) locks.push(await acquireRunFolderLock(checkpointDir, { log }));
   try {
     return await runCoordinator({ values, log, discovery, job, name, port, dashboardSettings, runDir, checkpointDir });
   } finally {

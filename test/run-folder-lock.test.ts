@@ -3,11 +3,11 @@
  * holder; a lock left by a dead coordinator (kill -9) or unrefreshed on another host is taken over.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LOCK_FILE, lockRunFolder, RunFolderBusyError } from '../coordinator/state/run-folder-lock.js';
+import { acquireRunFolderLock, LOCK_FILE, lockRunFolder, RunFolderBusyError } from '../coordinator/state/run-folder-lock.js';
 import { createLogger } from '../shared/log/logger.js';
 import { ClusterHarness, within } from './fixtures/cluster-harness.js';
 
@@ -25,6 +25,7 @@ function folder(): string {
 }
 
 function writeLock(dir: string, fields: Record<string, unknown>, ageSeconds = 0): void {
+  mkdirSync(dir, { recursive: true });
   const file = path.join(dir, LOCK_FILE);
   writeFileSync(file, JSON.stringify({ startedAt: new Date().toISOString(), token: 'theirs', ...fields }));
   const when = new Date(Date.now() - ageSeconds * 1000);
@@ -77,6 +78,32 @@ describe('run folder lock', () => {
     utimesSync(path.join(dir, LOCK_FILE), old, old);
     lockRunFolder(dir, { log }).release();
     expect(warnings.at(-1)).toContain('damaged');
+  });
+
+  it("waits for another host's lock to go stale (a rescheduled pod), but not for one that keeps being refreshed", async () => {
+    const dir = folder();
+    writeLock(dir, { hostname: 'old-pod', pid: 1 }, 0.6);
+    const started = Date.now();
+    const lock = await acquireRunFolderLock(dir, { staleAfterMs: 1_000, refreshMs: 200 });
+    expect(Date.now() - started).toBeGreaterThan(200);
+    lock.release();
+
+    writeLock(dir, { hostname: 'live-pod', pid: 1 });
+    const refresher = setInterval(() => {
+      const now = new Date();
+      utimesSync(path.join(dir, LOCK_FILE), now, now);
+    }, 100);
+    try {
+      await expect(acquireRunFolderLock(dir, { staleAfterMs: 1_000, refreshMs: 200 })).rejects.toThrowError(/in use by the coordinator with pid 1 on live-pod/);
+    } finally {
+      clearInterval(refresher);
+    }
+    // Same host, live process: no waiting at all.
+    const held = lockRunFolder(dir + '-2');
+    const asked = Date.now();
+    await expect(acquireRunFolderLock(dir + '-2')).rejects.toThrowError(RunFolderBusyError);
+    expect(Date.now() - asked).toBeLessThan(1_000);
+    held.release();
   });
 
   it('keeps the lock fresh while held, so another host does not take it over', async () => {

@@ -83,6 +83,27 @@ export function lockRunFolder(folder: string, options: LockOptions = {}): RunFol
   throw new Error(`could not take the lock ${file}: other coordinators keep taking it; start one at a time`);
 }
 
+/**
+ * `lockRunFolder`, but a live-looking lock of another host gets the time to go stale first: a pod
+ * rescheduled to another node starts while its dead predecessor's lock is still fresh. A lock that
+ * keeps being refreshed all that time belongs to a coordinator that really runs: then it throws.
+ */
+export async function acquireRunFolderLock(folder: string, options: LockOptions = {}): Promise<RunFolderLock> {
+  const deadline = Date.now() + (options.staleAfterMs ?? STALE_AFTER_MS) + (options.refreshMs ?? REFRESH_MS);
+  let told = false;
+  for (;;) {
+    try {
+      return lockRunFolder(folder, options);
+    } catch (error) {
+      const otherHost = error instanceof RunFolderBusyError && error.holder !== undefined && error.holder.hostname !== os.hostname();
+      if (!otherHost || Date.now() > deadline) throw error;
+      if (!told) options.log?.warn({ folder, holder: error.holder }, `the run folder is locked by a coordinator on ${error.holder!.hostname}; waiting for it to stop refreshing the lock`);
+      told = true;
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+    }
+  }
+}
+
 function holdLock(file: string, record: LockRecord, refreshMs: number, log: Logger | undefined): RunFolderLock {
   let released = false;
   const ours = (): boolean => {
