@@ -1,0 +1,151 @@
+/**
+ * Pipeline jobs run by the coordinator, with real coordinator and peer processes on loopback: a
+ * 2-stage job trains, checkpoints one whole model that stock TensorFlow.js loads, and its weights are
+ * those of single-process training on the same global batches; a stage killed with kill -9 is
+ * replaced and training resumes from the last checkpoint; too few peers is a clear error.
+ */
+import { createReadStream, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseClusterJob, type ClusterJobInput } from '../coordinator/job/cluster-job.js';
+import { trainingPlan } from '../coordinator/job/training-plan.js';
+import { GlobalBatches } from '../peer/session/global-batches.js';
+import { evaluate } from '../peer/trainer/evaluate.js';
+import { outputKindOf } from '../peer/trainer/loss.js';
+import { createOptimizer } from '../peer/trainer/optimizer.js';
+import { trainStep } from '../peer/trainer/train-step.js';
+import { loadMnist } from '../shared/data/mnist.js';
+import { openJobData } from '../shared/data/open-dataset.js';
+import { selectBackend } from '../shared/engine/select-backend.js';
+import { createModel } from '../shared/models/create-model.js';
+import { ClusterHarness, within } from './fixtures/cluster-harness.js';
+import { maxAbsDifference } from './fixtures/pipeline-reference.js';
+
+let harness: ClusterHarness | undefined;
+afterEach(async () => {
+  await harness?.cleanup();
+  harness = undefined;
+});
+beforeAll(async () => {
+  // The peers' engine (auto picks wasm here, with ringpipe's kernels): the same arithmetic in this process.
+  await selectBackend({ force: 'wasm' });
+});
+
+function writeJob(dir: string, job: ClusterJobInput): string {
+  const file = path.join(dir, 'job.json');
+  writeFileSync(file, JSON.stringify(job));
+  return file;
+}
+
+/** Loads a model folder over HTTP with stock tf.loadLayersModel, as a browser would. */
+async function loadOverHttp(modelDir: string): Promise<tf.LayersModel> {
+  const server = http.createServer((req, res) => {
+    createReadStream(path.join(modelDir, path.basename(req.url ?? '/'))).on('error', () => res.writeHead(404).end()).pipe(res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    return await tf.loadLayersModel(`http://127.0.0.1:${(server.address() as AddressInfo).port}/model.json`);
+  } finally {
+    server.close();
+  }
+}
+
+/** Single-process training of the same job on the same global batches (the session's own data path). */
+async function referenceWeights(input: ClusterJobInput): Promise<Float32Array[]> {
+  const job = parseClusterJob(input);
+  const data = await openJobData(job.dataset);
+  const plan = trainingPlan(job, data.trainCount);
+  const model = await createModel(job.model, { inputShape: data.inputShape, numClasses: data.numClasses, seed: job.seed });
+  const optimizer = createOptimizer(job);
+  const stream = new GlobalBatches(data.train, plan, job.seed, data.prefetch).open(0, 1, 0);
+  try {
+    for (let step = 1; step <= plan.totalSteps; step++) {
+      await trainStep({ model, optimizer, inputShape: data.inputShape, numClasses: data.numClasses, outputKind: outputKindOf(model) }, await stream.next());
+    }
+    return await Promise.all(model.trainableWeights.map(async (w) => (await w.read().data()) as Float32Array));
+  } finally {
+    await stream.close();
+    optimizer.dispose();
+    model.dispose();
+  }
+}
+
+describe('pipeline jobs on the coordinator (separate processes)', () => {
+  it('a 2-stage job finishes; its one checkpoint loads with stock tf.loadLayersModel, scores the reported accuracy, and holds the weights of single-process training', async () => {
+    harness = new ClusterHarness();
+    const input: ClusterJobInput = { mode: 'pipeline', pipeline: { stages: 2, microBatches: 4 }, batchSize: 64, maxSteps: 5, checkpoint: { everySteps: 0, everySeconds: 0 }, peers: { joinTimeoutSeconds: 90 } };
+    const { child: coordinator, port } = await harness.coordinator(['--port', '0', '--job', writeJob(harness.dir, input)]);
+    const peers = [harness.peer(port), harness.peer(port)];
+    const reference = referenceWeights(input);
+    expect((await within(coordinator.exited, 150_000, 'the pipeline job finishing')).code, coordinator.stderr).toBe(0);
+
+    // Stages 0 and 1 of epoch 1, split as the coordinator decided.
+    const assigned = peers.flatMap((peer) => harness!.logs(peer, /^assigned a pipeline stage$/));
+    expect(assigned.map((a) => a.stage).sort()).toEqual([0, 1]);
+    expect(assigned.every((a) => a.epoch === 1 && a.stages === 2)).toBe(true);
+    const curve = harness.metrics();
+    expect(curve.map((p) => p.step)).toEqual([1, 2, 3, 4, 5]);
+
+    const result = harness.result();
+    expect(result).toMatchObject({ outcome: 'finished', steps: 5, pipeline: { stages: 2, microBatches: 4, schedule: 'gpipe', theoreticalBubble: 0.2 } });
+    const model = await loadOverHttp(path.dirname(result.model as string));
+    try {
+      const scored = await evaluate(model, await loadMnist('test'), { batchSize: 1000, outputKind: 'logits', inputShape: [28, 28, 1] });
+      expect(scored.accuracy).toBe(result.accuracy);
+      const weights = await Promise.all(model.trainableWeights.map(async (w) => (await w.read().data()) as Float32Array));
+      expect(maxAbsDifference(await reference, weights)).toBeLessThanOrEqual(1e-5);
+    } finally {
+      model.dispose();
+    }
+    // The optimizer state of every stage is in the same checkpoint.
+    const optimizer = JSON.parse(readFileSync(path.join(result.checkpoint as string, 'optimizer', 'optimizer.json'), 'utf8')) as { format: string; stages: unknown[] };
+    expect(optimizer.format).toBe('ringpipe-pipeline-optimizer/1');
+    expect(optimizer.stages).toHaveLength(2);
+  });
+
+  it('kill -9 of a stage peer: the job waits, saying so; a replacement joins and training resumes from the last checkpoint, redoing the same steps exactly', async () => {
+    harness = new ClusterHarness();
+    const input: ClusterJobInput = { mode: 'pipeline', batchSize: 32, maxSteps: 60, checkpoint: { everySteps: 4, everySeconds: 0 }, peers: { waitSeconds: 90, joinTimeoutSeconds: 90 }, stepTimeoutSeconds: 20 };
+    const { child: coordinator, port } = await harness.coordinator(['--port', '0', '--job', writeJob(harness.dir, input)]);
+    const peers = [harness.peer(port), harness.peer(port)];
+    await ClusterHarness.until(() => harness!.metrics().some((p) => p.step >= 9), 120_000, 'the pipeline passing step 9');
+    const victim = peers.find((peer) => harness!.logs(peer, /^assigned a pipeline stage$/).some((a) => a.stage === 1))!;
+    victim.signal('SIGKILL');
+    const before = harness.metrics();
+    await ClusterHarness.until(() => harness!.logs(coordinator, /fewer peers than the 2 stages of the pipeline/).length > 0, 60_000, 'the coordinator saying it waits for a replacement');
+    harness.peer(port, { name: 'replacement' });
+    expect((await within(coordinator.exited, 180_000, 'the job finishing after the replacement joined')).code, coordinator.stderr).toBe(0);
+
+    const starts = harness.logs(coordinator, /^epoch \d+ starts at step/);
+    expect(starts[0]).toMatchObject({ epoch: 1, source: 'fresh', startStep: 0 });
+    const resumed = starts.at(-1)!;
+    expect(resumed.source).toBe('checkpoint');
+    expect((resumed.startStep as number) % 4).toBe(0);
+    expect(resumed.startStep as number).toBeGreaterThanOrEqual(8);
+    const result = harness.result();
+    expect(result).toMatchObject({ outcome: 'finished', steps: 60 });
+    expect(result.accuracy as number).toBeGreaterThan(0.7);
+
+    // Every step is in the curve; steps trained before the kill and redone after it have the same loss.
+    const curve = harness.metrics();
+    expect(new Set(curve.map((p) => p.step))).toEqual(new Set(Array.from({ length: 60 }, (_, i) => i + 1)));
+    const redone = before.filter((p) => p.step > (resumed.startStep as number));
+    for (const point of redone) {
+      const again = curve.filter((p) => p.step === point.step).at(-1)!;
+      expect(Math.abs(again.loss - point.loss), `loss of step ${point.step}`).toBeLessThanOrEqual(1e-5);
+    }
+  });
+
+  it('with fewer peers than stages the job waits, then gives up naming what it needs', async () => {
+    harness = new ClusterHarness();
+    const job = writeJob(harness.dir, { mode: 'pipeline', pipeline: { stages: 2 }, maxSteps: 3, peers: { joinTimeoutSeconds: 6 } });
+    const { child: coordinator, port } = await harness.coordinator(['--port', '0', '--job', job]);
+    harness.peer(port, { name: 'lonely-peer' });
+    expect((await within(coordinator.exited, 60_000, 'the rendezvous timing out')).code).toBe(1);
+    expect(coordinator.stderr).toMatch(/gave up after 6 s waiting for peers to start the job \(one per stage of the 2-stage pipeline\): [01] of the 2 needed/);
+    expect(coordinator.stderr).toMatch(/npm run peer -- --coordinator 127\.0\.0\.1:\d+/);
+  });
+});
