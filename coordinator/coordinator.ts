@@ -14,6 +14,7 @@ import { EpochController, type EpochOutcome } from './epoch/epoch-controller.js'
 import type { EpochRunner } from './epoch/epoch-watch.js';
 import { PipelineEpochController } from './epoch/pipeline-epoch-controller.js';
 import { StageTimelines, type BubbleFigures } from './epoch/stage-timelines.js';
+import type { TimelineData } from '../peer/pipeline/timeline/timeline.js';
 import { StageCheckpointCollector } from './checkpoint/stage-checkpoint-collector.js';
 import { splitIntoStageParts } from './checkpoint/pipeline-checkpoint.js';
 import { planPipeline, type PipelinePlan } from './job/pipeline-plan.js';
@@ -82,9 +83,8 @@ export class Coordinator {
   private readonly collector: StageCheckpointCollector;
   private pipelinePlan: PipelinePlan | undefined;
   /** Pipeline mode: the stages' newest timelines (dashboard) and the measured bubble. */
-  readonly stageTimelines = new StageTimelines((timelines) => this.emitStageTimelines?.(timelines));
-  /** Set by the dashboard to draw the pipeline's Gantt chart. */
-  emitStageTimelines: ((timelines: import('../peer/pipeline/timeline/timeline.js').TimelineData[]) => void) | undefined;
+  private readonly stageTimelines = new StageTimelines((timelines) => this.timelineListeners.forEach((listener) => listener(timelines)));
+  private readonly timelineListeners = new Set<(timelines: TimelineData[]) => void>();
   private plan: TrainingPlan | undefined;
   private epoch = 0;
   private worldSize = 1;
@@ -221,6 +221,12 @@ export class Coordinator {
     }
     this.controller?.cancel(reason);
     this.resolveStopped();
+  }
+
+  /** Pipeline mode: every stage's timeline of the newest mini-batch all stages finished (the dashboard's Gantt). */
+  onStageTimelines(listener: (timelines: TimelineData[]) => void): () => void {
+    this.timelineListeners.add(listener);
+    return () => this.timelineListeners.delete(listener);
   }
 
   get paused(): boolean {

@@ -27,10 +27,12 @@ export interface Dashboard {
  */
 export async function startDashboard(source: DashboardSource, settings: DashboardSettings, log: Logger, health?: HealthChecks): Promise<Dashboard> {
   const model = new DashboardModel(source, log);
+  const stopTimelines = source.onStageTimelines?.((timelines) => model.setPipelineTimelines(timelines));
   const metrics = new PrometheusMetrics(model);
   const feed = new LiveFeed(model, log);
   const server = createDashboardServer({ source, model, metrics, feed, assets: new PageAssets(), access: new AccessPolicy(settings.token.value, settings.exposed), log, planner: createLivePlanner(source), ...(health ? { health } : {}) });
   const closeAll = async (): Promise<void> => {
+    stopTimelines?.();
     feed.close();
     metrics.close();
     model.close();

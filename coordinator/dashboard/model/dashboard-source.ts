@@ -4,6 +4,7 @@ import type { ClusterJob } from '../../job/cluster-job.js';
 import type { PeerRegistry } from '../../membership/peer-registry.js';
 import type { CoordinatorState } from '../../state/coordinator-state.js';
 import type { CheckpointSource } from './checkpoint-list.js';
+import type { TimelineData } from '../../../peer/pipeline/timeline/timeline.js';
 
 /**
  * What the dashboard reads from, and asks of, the coordinator. `Coordinator` is one; the dashboard
@@ -21,6 +22,8 @@ export interface DashboardSource {
   resume(reason: string): boolean;
   /** Asks rank 0 for a checkpoint after its current step; false when no epoch is training. */
   requestCheckpoint(reason: string): boolean;
+  /** Pipeline mode: the stages' timelines of the newest mini-batch, for the Gantt panel (returns an unsubscribe). */
+  onStageTimelines?(listener: (timelines: TimelineData[]) => void): () => void;
   /** Distillation rounds on the same peers (their progress and reports come through `state`). */
   readonly distillation?: {
     readonly busy: boolean;

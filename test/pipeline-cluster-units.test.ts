@@ -1,0 +1,128 @@
+/**
+ * The pieces of coordinator-run pipelines that need no processes: the job's pipeline section, the
+ * split the coordinator decides, stage parts joined into one checkpoint and cut back into parts,
+ * and stage reports turned into the dashboard's Gantt rows.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { assembleStageParts, splitIntoStageParts } from '../coordinator/checkpoint/pipeline-checkpoint.js';
+import { pipelineGantt } from '../coordinator/dashboard/model/pipeline-gantt.js';
+import { StageTimelines } from '../coordinator/epoch/stage-timelines.js';
+import { parseClusterJob } from '../coordinator/job/cluster-job.js';
+import { planPipeline } from '../coordinator/job/pipeline-plan.js';
+import { JobValidationError } from '../shared/job/schema.js';
+import { StageHolder } from '../peer/session/pipeline/stage-holder.js';
+import { TrainingState } from '../peer/session/training-state.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+function problemsOf(input: unknown): string[] {
+  try {
+    parseClusterJob(input);
+  } catch (error) {
+    if (error instanceof JobValidationError) return error.problems;
+    throw error;
+  }
+  return [];
+}
+
+describe('the pipeline section of a job', () => {
+  it('has defaults for the zoo models and names every bad field', () => {
+    expect(parseClusterJob({ mode: 'pipeline' }).pipeline).toEqual({ stages: 2, microBatches: 4, schedule: 'gpipe', rematerialize: false, balance: 'flops' });
+    expect(parseClusterJob({}).pipeline).toBeUndefined();
+    expect(problemsOf({ mode: 'pipeline', batchSize: 8, pipeline: { stages: 3, microBatches: 16, schedule: 'zigzag', balance: [2, 2] }, peers: { max: 2 } })).toEqual(
+      expect.arrayContaining([
+        'pipeline.schedule: must be one of "gpipe", "1f1b", got "zigzag"',
+        'pipeline.microBatches: must be at most batchSize (8): every micro-batch needs a sample, got 16',
+        'pipeline.balance: lists 2 stages but pipeline.stages is 3, got [2, 2]',
+        'peers.max: a pipeline of 3 stages needs 3 peers (one per stage), got 2',
+      ]),
+    );
+    expect(problemsOf({ pipeline: { stages: 2 } })).toEqual([expect.stringMatching(/^pipeline: only used with mode "pipeline"/)]);
+  });
+
+  it('the coordinator splits mlp and cnn by counted FLOPs, and refuses a split that cannot be', async () => {
+    expect((await planPipeline(parseClusterJob({ mode: 'pipeline' }))).balance).toEqual([2, 2]);
+    // The CNN's two convolutions (most of its work, few of its parameters) go to different stages;
+    // by parameters both would land in stage 0, before the dense layer that holds 90% of the weights.
+    const cnn = await planPipeline(parseClusterJob({ mode: 'pipeline', model: 'cnn' }));
+    expect(cnn.balance).toEqual([2, 5]);
+    expect(cnn.layers[1]!.names[0]).toMatch(/^conv2d/);
+    expect((await planPipeline(parseClusterJob({ mode: 'pipeline', model: 'cnn', pipeline: { balance: 'parameters' } }))).balance).toEqual([3, 4]);
+    await expect(planPipeline(parseClusterJob({ mode: 'pipeline', pipeline: { stages: 5 } }))).rejects.toThrow(/^pipeline\.stages: model mlp has 4 layers .* cannot be cut into 5 stages/);
+    await expect(planPipeline(parseClusterJob({ mode: 'pipeline', pipeline: { balance: [1, 2] } }))).rejects.toThrow(/^pipeline\.balance: balance \[1, 2\] covers 3 layers but the model has 4/);
+  });
+});
+
+describe('pipeline checkpoints', () => {
+  it('stage parts join into one LayersModel checkpoint that loads, and split back into the same parts', async () => {
+    const job = parseClusterJob({ mode: 'pipeline', pipeline: { stages: 3, balance: [1, 2, 1] } });
+    const state = await TrainingState.create(job, { inputShape: [28, 28, 1], numClasses: 10 });
+    const holders = [0, 1, 2].map((stage) => new StageHolder('run', [1, 2, 1], stage, state, job));
+    try {
+      // Give each stage's optimizer slots (one update with gradients of ones).
+      for (const holder of holders) {
+        const grads: tf.NamedTensorMap = {};
+        for (const variable of holder.module.trainableVariables) grads[variable.name] = tf.onesLike(variable);
+        holder.optimizer.applyGradients(grads);
+        tf.dispose(grads);
+        holder.committedStep = 7;
+      }
+      const parts = await Promise.all(holders.map((holder) => holder.exportPart(7)));
+      const files = assembleStageParts([parts[2]!, parts[0]!, parts[1]!]);
+      const byName = new Map(files.map((f) => [f.name, f.data]));
+      const modelJson = JSON.parse(Buffer.from(byName.get('model/model.json')!).toString('utf8')) as tf.io.ModelJSON;
+      const loaded = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: modelJson.modelTopology, weightSpecs: modelJson.weightsManifest[0]!.weights, weightData: byName.get('model/weights.bin')!.slice().buffer }));
+      const expected = state.model.getWeights().map((w) => Array.from(w.dataSync()));
+      expect(loaded.getWeights().map((w) => Array.from(w.dataSync()))).toEqual(expected);
+      loaded.dispose();
+
+      const back = splitIntoStageParts(files, 7, [1, 2, 1]);
+      back.forEach((part, stage) => {
+        const original = new Map(parts[stage]!.map((f) => [f.name, Buffer.from(f.data)]));
+        for (const file of part) expect(Buffer.from(file.data).equals(original.get(file.name)!), `stage ${stage} ${file.name}`).toBe(true);
+      });
+      // A stage restored from its part holds the same optimizer state.
+      const before = await holders[1]!.exportPart(7);
+      await holders[1]!.importPart(back[1]!, 7);
+      expect(Buffer.from((await holders[1]!.exportPart(7)).find((f) => f.name === 'optimizer.bin')!.data).equals(Buffer.from(before.find((f) => f.name === 'optimizer.bin')!.data))).toBe(true);
+      expect(() => splitIntoStageParts(files, 7, [2, 2])).toThrow(/written by a pipeline with balance \[1, 2, 1\], this job's is \[2, 2\]: set pipeline\.stages and pipeline\.balance/);
+    } finally {
+      holders.forEach((holder) => holder.dispose());
+      state.dispose();
+    }
+  });
+});
+
+describe('stage reports', () => {
+  it('become the Gantt rows of the newest step every stage finished, and the measured bubble', () => {
+    let drawn: ReturnType<typeof pipelineGantt> = null;
+    const timelines = new StageTimelines((t) => (drawn = pipelineGantt(t)));
+    timelines.beginEpoch({ microBatches: 2, schedule: 'gpipe' }, 2);
+    const report = (stage: number, step: number, idleMs: number) => ({
+      type: 'stage-report' as const,
+      epoch: 1,
+      stage,
+      step,
+      stepMs: 10,
+      computeMs: 10 - idleMs,
+      idleMs,
+      spans: [
+        { kind: 'forward' as const, micro: 0, startUs: step * 1e5 + stage * 1e3, durationUs: 2e3 },
+        { kind: 'idle' as const, micro: null, startUs: step * 1e5 + 5e3, durationUs: idleMs * 1e3 },
+      ],
+    });
+    timelines.add(report(0, 1, 9));
+    timelines.add(report(1, 1, 9));
+    timelines.add(report(0, 2, 4));
+    expect(drawn).toMatchObject({ step: 1, stages: 2 });
+    timelines.add(report(1, 2, 2));
+    expect(drawn).toMatchObject({ step: 2, stages: 2, microBatches: 2, schedule: 'gpipe' });
+    expect(drawn!.rows.map((row) => row.stage)).toEqual([0, 1]);
+    // The first step of the epoch is warm-up: the bubble is over step 2, (0.4 + 0.2) / 2.
+    expect(timelines.summary().measuredBubble).toBeCloseTo(0.3, 10);
+    expect(timelines.summary().theoreticalBubble).toBeCloseTo(1 / 3, 10);
+  });
+});
