@@ -51,7 +51,7 @@ export class PeerResources {
     const key = JSON.stringify(TRAJECTORY_FIELDS.map((field) => job[field]));
     if (this.state?.key !== key) {
       this.dropState();
-      this.state = { key, runId, value: await TrainingState.create(job, this.data.value) };
+      this.state = { key, runId, value: await createState(job, this.data.value) };
     } else if (this.state.runId !== runId) {
       await this.state.value.resetToInitial();
       this.state.runId = runId;
@@ -66,5 +66,16 @@ export class PeerResources {
   private dropState(): void {
     this.state?.value.dispose();
     this.state = undefined;
+  }
+}
+
+/** The model for the job's data; a model that cannot take the data's samples says so in the job's terms. */
+async function createState(job: ClusterJob, data: JobData): Promise<TrainingState> {
+  try {
+    return await TrainingState.create(job, data);
+  } catch (error) {
+    const shape = `[${data.inputShape.join(', ')}]`;
+    const hint = data.inputShape.length === 1 ? ' Feature vectors (CSV, JSON Lines) need a dense model: the zoo\'s "mlp" family, or a model file taking that shape.' : '';
+    throw new Error(`model "${job.model}" cannot train on ${data.name} (samples of shape ${shape}, ${data.numClasses} classes): ${(error as Error).message}${hint}`, { cause: error });
   }
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { formatIssues } from '../job/schema.js';
 
 /**
  * The job file's `dataset`: built-in MNIST, or the user's own data as a CSV file, a JSON Lines file
@@ -29,11 +30,10 @@ const column = z.union([z.string().min(1), z.number().int().min(0)]);
 const classes = z.array(z.string()).min(2).max(100_000).optional();
 const onBad = z.enum(['error', 'skip']).default('error');
 
-export const datasetSchema = z.union([
-  z.literal('mnist'),
-  z.discriminatedUnion('kind', [
-    z.object({ kind: z.literal('mnist'), ...pipelineFields, parallel }).strict(),
-    z
+const objectSchemas = {
+  mnist: 
+z.object({ kind: z.literal('mnist'), ...pipelineFields, parallel }).strict(),
+  csv: z
       .object({
         kind: z.literal('csv'),
         ...fileFields,
@@ -47,7 +47,7 @@ export const datasetSchema = z.union([
         onBadRow: onBad,
       })
       .strict(),
-    z
+  jsonl: z
       .object({
         kind: z.literal('jsonl'),
         ...fileFields,
@@ -58,7 +58,7 @@ export const datasetSchema = z.union([
         onBadRow: onBad,
       })
       .strict(),
-    z
+  'image-folder': z
       .object({
         kind: z.literal('image-folder'),
         ...fileFields,
@@ -72,8 +72,45 @@ export const datasetSchema = z.union([
         onBadFile: onBad,
       })
       .strict(),
-  ]),
-]);
+};
+
+/** Plainer words than zod's where a field takes one of a few shapes. */
+const HINTS: Record<string, string> = {
+  label: 'must be a column name or a 0-based column index (jsonl: a key)',
+  features: 'must be a list of column names or indices (jsonl: a list of keys, or one key holding an array)',
+  imageSize: 'must be [height, width] in pixels, e.g. [28, 28]',
+  channels: 'must be 1 (greyscale) or 3 (RGB)',
+};
+
+type ObjectSpec = { [K in keyof typeof objectSchemas]: z.infer<(typeof objectSchemas)[K]> }[keyof typeof objectSchemas];
+const KINDS = Object.keys(objectSchemas) as (keyof typeof objectSchemas)[];
+
+/**
+ * "mnist" or one of the objects, checked by hand rather than as a zod union so that a problem is
+ * reported on the field it concerns (`dataset.label: …`), not as the union's "invalid input".
+ */
+export const datasetSchema = z.unknown().transform((value, ctx): 'mnist' | ObjectSpec => {
+  if (value === 'mnist') return value;
+  const kind = typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as { kind?: unknown }).kind : undefined;
+  const schema = typeof kind === 'string' && (KINDS as string[]).includes(kind) ? objectSchemas[kind as keyof typeof objectSchemas] : undefined;
+  if (!schema) {
+    const what = typeof value === 'object' && value !== null ? { kind: kind ?? '(missing)' } : value;
+    ctx.addIssue({ code: 'custom', message: `must be "mnist" or an object whose kind is one of ${KINDS.map((k) => JSON.stringify(k)).join(', ')} (see docs/data.md)`, input: what });
+    return z.NEVER;
+  }
+  const result = schema.safeParse(value, { reportInput: true });
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      const [text = ''] = formatIssues(new z.ZodError([{ ...issue, input: undefined }]));
+      const problem = issue.input === undefined && issue.code === 'invalid_type' ? 'is required' : (HINTS[String(issue.path[0])] ?? text.slice(text.indexOf(': ') + 2));
+      // An input of undefined keeps the top-level formatter from appending the whole dataset object.
+      ctx.addIssue({ code: 'custom', path: issue.path, message: problem, input: issue.code === 'unrecognized_keys' ? undefined : issue.input });
+    }
+    return z.NEVER;
+  }
+  return result.data as ObjectSpec;
+});
+
 
 export type DatasetSpec = z.infer<typeof datasetSchema>;
 export type DatasetSpecInput = z.input<typeof datasetSchema>;

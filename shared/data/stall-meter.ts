@@ -1,16 +1,7 @@
 import { createLogger, type Logger } from '../log/logger.js';
+import { classifyStall, type InputBoundVerdict } from './stall-verdict.js';
 
-/**
- * How long the trainer waits for its next batch, as a share of step time. The verdicts and
- * thresholds are those of TensorFlow's input-pipeline analyser.
- */
-export type InputBoundVerdict = 'not input-bound' | 'moderately input-bound' | 'highly input-bound';
-
-export function classifyStall(stallPercent: number): InputBoundVerdict {
-  if (stallPercent < 5) return 'not input-bound';
-  if (stallPercent <= 20) return 'moderately input-bound';
-  return 'highly input-bound';
-}
+export { classifyStall, INPUT_BOUND_VERDICTS, type InputBoundVerdict } from './stall-verdict.js';
 
 export interface StepTiming {
   waitMs: number;

@@ -27,9 +27,11 @@ function seeded(spec: ModelSpec) {
  */
 function denseStack(name: string, spec: ModelSpec, hidden: number[], dropoutRate = 0): tf.Sequential {
   const init = seeded(spec);
-  const layers: tf.layers.Layer[] = [tf.layers.flatten({ inputShape: spec.inputShape })];
+  // Samples that are already vectors (CSV / JSON Lines features) need no flatten (tfjs's wants rank ≥ 2).
+  const flat = spec.inputShape.length === 1;
+  const layers: tf.layers.Layer[] = flat ? [] : [tf.layers.flatten({ inputShape: spec.inputShape })];
   hidden.forEach((units, i) => {
-    layers.push(tf.layers.dense({ units, activation: 'relu', ...init() }));
+    layers.push(tf.layers.dense({ units, activation: 'relu', ...(flat && i === 0 ? { inputShape: spec.inputShape } : {}), ...init() }));
     if (dropoutRate > 0) layers.push(tf.layers.dropout({ rate: dropoutRate, seed: spec.seed * 1000 + 101 + i }));
   });
   layers.push(tf.layers.dense({ units: spec.numClasses, ...init() }));

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { classifyStall, INPUT_BOUND_VERDICTS } from '../../../shared/data/stall-verdict.js';
 import type { DashboardModel } from '../model/dashboard-model.js';
 import type { DashboardView, PeerStatus, StepPoint } from '../model/view-types.js';
 
@@ -101,6 +102,10 @@ export class PrometheusMetrics {
       for (const part of STEP_PARTS) if (parts[part] !== null) g.stepPartSeconds.set({ part }, parts[part] / 1000);
     }
     this.setOrAbsent(g.busbw, last?.busbwBytesPerSecond ?? null);
+    this.setOrAbsent(g.inputStall, last?.stallPercent ?? null);
+    g.inputBound.reset();
+    const stall = last?.stallPercent ?? null;
+    if (stall !== null) for (const verdict of INPUT_BOUND_VERDICTS) g.inputBound.set({ verdict }, classifyStall(stall) === verdict ? 1 : 0);
 
     for (const status of PEER_STATUSES) g.peers.set({ status }, view.peers.filter((peer) => peer.status === status).length);
     for (const gauge of [g.peerInfo, g.peerUp, g.peerStepsPerSecond, g.peerHeartbeat, g.peerMemory, g.peerStep]) gauge.reset();
@@ -153,6 +158,8 @@ function createGauges(registers: Registry[]) {
     testAccuracy: optional('ringpipe_test_accuracy', 'Test-set accuracy of the final evaluation'),
     stepPartSeconds: gauge('ringpipe_step_part_seconds', 'Time of the newest step by part, mean over members', ['part']),
     busbw: optional('ringpipe_allreduce_busbw_bytes_per_second', 'All-reduce bus bandwidth of the newest step: bytes/time * 2(n-1)/n'),
+    inputStall: optional('ringpipe_input_stall_percent', 'Share of the newest step spent waiting for input data, in percent (mean over members; TensorFlow: <5 not input-bound, 5-20 moderately, >20 highly)'),
+    inputBound: gauge('ringpipe_input_bound', 'Input-bound verdict of the newest step (1 for the current one)', ['verdict']),
     peers: gauge('ringpipe_peers', 'Peers by status', ['status']),
     peerInfo: gauge('ringpipe_peer_info', 'A peer the coordinator has seen (value 1)', ['node_id', 'hostname', 'address', 'backend', 'role', 'status']),
     peerUp: gauge('ringpipe_peer_up', '1 while the peer is connected, 0 once it is dead or has left', ['node_id']),

@@ -15,6 +15,8 @@ interface StepReports {
   exchangeMs: number;
   dataWaitMs: number;
   dataReports: number;
+  stallPercent: number;
+  stallReports: number;
   allReduceMs: number;
   allReduceBytes: number;
   allReduceReports: number;
@@ -60,6 +62,10 @@ export class StepSeries {
       entry.dataWaitMs += message.dataWaitMs;
       entry.dataReports++;
     }
+    if (message.stallPercent !== undefined) {
+      entry.stallPercent += message.stallPercent;
+      entry.stallReports++;
+    }
     if (message.allReduceMs !== undefined && message.allReduceBytes !== undefined) {
       entry.allReduceMs += message.allReduceMs;
       entry.allReduceBytes = message.allReduceBytes;
@@ -102,6 +108,7 @@ export class StepSeries {
       computeMs: reports ? mean(reports.computeMs, reports.computeReports) : null,
       communicationMs: reports ? mean(reports.exchangeMs, reports.reports) : null,
       dataWaitMs: reports ? mean(reports.dataWaitMs, reports.dataReports) : null,
+      stallPercent: reports ? mean(reports.stallPercent, reports.stallReports) : null,
       busbwBytesPerSecond: busbw,
       worldSize: n,
       partial: point.partial === true,
@@ -130,6 +137,8 @@ function emptyReports(): StepReports {
     exchangeMs: 0,
     dataWaitMs: 0,
     dataReports: 0,
+    stallPercent: 0,
+    stallReports: 0,
     allReduceMs: 0,
     allReduceBytes: 0,
     allReduceReports: 0,

@@ -59,6 +59,8 @@ export interface StepPoint {
   computeMs: number | null;
   communicationMs: number | null;
   dataWaitMs: number | null;
+  /** Mean over the members of the step's data wait as a percentage of its time (TensorFlow's input-bound measure). */
+  stallPercent: number | null;
   /** All-reduce bus bandwidth (nccl-tests' busbw): bytes/time · 2(n−1)/n. Null with one peer. */
   busbwBytesPerSecond: number | null;
   worldSize: number;

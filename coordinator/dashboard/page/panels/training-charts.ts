@@ -1,4 +1,5 @@
 import uPlot from 'uplot';
+import { classifyStall } from '../../../../shared/data/stall-verdict.js';
 import type { StepPoint } from '../../model/view-types.js';
 import { h } from '../dom.js';
 import { count, milliseconds } from '../format.js';
@@ -136,11 +137,18 @@ const SPECS: ChartSpec[] = [
         const below = si > 1 ? (u.data[si - 1]?.[idx] ?? 0) : 0;
         return milliseconds(v - (below ?? 0));
       };
+      // The data wait also as a share of the whole (stacked) step, with TensorFlow's input-bound verdict.
+      const stallOf = (u: uPlot, v: number | null, si: number, idx: number | null): string => {
+        const total = idx === null ? null : (u.data[3]?.[idx] ?? null);
+        if (v === null || idx === null || total === null || !(total > 0)) return own(u, v, si, idx);
+        const percent = (100 * v) / total;
+        return `${milliseconds(v)} · ${percent.toFixed(1)}% (${classifyStall(percent)})`;
+      };
       return {
         ...base(),
         series: [
           { label: 'step' },
-          { label: 'data wait', stroke: COLORS.purple, fill: COLORS.purpleFill, width: 1, value: own },
+          { label: 'data wait', stroke: COLORS.purple, fill: COLORS.purpleFill, width: 1, value: stallOf },
           { label: 'compute', stroke: COLORS.blue, fill: COLORS.blueFill, width: 1, value: own },
           { label: 'communication', stroke: COLORS.orange, fill: COLORS.orangeFill, width: 1, value: own },
         ],
