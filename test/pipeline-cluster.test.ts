@@ -2,11 +2,12 @@
  * Pipeline jobs run by the coordinator, with real coordinator and peer processes on loopback: a
  * 2-stage job trains, checkpoints one whole model that stock TensorFlow.js loads, and its weights are
  * those of single-process training on the same global batches; a stage killed with kill -9 is
- * replaced and training resumes from the last checkpoint; too few peers is a clear error.
+ * replaced and training resumes from the last checkpoint, as it does when the coordinator is killed
+ * and restarted; too few peers is a clear error.
  */
 import { createReadStream, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -38,6 +39,15 @@ function writeJob(dir: string, job: ClusterJobInput): string {
   const file = path.join(dir, 'job.json');
   writeFileSync(file, JSON.stringify(job));
   return file;
+}
+
+/** A port that is free now (the restarted coordinator must come back on the same one). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }
 
 /** Loads a model folder over HTTP with stock tf.loadLayersModel, as a browser would. */
@@ -137,6 +147,30 @@ describe('pipeline jobs on the coordinator (separate processes)', () => {
       const again = curve.filter((p) => p.step === point.step).at(-1)!;
       expect(Math.abs(again.loss - point.loss), `loss of step ${point.step}`).toBeLessThanOrEqual(1e-5);
     }
+  });
+
+  it('kill -9 of the coordinator: the stages rejoin the restarted coordinator, which re-forms the pipeline from the newest checkpoint', async () => {
+    harness = new ClusterHarness();
+    const every = 8;
+    const job = writeJob(harness.dir, { mode: 'pipeline', batchSize: 32, maxSteps: 40, checkpoint: { everySteps: every, everySeconds: 0 }, peers: { joinTimeoutSeconds: 90 } });
+    const port = await freePort();
+    const args = ['--port', String(port), '--job', job];
+    const first = await harness.coordinator(args);
+    const peers = [harness.peer(port, { args: ['--reconnect-timeout', '60'] }), harness.peer(port, { args: ['--reconnect-timeout', '60'] })];
+    const lastStep = (): number => harness!.metrics().at(-1)?.step ?? 0;
+    await ClusterHarness.until(() => lastStep() >= 18, 120_000, 'step 18');
+    first.child.signal('SIGKILL');
+    await first.child.exited;
+    const stepAtKill = lastStep();
+
+    const second = await harness.coordinator(args, { name: 'coordinator-2' });
+    expect((await within(second.child.exited, 150_000, 'the resumed pipeline finishing')).code, second.child.stderr).toBe(0);
+    for (const peer of peers) expect((await within(peer.exited, 20_000, `${peer.name} exiting`)).code, peer.name).toBe(0);
+    const resumedFrom = harness.logs(second.child, /^resuming from the checkpoint of step \d+$/)[0]?.step as number;
+    expect(resumedFrom % every).toBe(0);
+    expect(stepAtKill - resumedFrom, `killed at step ${stepAtKill}, resumed from ${resumedFrom}`).toBeLessThanOrEqual(every);
+    expect(harness.logs(second.child, /^epoch 1 starts at step/)[0]).toMatchObject({ source: 'checkpoint', startStep: resumedFrom });
+    expect(harness.result()).toMatchObject({ outcome: 'finished', steps: 40, resumedFrom });
   });
 
   it('with fewer peers than stages the job waits, then gives up naming what it needs', async () => {
