@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createModel } from '../../shared/models/create-model.js';
 import { measureModel } from './measure-model.js';
+import { measureCrossing } from './measure-crossing.js';
 import { measureStageOverhead, measureStepOverhead } from './measure-machinery.js';
 import type { ModelMeasurements } from './model-measurements.js';
 import type { OptimizerName } from './optimizer-state.js';
@@ -36,7 +37,10 @@ export async function measureNamedModel(options: MeasureNamedModelOptions): Prom
     // The model is ours to train: the trainer's and the pipeline's own costs, measured on it.
     const stepOverhead = await measureStepOverhead(model, measurements);
     const stageOverheadMsPerMicroBatch = await measureStageOverhead(model, measurements, { batchSize: options.batchSize });
-    return { ...measurements, stepOverhead, stageOverheadMsPerMicroBatch };
+    // A failed crossing measurement (a link refused, a port taken) costs a pipeline prediction a
+    // little accuracy, not the plan: the model is then planned without it.
+    const crossing = await measureCrossing().catch(() => undefined);
+    return { ...measurements, stepOverhead, stageOverheadMsPerMicroBatch, ...(crossing ? { crossing } : {}) };
   } finally {
     model.dispose();
   }

@@ -1,6 +1,7 @@
 import type { OutputKind } from '../../peer/trainer/loss.js';
 import type { LayerFlops } from './layer-flops.js';
 import type { LinearCost } from './linear-cost.js';
+import type { CrossingCost } from './measure-crossing.js';
 import type { MeasuredLoad } from './machine-load.js';
 import type { OptimizerName } from './optimizer-state.js';
 
@@ -59,6 +60,8 @@ export interface ModelMeasurements {
    */
   stepOverhead?: LinearCost;
   stageOverheadMsPerMicroBatch?: number;
+  /** CPU ms of moving one micro-batch's tensor between two stages over the stage links (measure-crossing.ts); absent when not measured. */
+  crossing?: CrossingCost;
   /** Resident memory of a process with the tensor engine loaded, before the model: what any peer pays. */
   runtimeBytes: number;
   load: MeasuredLoad;

@@ -6,6 +6,7 @@ import { linkBetween, type ClusterSpec, type PeerSpec } from './cluster.js';
 import { hostJitterMs, peerCoreShare } from './host-sharing.js';
 import { stageMemory, type MemoryEstimate } from './memory-estimate.js';
 import type { ModelMeasurements } from './model-measurements.js';
+import { crossingMs } from './measure-crossing.js';
 import { simulatePipeline, type SimulatedStage } from './simulate-pipeline.js';
 import { accumulateWork, backwardWork, layerBackwardWork, boundaryBytesPerSample, firstWeightedLayer, forwardWork, parametersOf, updateWork, type LayerRange } from './stage-work.js';
 
@@ -145,8 +146,13 @@ function simulate(m: ModelMeasurements, cluster: ClusterSpec, peers: PeerSpec[],
     const host = cluster.hosts[peer.host]!;
     // The pipeline machinery's per-micro-batch cost (measured for a whole-model stage), half on each pass: every stage pays it.
     const machinery = (m.stageOverheadMsPerMicroBatch ?? 0) / 2;
-    const forward = microSizes.map((b) => forwardWork(m, range, b) + machinery);
-    const backward = microSizes.map((b, i) => backwardWork(m, range, b) + machinery + (mode.rematerialize ? forward[i]! : 0));
+    // Moving a micro-batch's tensor across a boundary (crossing: read out, frame, send; receive, rebuild),
+    // split between its two ends: each pass pays half of each crossing on the stage's boundaries.
+    const inBytes = s > 0 ? boundaryBytesPerSample(m, ranges[s - 1]!) : 0;
+    const outBytes = s < K - 1 ? boundaryBytesPerSample(m, range) : 0;
+    const crossings = (b: number) => (inBytes > 0 ? crossingMs(m.crossing, b * inBytes) / 2 : 0) + (outBytes > 0 ? crossingMs(m.crossing, b * outBytes) / 2 : 0);
+    const forward = microSizes.map((b) => forwardWork(m, range, b) + machinery + crossings(b));
+    const backward = microSizes.map((b, i) => backwardWork(m, range, b) + machinery + crossings(b) + (mode.rematerialize ? forward[i]! - crossings(b) : 0));
     const link = s < K - 1 ? linkBetween(cluster, peer, peers[s + 1]!) : undefined;
     return {
       host: peer.host,
