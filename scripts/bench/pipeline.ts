@@ -7,14 +7,19 @@
  *
  *   npm run bench:pipeline -- [--model mlp] [--stages 2,3] [--micro 1,2,4,8] [--batch 256] [--steps 6]
  *                             [--backend wasm] [--balance parameters|time|2,2] [--schedules gpipe,1f1b]
- *                             [--remat] [--rounds 3] [--out DIR]
+ *                             [--remat] [--rounds 3] [--one-session] [--cpu-prof DIR] [--out DIR]
+ *
+ * Every stage, and the one-process baseline, is a process in a session of its own, as `npm start`
+ * and `npm run peer` start peers: with Linux's autogroup each session gets its own share of a busy
+ * machine, as each peer of a cluster would. `--one-session` starts them as plain children of this
+ * benchmark instead (one scheduling group for all of them).
  *
  * Each configuration trains `steps` mini-batches after one warm-up mini-batch (not counted). A round
  * measures the single-process baseline (in this process, same backend and batches) and then every
  * pipeline; figures are medians over rounds (speed-ups: median of each round's ratio), so a change in
  * machine load during the run hits baseline and pipelines alike.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -46,6 +51,9 @@ const { values } = parseArgs({
     balance: { type: 'string', default: 'parameters' },
     schedules: { type: 'string', default: 'gpipe' },
     remat: { type: 'boolean', default: false },
+    'one-session': { type: 'boolean', default: false },
+    'baseline-worker': { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
     rounds: { type: 'string', default: '3' },
     out: { type: 'string' },
   },
@@ -77,8 +85,63 @@ const median = (xs: number[]) => {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
 
+interface Baseline {
+  stepMs: number;
+  samplesPerSecond: number;
+  /** CPU milliseconds of the process per step (median). */
+  cpuMsPerStep: number;
+}
+
+const THIS_PROGRAM = new URL(import.meta.url).pathname;
+const BASELINE_PREFIX = 'baseline ';
+
+/** Children started here, killed if the benchmark is interrupted (detached ones would outlive it). */
+const children = new Set<ChildProcess>();
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+const killChildren = () => children.forEach((c) => c.exitCode === null && c.kill('SIGKILL'));
+process.once('exit', killChildren);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    killChildren();
+    process.exit(130);
+  });
+}
+
+/** A process of this benchmark: a session of its own unless --one-session. */
+function startProcess(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  // --cpu-prof DIR: a V8 CPU profile of every process (stages and baseline), for chrome://inspect or speedscope.
+  const profile = values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof']] : [];
+  return track(spawn(process.execPath, [...profile, '--import', 'tsx', ...args], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: !values['one-session'] }));
+}
+
+/** The baseline in a process (and session) of its own, like a stage: this benchmark's own process is not a fair competitor. */
+function baselineInProcess(): Promise<Baseline> {
+  return new Promise((resolve, reject) => {
+    const child = startProcess([THIS_PROGRAM, '--baseline-worker', ...process.argv.slice(2)], process.env);
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (err = (err + chunk.toString()).slice(-4000)));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith(BASELINE_PREFIX));
+      if (code === 0 && line) resolve(JSON.parse(line.slice(BASELINE_PREFIX.length)) as Baseline);
+      else reject(new Error(`the one-process baseline failed (exit ${code}): ${err.trim().split('\n').slice(-3).join(' / ')}`));
+    });
+  });
+}
+
+const cpuNowMs = (): number => {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1000;
+};
+
 /** One process, whole mini-batches: the throughput a pipeline has to beat. */
-async function singleProcessBaseline(): Promise<{ stepMs: number; samplesPerSecond: number }> {
+async function singleProcessBaseline(): Promise<Baseline> {
   const data = await loadMnist('train');
   const inputShape = [28, 28, 1];
   const model = await createModel(values.model, { inputShape, numClasses: 10, seed: SEED });
@@ -86,16 +149,21 @@ async function singleProcessBaseline(): Promise<{ stepMs: number; samplesPerSeco
   const batches = new EpochBatches(data, { batchSize: batchSize!, seed: SEED });
   const ctx = { model, optimizer, inputShape, numClasses: 10, outputKind: outputKindOf(model) };
   const times: number[] = [];
+  const cpu: number[] = [];
   for (let step = 0; step <= steps!; step++) {
     const batch = batches.next();
     const started = performance.now();
+    const startedCpu = cpuNowMs();
     await trainStep(ctx, batch);
-    if (step > 0) times.push(performance.now() - started);
+    if (step > 0) {
+      times.push(performance.now() - started);
+      cpu.push(cpuNowMs() - startedCpu);
+    }
   }
   model.dispose();
   optimizer.dispose();
   const stepMs = median(times);
-  return { stepMs, samplesPerSecond: (batchSize! * 1000) / stepMs };
+  return { stepMs, samplesPerSecond: (batchSize! * 1000) / stepMs, cpuMsPerStep: median(cpu) };
 }
 
 /** One configuration in one round. */
@@ -109,6 +177,8 @@ interface Measurement {
   /** CPU cores the stage processes used, and all other processes of the machine, during the run. */
   cores: number;
   otherCores: number | undefined;
+  /** CPU milliseconds of all stage processes per mini-batch (warm-up included). */
+  cpuMsPerStep: number;
   trace: string;
 }
 
@@ -123,8 +193,7 @@ async function benchStages(stages: number, round: number): Promise<Measurement[]
   const outcomes = await launchStages({
     stages,
     timeoutMs: 30 * 60_000,
-    spawn: (_place, env) =>
-      spawn(process.execPath, ['--import', 'tsx', STAGE_PROGRAM], { env: { ...process.env, ...env, [PIPELINE_JOB_ENV]: JSON.stringify(job), RINGPIPE_LOG_LEVEL: 'warn' }, stdio: ['pipe', 'pipe', 'pipe'] }),
+    spawn: (_place, env) => startProcess([STAGE_PROGRAM], { ...process.env, ...env, [PIPELINE_JOB_ENV]: JSON.stringify(job), RINGPIPE_LOG_LEVEL: 'warn' }),
   });
   const reports = outcomes.flatMap((o) => o.reports.filter((r) => r.kind === 'run').map((r) => r.data as StageRunReport));
   const measurements: Measurement[] = [];
@@ -148,6 +217,7 @@ async function benchStages(stages: number, round: number): Promise<Measurement[]
       samplesPerSecond: (batchSize! * 1000) / summary.stepMs,
       peakHeldMiB: runReports.map((r) => r.peakHeldBytes / 2 ** 20),
       cores: ours / wallMs,
+      cpuMsPerStep: ours / (steps! + 1),
       otherCores: machine === undefined ? undefined : Math.max(0, machine - ours) / wallMs,
       trace,
     });
@@ -162,10 +232,10 @@ interface Row {
   speedup: number;
 }
 
-function table(baseline: { stepMs: number; samplesPerSecond: number }, rows: Row[]): string {
-  const header = ['K', 'M', 'schedule', 'step ms', 'samples/s', 'vs 1 proc', 'bubble', 'theory', 'idle ms/stage', 'compute ms/stage', 'held MiB/stage', 'cores', 'others'];
+function table(baseline: Baseline, rows: Row[]): string {
+  const header = ['K', 'M', 'schedule', 'step ms', 'samples/s', 'vs 1 proc', 'bubble', 'theory', 'idle ms/stage', 'compute ms/stage', 'held MiB/stage', 'CPU ms/step', 'cores', 'others'];
   const lines = [
-    ['1', '–', 'one process', baseline.stepMs.toFixed(1), baseline.samplesPerSecond.toFixed(0), '1.00×', '–', '–', '–', '–', '–', '–', '–'],
+    ['1', '–', 'one process', baseline.stepMs.toFixed(1), baseline.samplesPerSecond.toFixed(0), '1.00×', '–', '–', '–', '–', '–', baseline.cpuMsPerStep.toFixed(1), '–', '–'],
     ...rows.map((row) => {
       const first = row.rounds[0]!;
       const of = (f: (m: Measurement) => number) => median(row.rounds.map(f));
@@ -184,6 +254,7 @@ function table(baseline: { stepMs: number; samplesPerSecond: number }, rows: Row
         perStage((s) => s.idleMs),
         perStage((s) => s.computeMs),
         first.peakHeldMiB.map((m) => m.toFixed(1)).join(' / '),
+        of((m) => m.cpuMsPerStep).toFixed(1),
         of((m) => m.cores).toFixed(2),
         others,
       ];
@@ -195,14 +266,19 @@ function table(baseline: { stepMs: number; samplesPerSecond: number }, rows: Row
 }
 
 async function main(): Promise<void> {
+  if (values['baseline-worker']) {
+    await selectBackend({ force: backend });
+    process.stdout.write(`${BASELINE_PREFIX}${JSON.stringify(await singleProcessBaseline())}\n`);
+    return;
+  }
   await mkdir(outDir, { recursive: true });
   const selection = await selectBackend({ force: backend });
   const loadAtStart = os.loadavg()[0]!;
   console.error(`model ${values.model}, batch ${batchSize}, ${steps} timed steps after 1 warm-up, ${rounds} rounds, backend ${selection.flag}, ${os.cpus().length} cores, load ${loadAtStart.toFixed(1)}`);
-  const baselines: { stepMs: number; samplesPerSecond: number }[] = [];
+  const baselines: Baseline[] = [];
   const measured = new Map<string, { measurements: Measurement[]; ratios: number[] }>();
   for (let round = 1; round <= rounds!; round++) {
-    const baseline = await singleProcessBaseline();
+    const baseline = await baselineInProcess();
     baselines.push(baseline);
     console.error(`round ${round}, one process: ${baseline.stepMs.toFixed(1)} ms/step, ${baseline.samplesPerSecond.toFixed(0)} samples/s`);
     for (const stages of stageCounts) {
@@ -217,16 +293,16 @@ async function main(): Promise<void> {
   }
   const rows: Row[] = [...measured.values()].map((entry) => ({ rounds: entry.measurements, speedup: median(entry.ratios) }));
   const baselineStepMs = median(baselines.map((b) => b.stepMs));
-  const baseline = { stepMs: baselineStepMs, samplesPerSecond: (batchSize! * 1000) / baselineStepMs };
+  const baseline = { stepMs: baselineStepMs, samplesPerSecond: (batchSize! * 1000) / baselineStepMs, cpuMsPerStep: median(baselines.map((b) => b.cpuMsPerStep)) };
   const loadAtEnd = os.loadavg()[0]!;
   const command = `npm run bench:pipeline -- ${process.argv.slice(2).join(' ')}`.trim();
   console.log(`\n${command}`);
   console.log(`model ${values.model}, mini-batch ${batchSize}, backend ${selection.flag}, ${steps} timed steps after 1 warm-up, medians of ${rounds} rounds; ${os.cpus().length} cores, load average ${loadAtStart.toFixed(1)} at start, ${loadAtEnd.toFixed(1)} at end`);
-  console.log(`one process per round (ms/step): ${baselines.map((b) => b.stepMs.toFixed(1)).join(', ')}`);
+  console.log(`one process per round (ms/step): ${baselines.map((b) => b.stepMs.toFixed(1)).join(', ')}; every process in ${values['one-session'] ? 'one session (plain children)' : 'a session of its own (as npm start)'}`);
   for (const stages of stageCounts) console.log(`K=${stages}: balance [${rows.find((r) => r.rounds[0]!.stages === stages)!.rounds[0]!.balance.join(', ')}] by ${values.balance}`);
   console.log(`\n${table(baseline, rows)}\n`);
   console.log("bubble: idle ÷ step time, mean over stages (idle = waiting for a neighbour's activations or gradients, or for sends to drain); theory: (K − 1)/(M + K − 1).");
-  console.log('cores: CPU time of the stage processes ÷ wall time of the run; others: CPU cores all other processes of the machine used meanwhile.');
+  console.log('CPU ms/step: CPU time of all stage processes per mini-batch (one process: its own); cores: CPU time of the stage processes ÷ wall time of the run; others: CPU cores all other processes of the machine used meanwhile.');
   console.log(`Chrome traces (chrome://tracing, ui.perfetto.dev) per round and configuration, and summary.json, in ${outDir}`);
   await writeFile(
     path.join(outDir, 'summary.json'),
