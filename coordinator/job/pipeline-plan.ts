@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { openJobData } from '../../shared/data/open-dataset.js';
 import { selectBackend } from '../../shared/engine/select-backend.js';
 import { createModel } from '../../shared/models/create-model.js';
 import { layerFlops } from '../planner/layer-flops.js';
@@ -17,8 +18,7 @@ export interface PipelinePlan {
   layers: { first: number; names: string[] }[];
 }
 
-/** MNIST's sample shape: the only dataset the cluster job knows (shared/job/schema.ts). */
-const DATA_SHAPES: Record<string, { inputShape: number[]; numClasses: number }> = { mnist: { inputShape: [28, 28, 1], numClasses: 10 } };
+const MNIST_SHAPE = { inputShape: [28, 28, 1], numClasses: 10 };
 
 /**
  * Decides, once, on the coordinator, which layers each stage runs: every stage must agree, and a
@@ -28,8 +28,7 @@ const DATA_SHAPES: Record<string, { inputShape: number[]; numClasses: number }> 
  */
 export async function planPipeline(job: ClusterJob): Promise<PipelinePlan> {
   const settings = pipelineOf(job);
-  const shape = DATA_SHAPES[String(job.dataset)];
-  if (!shape) throw new Error(`pipeline mode knows the sample shape of ${Object.keys(DATA_SHAPES).join(', ')} only, got dataset ${JSON.stringify(job.dataset)}`);
+  const shape = await dataShape(job);
   const rule = settings.balance;
   if (rule === 'time') {
     await selectBackend(job.backend === 'auto' ? {} : { force: job.backend });
@@ -83,5 +82,20 @@ export async function planPipeline(job: ClusterJob): Promise<PipelinePlan> {
     return { stages, balance, rule: used, layers: described };
   } finally {
     model.dispose();
+  }
+}
+
+/** The shape the model must take: MNIST's is known; other datasets are opened here to read it. */
+async function dataShape(job: ClusterJob): Promise<{ inputShape: number[]; numClasses: number }> {
+  const spec = job.dataset as unknown;
+  if (spec === 'mnist' || (typeof spec === 'object' && spec !== null && (spec as { kind?: unknown }).kind === 'mnist')) return MNIST_SHAPE;
+  try {
+    const data = await openJobData(job.dataset);
+    return { inputShape: data.inputShape, numClasses: data.numClasses };
+  } catch (error) {
+    throw new Error(
+      `dataset: the coordinator cuts the model into stages and needs the samples' shape, but cannot open the dataset on this machine (${(error as Error).message}); give it the same dataset files as the peers`,
+      { cause: error },
+    );
   }
 }
