@@ -10,6 +10,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Coordinator } from '../coordinator/coordinator.js';
 import { formatReportTable, type RoundReport } from '../coordinator/distillation/round-report.js';
+import { DISTILL_DEFAULTS } from '../coordinator/distillation/round-defaults.js';
 import { parseRoundSpec, PREVIOUS_ROUND, type RoundSpecInput } from '../coordinator/distillation/round-spec.js';
 import { parseClusterJob } from '../coordinator/job/cluster-job.js';
 import { DISCOVERY_FLAGS_HELP, discoveryFlagOptions, discoverySettingsFromFlags } from '../shared/discovery/index.js';
@@ -21,28 +22,35 @@ import { SECRET_ENV } from '../shared/transport/index.js';
 import { EXIT_WITH_PARENT_ENV } from './local-cluster/exit-with-parent.js';
 import { ManagedChild } from './local-cluster/managed-child.js';
 
-const HELP = `Usage: npm run distill -- --teacher MODEL --student MODEL[,MODEL…] [flags]
+const D = DISTILL_DEFAULTS;
+const HELP = `Usage: npm run distill -- --teacher MODEL [--student MODEL[,MODEL…]] [flags]
 
 Distils a teacher into a student on a cluster: peers compute the teacher's top-k soft targets for
 their shards, the coordinator keeps and serves them, the student is trained data-parallel on them;
-the same student is also trained alone on hard labels with the same budget, for comparison.
+the same student is also trained alone on hard labels with the same budget, for comparison. The
+defaults are the settings \`npm run bench:distill\` measures (chosen on a validation split). A peer
+lost mid-round does not fail it: its work goes to the others, who continue from their last
+committed step.
 
   --teacher MODEL          model.json, its folder, a checkpoint or run folder of this cluster,
                            or "previous" (the student of the newest round in --run-dir)
   --student LIST           zoo model or model file; several (comma-separated) chain rounds: each
-                           round's student is the next round's teacher
+                           round's student is the next round's teacher                 [${D.student}]
   --spec FILE              round settings as JSON (the flags below override its fields)
-  --top-k K                teacher logits kept per sample                              [4]
-  --temperature T          softmax temperature of the soft targets                     [4]
-  --alpha A                weight of the soft term (1 − A: hard labels)                [0.9]
-  --epochs E               student budget: passes over the transfer set                [1]
-  --max-steps N            …capped at N optimizer steps (0: no cap)                    [0]
-  --transfer-samples N     train the students on the first N training samples (0: all) [0]
-  --batch-size B, --optimizer NAME, --lr X, --seed S                    [128, adam, 0.001, 42]
+  --top-k K                teacher logits kept per sample                              [${D.topK}]
+  --temperature T          softmax temperature of the soft targets                     [${D.temperature}]
+  --alpha A                weight of the soft term (1 − A: hard labels)                [${D.alpha}]
+  --transfer-samples N     train the students on the first N training samples (0: all) [${D.transferSamples}]
+  --steps N                student budget: optimizer steps of one batch each           [${D.steps}]
+  --epochs E               …or instead E passes over the transfer set
+  --max-steps N            …either capped at N optimizer steps (0: no cap)             [0]
+  --batch-size B, --optimizer NAME, --lr X, --seed S       [${D.batchSize}, ${D.optimizer}, ${D.learningRate}, ${D.seed}]
   --no-baseline            skip the student trained alone
   --inference-batch B      samples per call when timing inference                      [100]
   --inference-samples N    test samples timed (after one untimed pass)                 [500]
   --peers N                local peer processes; 0: wait for \`npm run peer\` from other machines [2]
+  --min-peers N            fewest peers a round runs on; below it, wait --wait-seconds, then fail [1]
+  --wait-seconds S         after losing peers, how long to wait for --min-peers again   [120]
   --backend NAME           the peers' tensor backend: auto | node-gpu | node | wasm | cpu
   --run-dir DIR            rounds go to DIR/distill/round-NNN/                [runs/distill]
   --report FILE            also write all reports of this run as one JSON file
@@ -71,6 +79,9 @@ async function main(argv: string[]): Promise<number> {
         alpha: { type: 'string' },
         epochs: { type: 'string' },
         'max-steps': { type: 'string' },
+        steps: { type: 'string' },
+        'min-peers': { type: 'string' },
+        'wait-seconds': { type: 'string' },
         'transfer-samples': { type: 'string' },
         'batch-size': { type: 'string' },
         optimizer: { type: 'string' },
@@ -99,10 +110,12 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const fromFile: Record<string, unknown> = values.spec ? await readSpecFile(values.spec) : {};
-  const students = (values.student ?? (typeof fromFile.student === 'string' ? fromFile.student : '')).split(',').map((s) => s.trim()).filter(Boolean);
-  if (students.length === 0) throw new Error('--student is required (a zoo model such as mlp-small, or a model file); see --help');
+  const students = (values.student ?? (typeof fromFile.student === 'string' ? fromFile.student : D.student)).split(',').map((s) => s.trim()).filter(Boolean);
+  if (students.length === 0) throw new Error(`--student: give a zoo model such as ${D.student}, or a model file; see --help`);
   const teacher = values.teacher ?? fromFile.teacher;
-  if (typeof teacher !== 'string' || teacher === '') throw new Error('--teacher is required (a model.json, its folder, a checkpoint or run folder, or "previous"); see --help');
+  if (typeof teacher !== 'string' || teacher === '') {
+    throw new Error('--teacher is required: a trained model.json, its folder, a checkpoint or run folder, or "previous". The benchmark\'s teacher is made by `npm run bench:distill` (runs/bench-distill/teacher/model); see --help');
+  }
   const localPeers = values.peers === undefined ? 2 : Number(values.peers);
   if (!Number.isInteger(localPeers) || localPeers < 0 || localPeers > 64) throw new Error(`--peers ${values.peers}: expected a whole number from 0 to 64`);
   const backend = values.backend;
@@ -116,6 +129,7 @@ async function main(argv: string[]): Promise<number> {
   set('temperature', values.temperature);
   set('alpha', values.alpha);
   set('epochs', values.epochs);
+  set('steps', values.steps);
   set('maxSteps', values['max-steps']);
   set('transferSamples', values['transfer-samples']);
   set('batchSize', values['batch-size']);
@@ -125,7 +139,14 @@ async function main(argv: string[]): Promise<number> {
   set('inferenceBatch', values['inference-batch']);
   set('inferenceSamples', values['inference-samples']);
   if (values['no-baseline']) base.baseline = false;
-  if (localPeers > 0) base.peers = { ...(base.peers as object | undefined), min: localPeers, max: localPeers };
+  // Local peers: start when all have joined (or after a minute with fewer); carry on with survivors.
+  if (localPeers > 0) base.peers = { min: 1, graceSeconds: 60, ...(base.peers as object | undefined), max: localPeers };
+  if (values['min-peers'] !== undefined || values['wait-seconds'] !== undefined) {
+    const peers: Record<string, unknown> = { ...(base.peers as object | undefined) };
+    if (values['min-peers'] !== undefined) peers.min = Number(values['min-peers']);
+    if (values['wait-seconds'] !== undefined) peers.waitSeconds = Number(values['wait-seconds']);
+    base.peers = peers;
+  }
   // Every round's spec is checked before anything starts, so a typo never costs a trained teacher.
   const specs: RoundSpecInput[] = students.map((student, i) => ({ ...base, student, teacher: i === 0 ? teacher : PREVIOUS_ROUND }) as RoundSpecInput);
   for (const spec of specs) parseRoundSpec(spec, values.spec ? `round settings (file ${values.spec} and flags)` : 'round settings (flags)');

@@ -4,6 +4,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { locateModelJson, logitsModel, parameterCount, readModelFiles, sizeOnDisk } from '../coordinator/distillation/model-files.js';
+import { DISTILL_DEFAULTS } from '../coordinator/distillation/round-defaults.js';
 import { parseRoundSpec, studentSteps } from '../coordinator/distillation/round-spec.js';
 import { gapClosed } from '../coordinator/distillation/round-report.js';
 import { modelFromFiles, modelToFiles } from '../peer/distillation/model-from-files.js';
@@ -93,13 +94,18 @@ describe('round settings and report', () => {
     expect(() => parseRoundSpec({ teacher: 't', student: 's', topK: 0, alpha: 2, bogus: 1, peers: { min: 3, max: 2 } })).toThrow(/topK[\s\S]*alpha[\s\S]*bogus/);
     expect(() => parseRoundSpec({ teacher: 't', student: 's', peers: { min: 3, max: 2 } })).toThrow(/peers\.max: must be at least peers\.min/);
     expect(() => parseRoundSpec({ student: 's' })).toThrow(/teacher/);
-    expect(parseRoundSpec({ teacher: 't', student: 's' })).toMatchObject({ topK: 4, temperature: 4, alpha: 0.9, batchSize: 128, baseline: true });
+    // One set of defaults: a round with no settings runs what the benchmark runs.
+    expect(parseRoundSpec({ teacher: 't', student: DISTILL_DEFAULTS.student })).toMatchObject({ ...DISTILL_DEFAULTS, maxSteps: 0, baseline: true });
+    // A budget in epochs replaces the default budget in steps.
+    expect(parseRoundSpec({ teacher: 't', student: 's', epochs: 2 })).toMatchObject({ steps: 0, epochs: 2 });
   });
 
   it('computes the budget in steps and the gap closed', () => {
-    expect(studentSteps({ epochs: 10_000, maxSteps: 1880, batchSize: 128 }, 2000)).toBe(1880);
-    expect(studentSteps({ epochs: 2, maxSteps: 0, batchSize: 128 }, 2000)).toBe(30);
-    expect(() => studentSteps({ epochs: 1, maxSteps: 0, batchSize: 128 }, 100)).toThrow(/larger than/);
+    expect(studentSteps({ steps: 0, epochs: 10_000, maxSteps: 1880, batchSize: 128 }, 2000)).toBe(1880);
+    expect(studentSteps({ steps: 0, epochs: 2, maxSteps: 0, batchSize: 128 }, 2000)).toBe(30);
+    expect(studentSteps({ steps: 1880, epochs: 1, maxSteps: 0, batchSize: 128 }, 2000)).toBe(1880);
+    expect(studentSteps({ steps: 1880, epochs: 1, maxSteps: 10, batchSize: 128 }, 2000)).toBe(10);
+    expect(() => studentSteps({ steps: 0, epochs: 1, maxSteps: 0, batchSize: 128 }, 100)).toThrow(/larger than/);
     expect(gapClosed(0.98, 0.95, 0.9)).toBeCloseTo(0.625, 10);
     expect(gapClosed(0.9, 0.95, 0.92)).toBeNull();
     expect(gapClosed(0.98, 0.95, undefined)).toBeNull();

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -74,9 +74,9 @@ describe('distillation rounds across processes', () => {
       ['student', 238_510],
       ['student-alone', 238_510],
     ]);
-    expect(first.settings).toMatchObject({ steps: 10, transferSamples: 1280, topK: 4 });
+    expect(first.settings).toMatchObject({ steps: 10, transferSamples: 1280, topK: 6 });
     expect([...first.settings.peers].sort()).toEqual(['distill-peer-1', 'distill-peer-2']);
-    expect(first.softTargets).toMatchObject({ cached: false, bytesPerSample: 24 });
+    expect(first.softTargets).toMatchObject({ cached: false, bytesPerSample: 34 });
     expect((await stat(first.softTargets.file)).size).toBe(first.softTargets.bytes);
     for (const model of first.models) {
       expect(model.msPerSample).toBeGreaterThan(0);
@@ -111,20 +111,62 @@ describe('distillation rounds across processes', () => {
     expect(tf.memory().numTensors).toBe(0);
   }, 200_000);
 
-  it('fails the round with the lost peer named when a peer is killed mid-training, and leaves no process', async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'ringpipe-distill-kill-'));
-    const run = distill(['--teacher', TEACHER, '--student', 'mlp-small', '--max-steps', '100000', '--transfer-samples', '1280', '--run-dir', dir, ...SMALL_ROUND.slice(4)]);
-    const [, port] = await run.waitForLine(/^coordinator listening on 127\.0\.0\.1:(\d+)/, 30_000);
-    await run.waitForLine(/training the distilled student/, 90_000);
-    const victims = execFileSync('pgrep', ['-f', '--', `--coordinator 127.0.0.1:${port} --node-id distill-peer-2`], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  // Elastic rounds: a peer killed with SIGKILL mid-round does not fail it.
+  const killPeer = (port: string, nodeId: string): void => {
+    const victims = execFileSync('pgrep', ['-f', '--', `--coordinator 127.0.0.1:${port} --node-id ${nodeId}`], { encoding: 'utf8' }).split('\n').filter(Boolean);
     expect(victims.length).toBeGreaterThan(0);
-    const killedAt = Date.now();
     for (const pid of victims) process.kill(Number(pid), 'SIGKILL');
-    const exit = await Promise.race([run.exited, new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 45_000))]);
-    expect(exit, run.stderr).toMatchObject({ code: 1 });
-    // Noticed through the link closing (or the heartbeat), not a long training timeout.
-    expect(Date.now() - killedAt).toBeLessThan(30_000);
-    expect(run.stderr).toMatch(/distillation round 1 failed: .*distill-peer-2.*(left|failed|gone)/);
+  };
+  const exitWithin = (run: ManagedChild, ms: number) => Promise.race([run.exited, new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), ms))]);
+
+  it('finishes the round with the survivor, from its last committed step, when a peer is killed mid-training', async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'ringpipe-distill-kill-'));
+    const reportFile = path.join(dir, 'reports.json');
+    const run = distill(['--teacher', TEACHER, '--steps', '400', '--no-baseline', '--transfer-samples', '1280', '--run-dir', dir, '--report', reportFile, ...SMALL_ROUND.slice(4)]);
+    const [, port] = await run.waitForLine(/^coordinator listening on 127\.0\.0\.1:(\d+)/, 30_000);
+    await run.waitForLine(/training the distilled student on 2 peers/, 90_000);
+    await new Promise((resolve) => setTimeout(resolve, 3_000)); // some steps committed
+    killPeer(port!, 'distill-peer-2');
+    const [, from] = await run.waitForLine(/training the distilled student on 1 peer from step (\d+)/, 60_000);
+    expect(Number(from)).toBeGreaterThan(0);
+    const exit = await exitWithin(run, 120_000);
+    expect(exit, run.stderr).toMatchObject({ code: 0 });
+    expect(run.lines.join('\n')).toMatch(/distill-peer-2 left while training the distilled student; continuing with the survivors/);
+    const [report] = JSON.parse(await readFile(reportFile, 'utf8')) as RoundReport[];
+    expect(report!.settings.steps).toBe(400);
+    expect([...report!.settings.peers].sort()).toEqual(['distill-peer-1', 'distill-peer-2']);
+    expect(report!.models.find((m) => m.role === 'student')!.accuracy).toBeGreaterThan(0.8);
+    expect(JSON.parse(await readFile(path.join(report!.dir, 'report.json'), 'utf8'))).toMatchObject({ round: 1 });
     expect(await waitUntil(() => peersOf(port!).length === 0, 15_000)).toBe(true);
-  });
+  }, 240_000);
+
+  it('hands the shard of a peer killed while computing soft targets to the survivor', async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'ringpipe-distill-kill-targets-'));
+    const spec = path.join(dir, 'spec.json');
+    await writeFile(spec, JSON.stringify({ targetsBatchSize: 2 })); // a slow teacher pass, to be caught in it
+    const run = distill(['--teacher', TEACHER, '--spec', spec, '--steps', '20', '--no-baseline', '--transfer-samples', '0', '--run-dir', dir, ...SMALL_ROUND.slice(4)]);
+    const [, port] = await run.waitForLine(/^coordinator listening on 127\.0\.0\.1:(\d+)/, 30_000);
+    await run.waitForLine(/2 peers compute the teacher's top-6 logits for 60000 samples/, 90_000);
+    killPeer(port!, 'distill-peer-2');
+    const exit = await exitWithin(run, 150_000);
+    expect(exit, run.stderr).toMatchObject({ code: 0 });
+    expect(run.stderr).toMatch(/distill-peer-2 .*left while computing soft targets; its shard goes to another peer/);
+    expect(run.lines.join('\n')).toMatch(/1 peer compute the teacher's top-6 logits for 60000 samples \(2 of 2 shards done\)/);
+    expect(await waitUntil(() => peersOf(port!).length === 0, 15_000)).toBe(true);
+  }, 240_000);
+
+  it('below --min-peers, waits --wait-seconds and fails with who is missing and how to join', async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'ringpipe-distill-min-'));
+    const run = distill(['--teacher', TEACHER, '--steps', '100000', '--min-peers', '2', '--wait-seconds', '5', '--transfer-samples', '1280', '--run-dir', dir, ...SMALL_ROUND.slice(4)]);
+    const [, port] = await run.waitForLine(/^coordinator listening on 127\.0\.0\.1:(\d+)/, 30_000);
+    await run.waitForLine(/training the distilled student on 2 peers/, 90_000);
+    const killedAt = Date.now();
+    killPeer(port!, 'distill-peer-2');
+    const exit = await exitWithin(run, 60_000);
+    expect(exit, run.stderr).toMatchObject({ code: 1 });
+    // Noticed through the link closing, then the stated wait — not a long training timeout.
+    expect(Date.now() - killedAt).toBeLessThan(40_000);
+    expect(run.stderr).toMatch(/distillation round 1 failed: gave up after 5 s waiting for peers to continue training the distilled student.*1 of the 2 needed/);
+    expect(await waitUntil(() => peersOf(port!).length === 0, 15_000)).toBe(true);
+  }, 150_000);
 });

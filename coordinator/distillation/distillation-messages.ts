@@ -11,7 +11,12 @@ import { z } from 'zod';
  *             → coordinator `distill-go` (next rank's address) → peer `distill-progress`… → `distill-trained`
  *             (rank 0: + the trained student's files)
  *   measuring: coordinator `distill-measure-request` (+ model files) → peer `distill-measured`
- *   any time: peer `distill-failed`; coordinator `distill-cancel`
+ *   any time: peer `distill-failed`; coordinator `distill-cancel` (the round) or `distill-abort` (one
+ *             training attempt: a member was lost, the survivors keep their committed state)
+ *
+ * Training is elastic: every attempt has its own `frameStep`; `distill-ready` says which step the
+ * peer's copy of the student has committed, and `distill-go` names the rank whose state everyone
+ * starts from (`coordinator/epoch/choose-state-source.ts`, as for the cluster's training epochs).
  */
 export const DISTILL_FRAME_EPOCH = 0xfffffff0;
 
@@ -69,7 +74,14 @@ export const distillationMessageShapes = {
     targets: fileEntry.nullable(),
     student: files,
   },
-  'distill-go': { round, phase, next: z.object({ host: z.string().min(1).max(256), port: z.number().int().min(1).max(65_535) }).strict().nullable() },
+  'distill-go': {
+    round,
+    phase,
+    frameStep,
+    /** Rank whose student state (weights and optimizer) every rank takes, and the step it holds. */
+    stateRoot: z.number().int().min(0),
+    startStep: z.number().int().min(0),
+    next: z.object({ host: z.string().min(1).max(256), port: z.number().int().min(1).max(65_535) }).strict().nullable() },
   'distill-measure-request': {
     round,
     frameStep,
@@ -80,10 +92,18 @@ export const distillationMessageShapes = {
     inferenceSamples: z.number().int().min(1),
   },
   'distill-cancel': { round, reason: text },
+  'distill-abort': { round, phase, frameStep, reason: text },
 
   // ---- peer → coordinator ----
   'distill-targets': { round, frameStep, start: z.number().int().min(0), count: z.number().int().min(1), table: fileEntry },
-  'distill-ready': { round, phase, ringPort: z.number().int().min(1).max(65_535).nullable() },
+  'distill-ready': {
+    round,
+    phase,
+    frameStep,
+    ringPort: z.number().int().min(1).max(65_535).nullable(),
+    /** The last step of this phase whose update is in this peer's student (0: initial weights). */
+    committedStep: z.number().int().min(0),
+  },
   'distill-progress': { round, phase, step: z.number().int().min(0), totalSteps: z.number().int().min(1), loss: z.number() },
   'distill-trained': {
     round,
@@ -106,5 +126,6 @@ export const distillationMessageShapes = {
     inferenceBatch: z.number().int().min(1),
     backend: z.string().max(32),
   },
-  'distill-failed': { round, reason: text },
+  /** `frameStep`: the task that failed (a stale failure of an aborted attempt is then ignored). */
+  'distill-failed': { round, frameStep: frameStep.optional(), reason: text },
 };

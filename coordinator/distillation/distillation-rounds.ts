@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Logger } from '../../shared/log/logger.js';
 import { writeFileAtomic } from '../../shared/models/file-io.js';
 import { isZooModel } from '../../shared/models/zoo.js';
+import type { PeerHandle } from '../membership/peer-handle.js';
 import type { PeerRegistry } from '../membership/peer-registry.js';
 import type { TransferFile } from '../protocol/file-transfer.js';
 import { RendezvousTimeoutError, waitForPeers } from '../rendezvous/wait-for-peers.js';
@@ -127,28 +128,16 @@ export class DistillationRounds {
       const teacher = await this.loadTeacher(spec.teacher);
       const student = isZooModel(spec.student) ? undefined : await readModelFiles(spec.student);
       progress({ stage: 'waiting-for-peers', detail: `waiting for ${spec.peers.min} peer${spec.peers.min === 1 ? '' : 's'}` });
-      const waited = await waitForPeers(registry, {
-        min: spec.peers.min,
-        max: spec.peers.max,
-        graceMs: 0,
-        timeoutMs: spec.peers.waitSeconds * 1000,
-        purpose: `for distillation round ${number}`,
-        howToJoin: this.host.howToJoin(),
-        cancelled: entry.cancelSignal,
-        onChange: (detail) => progress({ stage: 'waiting-for-peers', detail }),
-      }).catch((error: unknown) => {
-        if (error instanceof RendezvousTimeoutError) throw new Error(error.message);
-        throw error;
-      });
-      if (waited === 'cancelled' || entry.cancelled) throw new Error(`cancelled: ${entry.cancelled ?? 'stopped'}`);
-      const members = registry.prepared().slice(0, spec.peers.max);
+      const members = await this.peersFor(spec, entry, `for distillation round ${number}`, spec.peers.graceSeconds * 1000, spec.peers.joinTimeoutSeconds, [], progress);
       const trainSamples = registry.trainSamples;
       if (trainSamples === undefined) throw new Error('no peer has reported its training set yet');
       const transferSamples = spec.transferSamples || trainSamples;
       if (transferSamples > trainSamples) throw new Error(`transferSamples ${transferSamples} is more than the ${trainSamples} training samples the peers hold`);
       const roundDir = path.join(this.dir, `round-${String(number).padStart(3, '0')}`);
       await mkdir(roundDir, { recursive: true });
-      const round = new DistillationRound(number, spec, members, registry, path.join(this.dir, 'soft-targets'), log, progress);
+      // After a loss: the survivors first (they hold the student's state), then peers that joined.
+      const findMembers = (why: string, survivors: readonly PeerHandle[]): Promise<PeerHandle[]> => this.peersFor(spec, entry, `${why} (distillation round ${number})`, 0, spec.peers.waitSeconds, survivors, progress);
+      const round = new DistillationRound(number, spec, members, registry, path.join(this.dir, 'soft-targets'), log, progress, findMembers);
       entry.round = round;
       if (entry.cancelled) round.cancel(entry.cancelled);
       log.info({ round: number, teacher: teacher.source, student: spec.student, peers: members.map((p) => p.nodeId) }, `distillation round ${number} starts`);
@@ -200,7 +189,7 @@ export class DistillationRounds {
           optimizer: spec.optimizer,
           learningRate: spec.learningRate,
           seed: spec.seed,
-          peers: members.map((p) => p.nodeId),
+          peers: round.allMembers.map((p) => p.nodeId),
         },
         softTargets: { file: targets.file, bytes: targets.bytes.byteLength, bytesPerSample: bytesPerSample(spec.topK), cached: targets.cached, seconds: targets.seconds },
         models,
@@ -219,6 +208,31 @@ export class DistillationRounds {
       this.host.publish(this.snapshot());
       throw new Error(message, { cause: error });
     }
+  }
+
+  /**
+   * Peers to run on: waits (for `timeoutSeconds`, then fails saying who is missing and how to join) until
+   * peers.min are prepared, for up to `graceMs` more for peers.max; `first` keep their place.
+   */
+  private async peersFor(spec: RoundSpec, entry: RunningRound, purpose: string, graceMs: number, timeoutSeconds: number, first: readonly PeerHandle[], progress: (p: RoundProgress) => void): Promise<PeerHandle[]> {
+    const { registry } = this.host;
+    const waited = await waitForPeers(registry, {
+      min: spec.peers.min,
+      max: spec.peers.max,
+      graceMs,
+      timeoutMs: timeoutSeconds * 1000,
+      purpose,
+      howToJoin: this.host.howToJoin(),
+      cancelled: entry.cancelSignal,
+      onChange: (detail) => progress({ stage: 'waiting-for-peers', detail }),
+    }).catch((error: unknown) => {
+      if (error instanceof RendezvousTimeoutError) throw new Error(error.message);
+      throw error;
+    });
+    if (waited === 'cancelled' || entry.cancelled) throw new Error(`cancelled: ${entry.cancelled ?? 'stopped'}`);
+    const kept = first.filter((peer) => peer.alive);
+    const others = registry.prepared().filter((peer) => !kept.includes(peer));
+    return [...kept, ...others].slice(0, spec.peers.max);
   }
 
   private async loadTeacher(teacher: string): Promise<ModelFiles> {

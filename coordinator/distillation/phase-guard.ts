@@ -19,6 +19,8 @@ export class PhaseGuard {
     round: number,
     what: string,
     silenceMs: number,
+    /** The tasks of this phase: failures reported for other tasks (an aborted attempt's) are not this phase's. */
+    frameSteps?: ReadonlySet<number>,
   ) {
     this.failure = new Promise<never>((_, reject) => (this.fail = reject));
     // A rejection nobody awaits yet must not crash the process; run() re-raises it.
@@ -32,7 +34,9 @@ export class PhaseGuard {
     for (const peer of members) {
       this.cleanups.push(
         peer.link.onControl('distill-failed', (message) => {
-          if (message.round === round) this.fail(new Error(`${peer.label} failed while ${what}: ${message.reason}`));
+          if (message.round !== round) return;
+          if (frameSteps && message.frameStep !== undefined && !frameSteps.has(message.frameStep)) return;
+          this.fail(new Error(`${peer.label} failed while ${what}: ${message.reason}`));
         }),
       );
       this.cleanups.push(peer.link.onControl('distill-progress', (message) => message.round === round && this.touch()));

@@ -1,9 +1,12 @@
 import { z } from 'zod';
 import { formatIssues, JobValidationError } from '../../shared/job/schema.js';
+import { DISTILL_DEFAULTS as D } from './round-defaults.js';
 
 /**
  * What one distillation round does. Every field has a default except the teacher and the student;
- * the same schema validates the CLI's flags and whatever the dashboard sends.
+ * the defaults (round-defaults.ts, which also names the CLI's default student) are what
+ * `npm run bench:distill` measures. The same schema validates the CLI's flags, spec files and
+ * whatever the dashboard sends.
  */
 export const roundSpecSchema = z
   .object({
@@ -12,21 +15,23 @@ export const roundSpecSchema = z
     /** A zoo model name (e.g. "mlp-small") or a model file like the teacher's (trained further from its weights). */
     student: z.string().min(1),
     /** Teacher logits kept per sample. */
-    topK: z.number().int().min(1).max(256).default(4),
-    temperature: z.number().positive().max(1000).default(4),
+    topK: z.number().int().min(1).max(256).default(D.topK),
+    temperature: z.number().positive().max(1000).default(D.temperature),
     /** Weight of the soft-target term; 1 − alpha weighs the hard labels. */
-    alpha: z.number().min(0).max(1).default(0.9),
-    /** Student budget: passes over the transfer set… */
+    alpha: z.number().min(0).max(1).default(D.alpha),
+    /** Student budget: optimizer steps of one global batch each (0: `epochs` passes instead)… */
+    steps: z.number().int().min(0).max(10_000_000).default(D.steps),
+    /** …or passes over the transfer set, when `steps` is 0 (giving `epochs` alone sets `steps` to 0)… */
     epochs: z.number().positive().max(10_000).default(1),
-    /** …capped at this many steps (0: no cap). */
+    /** …either capped at this many steps (0: no cap). */
     maxSteps: z.number().int().min(0).default(0),
     /** The transfer set: the first N training samples (0: all of them). */
-    transferSamples: z.number().int().min(0).default(0),
-    batchSize: z.number().int().min(1).max(65_536).default(128),
-    optimizer: z.enum(['adam', 'sgd', 'momentum', 'rmsprop']).default('adam'),
-    learningRate: z.number().positive().max(10).default(0.001),
+    transferSamples: z.number().int().min(0).default(D.transferSamples),
+    batchSize: z.number().int().min(1).max(65_536).default(D.batchSize),
+    optimizer: z.enum(['adam', 'sgd', 'momentum', 'rmsprop']).default(D.optimizer),
+    learningRate: z.number().positive().max(10).default(D.learningRate),
     /** Seeds the student's weights and the batch order (the same for the distilled student and the student alone). */
-    seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
+    seed: z.number().int().min(0).max(2 ** 31 - 1).default(D.seed),
     /** Also train the student alone on hard labels with the same budget (the report's baseline). */
     baseline: z.boolean().default(true),
     evalBatchSize: z.number().int().min(1).default(1000),
@@ -39,7 +44,11 @@ export const roundSpecSchema = z
       .object({
         min: z.number().int().min(1).max(1024).default(1),
         max: z.number().int().min(1).max(1024).default(16),
-        /** Give up when `min` peers are not there after this long. */
+        /** With `min` (but not `max`) peers there when the round starts, wait this long for more. */
+        graceSeconds: z.number().min(0).max(3600).default(10),
+        /** Give up when `min` peers have not joined this long after the round was started. */
+        joinTimeoutSeconds: z.number().positive().max(86_400).default(300),
+        /** During the round, give up when fewer than `min` peers stay alive this long. */
         waitSeconds: z.number().positive().max(86_400).default(120),
       })
       .strict()
@@ -59,6 +68,8 @@ export const PREVIOUS_ROUND = 'previous';
 
 /** Validates a round spec; every bad field is named in one error. */
 export function parseRoundSpec(value: unknown, source = 'distillation round'): RoundSpec {
+  // A budget given in epochs replaces the default budget in steps.
+  if (typeof value === 'object' && value !== null && 'epochs' in value && !('steps' in value)) value = { ...value, steps: 0 };
   const result = roundSpecSchema.safeParse(value, { reportInput: true });
   const problems = result.success ? [] : formatIssues(result.error);
   if (result.success) {
@@ -71,10 +82,10 @@ export function parseRoundSpec(value: unknown, source = 'distillation round'): R
   return result.data;
 }
 
-/** Optimizer steps of a student: `epochs` passes over the transfer set, capped by `maxSteps`. */
-export function studentSteps(spec: Pick<RoundSpec, 'epochs' | 'maxSteps' | 'batchSize'>, transferSamples: number): number {
+/** Optimizer steps of a student: `steps`, or `epochs` passes over the transfer set; capped by `maxSteps`. */
+export function studentSteps(spec: Pick<RoundSpec, 'steps' | 'epochs' | 'maxSteps' | 'batchSize'>, transferSamples: number): number {
   const perEpoch = Math.floor(transferSamples / spec.batchSize);
   if (perEpoch < 1) throw new Error(`batchSize ${spec.batchSize} is larger than the ${transferSamples} transfer samples`);
-  const steps = Math.max(1, Math.round(spec.epochs * perEpoch));
+  const steps = spec.steps > 0 ? spec.steps : Math.max(1, Math.round(spec.epochs * perEpoch));
   return spec.maxSteps > 0 ? Math.min(spec.maxSteps, steps) : steps;
 }
