@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MessageAssembler, type MessageSink } from '../shared/transport/link/message-assembler.js';
+import { DeadlineQueue } from '../shared/transport/link/deadline-queue.js';
 import { TensorInbox } from '../shared/transport/link/tensor-inbox.js';
 import { Opcode, WsFrameParser } from '../shared/transport/link/ws-frame-parser.js';
 import { encodeControlFrame } from '../shared/transport/wire/control-codec.js';
@@ -46,9 +47,9 @@ function reader(expectMasked: boolean, authenticated = true): { push(chunk: Buff
       buffers.set(header, target);
       return {
         byteLength: target.length,
-        write(bytes) {
-          target.set(bytes, filled);
-          filled += bytes.length;
+        write(chunk, start, end) {
+          target.set(chunk.subarray(start, end), filled);
+          filled += end - start;
         },
       };
     },
@@ -123,12 +124,12 @@ describe('tensor inbox', () => {
 
   it('moves a frame that started arriving before its waiter into the waiter buffer', async () => {
     let consumed = 0;
-    const inbox = new TensorInbox((n) => (consumed += n), 1 << 20, () => 'timeout');
+    const inbox = new TensorInbox((n) => (consumed += n), () => 'timeout', new DeadlineQueue());
     const writer = inbox.destinationFor(small);
-    writer.write(bytes.subarray(0, 6));
+    writer.write(Buffer.from(bytes), 0, 6);
     const into = new Float32Array(8);
     const next = inbox.next(into, 1_000);
-    writer.write(bytes.subarray(6));
+    writer.write(Buffer.from(bytes), 6, 16);
     inbox.complete(small);
     const frame = await next;
     expect(frame.data.buffer).toBe(into.buffer);
@@ -137,17 +138,17 @@ describe('tensor inbox', () => {
   });
 
   it('writes straight into a waiting buffer, and queues in order when nobody waits', async () => {
-    const inbox = new TensorInbox(() => undefined, 1 << 20, () => 'timeout');
+    const inbox = new TensorInbox(() => undefined, () => 'timeout', new DeadlineQueue());
     const into = new Float32Array(8);
     const first = inbox.next(into, 1_000);
     const writer = inbox.destinationFor(small);
-    writer.write(bytes);
+    writer.write(Buffer.from(bytes), 0, 16);
     inbox.complete(small);
     expect(Array.from((await first).data)).toEqual([1, 2, 3, 4]);
 
     for (const step of [1, 2]) {
       const w = inbox.destinationFor({ ...small, step });
-      w.write(bytes);
+      w.write(Buffer.from(bytes), 0, 16);
       inbox.complete({ ...small, step });
     }
     expect(inbox.queuedBytes).toBe(32);
@@ -156,9 +157,9 @@ describe('tensor inbox', () => {
   });
 
   it('fails the waiting receive when the link dies mid-frame', async () => {
-    const inbox = new TensorInbox(() => undefined, 1 << 20, () => 'timeout');
+    const inbox = new TensorInbox(() => undefined, () => 'timeout', new DeadlineQueue());
     const next = inbox.next(new Float32Array(8), 1_000);
-    inbox.destinationFor(small).write(bytes.subarray(0, 4));
+    inbox.destinationFor(small).write(Buffer.from(bytes), 0, 4);
     inbox.failAll(new Error('link closed'));
     await expect(next).rejects.toThrow('link closed');
   });

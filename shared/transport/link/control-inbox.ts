@@ -1,6 +1,7 @@
 import type { Logger } from '../../log/logger.js';
 import { protocolError } from '../errors.js';
 import type { ControlMessage } from '../messages/define-messages.js';
+import type { DeadlineQueue } from './deadline-queue.js';
 import { PendingWait } from './pending-wait.js';
 
 type Handler<M> = (message: M) => void;
@@ -17,6 +18,7 @@ export class ControlInbox<M extends ControlMessage> {
   constructor(
     private readonly maxQueued: number,
     private readonly log: Logger,
+    private readonly deadlines: DeadlineQueue,
   ) {}
 
   deliver(message: M): void {
@@ -45,7 +47,7 @@ export class ControlInbox<M extends ControlMessage> {
       const [message] = this.queued.splice(index, 1);
       return Promise.resolve(message as Extract<M, { type: T }>);
     }
-    const wait = new PendingWait<M>(timeoutMs, describeTimeout, (expired) => this.forget(type, expired));
+    const wait = new PendingWait<M>(timeoutMs, describeTimeout, (expired) => this.forget(type, expired), this.deadlines);
     const list = this.waiters.get(type) ?? [];
     list.push(wait);
     this.waiters.set(type, list);

@@ -10,6 +10,7 @@ import { FrameKind } from '../wire/frame-prefix.js';
 import { checkTensorHeader, tensorPayloadBytes, type TensorHeader } from '../wire/tensor-header.js';
 import { CloseCode, type LinkCloseInfo } from './close-info.js';
 import { ControlInbox } from './control-inbox.js';
+import { DeadlineQueue } from './deadline-queue.js';
 import { ReceiveWindow, SendCredit } from './flow-control.js';
 import { Heartbeat } from './heartbeat.js';
 import { OrderedSender } from './ordered-sender.js';
@@ -85,6 +86,8 @@ export class Link<M extends ControlMessage = ControlMessage> extends EventEmitte
   private readonly sendCredit: SendCredit;
   private readonly sender: OrderedSender;
   private readonly heartbeat: Heartbeat;
+  /** One timer for every nextControl/nextTensor wait of this link. */
+  private readonly deadlines = new DeadlineQueue();
   private closeInfoValue: LinkCloseInfo | undefined;
   private resolveClosed!: (info: LinkCloseInfo) => void;
 
@@ -96,14 +99,14 @@ export class Link<M extends ControlMessage = ControlMessage> extends EventEmitte
     this.peer = internals.peer;
     this.log = internals.log;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
-    this.controlInbox = new ControlInbox<ControlMessage>(this.limits.maxQueuedControlMessages, this.log);
+    this.controlInbox = new ControlInbox<ControlMessage>(this.limits.maxQueuedControlMessages, this.log, this.deadlines);
     this.receiveWindow = new ReceiveWindow(this.limits.receiveWindowBytes, this.limits.maxTensorBytes, (bytes) =>
       this.endpoint.sendSession({ type: 'credit', bytes }),
     );
     this.tensorInbox = new TensorInbox(
       (bytes) => this.receiveWindow.consumed(bytes),
-      this.limits.receiveWindowBytes,
       (timeoutMs) => `timed out after ${timeoutMs} ms waiting for a tensor frame from ${this.peerLabel}`,
+      this.deadlines,
     );
     this.sendCredit = new SendCredit(internals.peerReceiveWindow, internals.peerReceiveWindow);
     this.sender = new OrderedSender(
@@ -215,8 +218,9 @@ export class Link<M extends ControlMessage = ControlMessage> extends EventEmitte
       );
     }
     const timeoutMs = checkTimeout(options.timeoutMs ?? this.limits.defaultWaitTimeoutMs, 'sendTensor');
-    const payload = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    return this.sender.send({ header: full, payload, deadline: Date.now() + timeoutMs, timeoutMs });
+    // A Buffer view (no copy): socket.write would otherwise wrap a plain Uint8Array in one itself.
+    const payload = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    return this.sender.send(full, payload, Date.now() + timeoutMs, timeoutMs);
   }
 
   /** The next control message of `type` (queued ones first). Rejects on timeout or when the link closes. */
@@ -268,6 +272,7 @@ export class Link<M extends ControlMessage = ControlMessage> extends EventEmitte
     this.sender.fail(error);
     this.controlInbox.failAll(error);
     this.tensorInbox.failAll(error);
+    this.deadlines.clear();
     const level = info.code === CloseCode.normal || info.code === CloseCode.goingAway ? 'info' : 'warn';
     this.log[level]({ peer: this.peerLabel, code: info.code, reason: info.reason, byPeer: info.byPeer }, 'link closed');
     this.resolveClosed(info);

@@ -8,8 +8,13 @@ import { Opcode, type FrameParserSink } from './ws-frame-parser.js';
 /** Receives a tensor payload piece by piece, in order. */
 export interface PayloadWriter {
   readonly byteLength: number;
-  /** `bytes` is only valid during the call: copy it. */
-  write(bytes: Uint8Array): void;
+  /**
+   * The next payload bytes: `chunk[start, end)`. The chunk is one of the socket's read buffers,
+   * which Node allocates anew for every read (sockets are never given a reusable `onread` buffer
+   * here), so a view of it may be kept instead of copied: the tensor inbox does that for a frame
+   * nobody waits for yet.
+   */
+  write(chunk: Buffer, start: number, end: number): void;
 }
 
 /** Where assembled messages go (the wire endpoint, which forwards to the handshake or the Link). */
@@ -76,23 +81,23 @@ export class MessageAssembler implements FrameParserSink {
     this.checkDeclaredSize();
   }
 
-  dataBytes(bytes: Uint8Array): void {
-    let offset = 0;
+  dataBytes(chunk: Buffer, start: number, end: number): void {
+    let at = start;
     if (this.kind === undefined || (this.kind === FrameKind.tensor && this.tensorHeader === undefined)) {
-      offset = this.fillHead(bytes);
-      if (offset === bytes.length) return;
+      at = this.fillHead(chunk, at, end);
+      if (at === end) return;
     }
-    const rest = offset === 0 ? bytes : bytes.subarray(offset);
+    const length = end - at;
     if (this.kind === FrameKind.tensor) {
       const destination = this.destination as PayloadWriter;
-      if (this.destinationFilled + rest.length > destination.byteLength) {
+      if (this.destinationFilled + length > destination.byteLength) {
         throw protocolError(`tensor payload is longer than the ${destination.byteLength} bytes its header announced`);
       }
-      destination.write(rest);
-      this.destinationFilled += rest.length;
+      destination.write(chunk, at, end);
+      this.destinationFilled += length;
     } else {
       // Control messages are small: keep a copy of each piece and decode at the end.
-      this.controlChunks.push(Buffer.from(rest));
+      this.controlChunks.push(Buffer.from(chunk.subarray(at, end)));
     }
   }
 
@@ -132,14 +137,17 @@ export class MessageAssembler implements FrameParserSink {
     this.destinationFilled = 0;
   }
 
-  /** Copies the first bytes of a message until its kind (4 bytes) or tensor header (32) is known. */
-  private fillHead(bytes: Uint8Array): number {
-    let offset = 0;
-    while (offset < bytes.length && this.headFilled < this.headWanted()) {
-      const take = Math.min(this.headWanted() - this.headFilled, bytes.length - offset);
-      this.head.set(bytes.subarray(offset, offset + take), this.headFilled);
-      this.headFilled += take;
-      offset += take;
+  /**
+   * Copies the first bytes of a message (from `chunk[start, end)`) until its kind (4 bytes) or
+   * tensor header (32) is known; returns where the rest begins. Byte by byte: at most 32 bytes,
+   * and no view allocated per frame.
+   */
+  private fillHead(chunk: Buffer, start: number, end: number): number {
+    let offset = start;
+    const head = this.head;
+    while (offset < end && this.headFilled < this.headWanted()) {
+      const stop = Math.min(offset + this.headWanted() - this.headFilled, end);
+      while (offset < stop) head[this.headFilled++] = chunk[offset++] as number;
       if (this.kind === undefined && this.headFilled === FRAME_PREFIX_BYTES) this.learnKind();
     }
     if (this.kind === FrameKind.tensor && this.tensorHeader === undefined && this.headFilled === TENSOR_HEADER_BYTES) {
@@ -158,7 +166,7 @@ export class MessageAssembler implements FrameParserSink {
   }
 
   private learnKind(): void {
-    const prefix = readFramePrefix(this.head.subarray(0, FRAME_PREFIX_BYTES));
+    const prefix = readFramePrefix(this.head); // reads the first FRAME_PREFIX_BYTES only
     const authenticated = this.sink.isAuthenticated();
     if (!authenticated && prefix.kind !== FrameKind.session) {
       throw protocolError(`${prefix.kind === FrameKind.tensor ? 'tensor' : 'control'} frame before authentication`);

@@ -6,8 +6,8 @@ import type { WireEndpoint } from './wire-endpoint.js';
 /** One tensor frame waiting to go out (plain data: no closures per frame on this hot path). */
 export interface SendJob {
   header: TensorHeader;
-  /** The payload bytes; their count is taken from the peer's flow-control credit. */
-  payload: Uint8Array;
+  /** The payload bytes (a Buffer view of the caller's memory, as the socket takes it without converting); their count is taken from the peer's flow-control credit. */
+  payload: Buffer;
   /** Absolute time (Date.now()) after which the job fails instead of waiting longer. */
   deadline: number;
   timeoutMs: number;
@@ -28,7 +28,8 @@ interface QueuedJob extends SendJob {
  */
 export class OrderedSender {
   private readonly queue: QueuedJob[] = [];
-  private readonly inFlight = new Set<QueuedJob>();
+  /** Written, waiting for the socket's callback; a stream calls back in write order. */
+  private readonly inFlight: QueuedJob[] = [];
   private pumping = false;
   private wakeUp: (() => void) | undefined;
   private failure: Error | undefined;
@@ -41,10 +42,10 @@ export class OrderedSender {
     private readonly describeTimeout: (timeoutMs: number) => string,
   ) {}
 
-  send(job: SendJob): Promise<void> {
+  send(header: TensorHeader, payload: Buffer, deadline: number, timeoutMs: number): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise<void>((resolve, reject) => {
-      const queued: QueuedJob = { header: job.header, payload: job.payload, deadline: job.deadline, timeoutMs: job.timeoutMs, resolve, reject };
+      const queued: QueuedJob = { header, payload, deadline, timeoutMs, resolve, reject };
       // Fast path: nothing waiting ahead of it and room to send — no pump, no extra promise.
       if (this.queue.length === 0 && !this.pumping && this.canSend(queued)) {
         this.credit.take(queued.payload.length);
@@ -68,8 +69,7 @@ export class OrderedSender {
     if (this.failure) return;
     this.failure = error;
     for (const job of this.queue.splice(0)) job.reject(error);
-    for (const job of this.inFlight) job.reject(error);
-    this.inFlight.clear();
+    for (const job of this.inFlight.splice(0)) job.reject(error);
     this.wake();
   }
 
@@ -104,19 +104,23 @@ export class OrderedSender {
   }
 
   private write(job: QueuedJob): void {
-    this.inFlight.add(job);
+    this.inFlight.push(job);
     try {
-      this.endpoint.sendTensor(job.header, job.payload, (error) => {
-        this.inFlight.delete(job);
-        if (error) job.reject(this.failure ?? new TransportError('closed', `send failed: ${error.message}`));
-        else job.resolve();
-        this.wake();
-      });
+      this.endpoint.sendTensor(job.header, job.payload, this.written);
     } catch (error) {
-      this.inFlight.delete(job);
+      this.inFlight.pop();
       job.reject(error as Error);
     }
   }
+
+  /** The socket's callback for the oldest write (one function for all frames: no closure per frame). */
+  private readonly written = (error?: Error | null): void => {
+    const job = this.inFlight.shift();
+    if (!job) return; // failed already: fail() settled every in-flight job
+    if (error) job.reject(this.failure ?? new TransportError('closed', `send failed: ${error.message}`));
+    else job.resolve();
+    this.wake();
+  };
 
   private sleepUntilWoken(ms: number): Promise<void> {
     return new Promise<void>((resolve) => {

@@ -1,11 +1,11 @@
 import type { TensorArray } from '../wire/dtype.js';
 import { tensorPayloadBytes, type TensorHeader } from '../wire/tensor-header.js';
-import { checkReceiveTarget, copyPayloadInto, viewPayload } from '../wire/tensor-payload.js';
-import { BufferPool } from './buffer-pool.js';
+import { checkReceiveTarget, viewPayload } from '../wire/tensor-payload.js';
+import type { DeadlineQueue } from './deadline-queue.js';
 import type { PayloadWriter } from './message-assembler.js';
 import { PendingWait } from './pending-wait.js';
 
-const EMPTY = new Uint8Array(0);
+const NO_PIECES: readonly Uint8Array[] = Object.freeze([]);
 
 /** A received tensor frame: its header and its elements (a view, or the filled part of `into`). */
 export interface TensorFrame<T extends TensorArray = TensorArray> {
@@ -15,7 +15,9 @@ export interface TensorFrame<T extends TensorArray = TensorArray> {
 
 interface QueuedFrame {
   header: TensorHeader;
-  payload: Uint8Array;
+  /** The payload as views into the socket's read chunks, in order (not copied yet). */
+  pieces: readonly Uint8Array[];
+  byteLength: number;
 }
 
 interface TensorWaiter {
@@ -24,35 +26,38 @@ interface TensorWaiter {
 }
 
 /**
- * The frame whose payload is arriving right now. It writes into a pooled buffer until a waiter
- * claims it, then into that waiter's memory (moving what already arrived), so a frame that starts
- * arriving a moment before the application asks for it is still copied (almost) only once.
+ * The frame whose payload is arriving right now. Until a waiter claims it, it only keeps views of
+ * the bytes (the socket's read chunks are never reused, see PayloadWriter); once claimed, what
+ * arrived is copied into the waiter's memory and the rest is written there directly. So each
+ * payload byte is copied once whether the application asked for the frame before, during or after
+ * its arrival. (Copying unclaimed bytes into a pooled buffer right away, as before, copied most of
+ * a small frame twice: its first bytes usually arrive in the read that completes the previous
+ * frame, before the application can post its next wait.)
  */
 class IncomingTensor implements PayloadWriter {
   filled = 0;
   waiter: TensorWaiter | undefined;
+  /** Set once claimed: the waiter's memory for this payload. */
+  target: Uint8Array | undefined;
+  /** Views of what arrived while unclaimed (allocated only then). */
+  pieces: Uint8Array[] | undefined;
 
   constructor(
     readonly header: TensorHeader,
-    public target: Uint8Array,
-    private readonly pooled: boolean,
-    private readonly pool: BufferPool,
+    readonly byteLength: number,
   ) {}
 
-  get byteLength(): number {
-    return this.target.byteLength;
+  write(chunk: Buffer, start: number, end: number): void {
+    if (this.target) chunk.copy(this.target, this.filled, start, end);
+    else (this.pieces ??= []).push(chunk.subarray(start, end));
+    this.filled += end - start;
   }
 
-  write(bytes: Uint8Array): void {
-    this.target.set(bytes, this.filled);
-    this.filled += bytes.length;
-  }
-
-  /** Redirects the rest of the payload into `waiter`'s memory (caller checked that it fits). */
+  /** Redirects the payload into `waiter`'s memory (caller checked that it fits). */
   claim(waiter: TensorWaiter): void {
-    const destination = destinationIn(this.header, waiter);
-    destination.set(this.target.subarray(0, this.filled));
-    if (this.pooled) this.pool.give(this.target);
+    const destination = destinationIn(this.header, this.byteLength, waiter);
+    copyPieces(this.pieces ?? NO_PIECES, destination);
+    this.pieces = undefined;
     this.target = destination;
     this.waiter = waiter;
     // Once bytes land in the caller's memory the frame must finish: its timeout no longer applies
@@ -62,36 +67,56 @@ class IncomingTensor implements PayloadWriter {
 }
 
 /** The caller's `into` at the frame's offset, or a new buffer that will become the caller's view. */
-function destinationIn(header: TensorHeader, waiter: TensorWaiter): Uint8Array {
-  const bytes = tensorPayloadBytes(header);
+function destinationIn(header: TensorHeader, bytes: number, waiter: TensorWaiter): Uint8Array {
   const into = waiter.into;
   if (into === undefined) return new Uint8Array(bytes);
   return new Uint8Array(into.buffer, into.byteOffset + header.offset * into.BYTES_PER_ELEMENT, bytes);
 }
 
 /**
+ * A queued frame's views pin whole read chunks. Keeps them only while that costs at most twice the
+ * payload (e.g. 64 KiB spread over two reads); otherwise (a small frame in a big read, which a peer
+ * could repeat) copies the payload into a buffer of its own, so queued memory stays within twice
+ * the flow-control window.
+ */
+function compactIfWasteful(pieces: readonly Uint8Array[], byteLength: number): readonly Uint8Array[] {
+  let pinned = 0;
+  for (const piece of pieces) pinned += piece.buffer.byteLength;
+  if (pinned <= 2 * byteLength) return pieces;
+  const whole = new Uint8Array(byteLength);
+  copyPieces(pieces, whole);
+  return [whole];
+}
+
+function copyPieces(pieces: readonly Uint8Array[], target: Uint8Array): void {
+  let at = 0;
+  for (const piece of pieces) {
+    target.set(piece, at);
+    at += piece.length;
+  }
+}
+
+/**
  * Received tensor frames in arrival order, and where each payload is written while it arrives:
  * straight into the memory of the application's oldest waiter when there is one (its `into`
- * buffer, or a new buffer that becomes its view), otherwise into a pooled buffer that is queued and
- * later copied into `into` (then pooled again) or handed over as the view. Queued bytes are bounded
- * by the flow-control window; `consumed` is told every payload byte the application has taken,
- * which returns credit to the sender.
+ * buffer, or a new buffer that becomes its view); otherwise the frame is queued as views of the
+ * socket's read chunks and copied once, into `into` (or a fresh aligned buffer), when taken.
+ * Queued bytes are bounded by the flow-control window; `consumed` is told every payload byte the
+ * application has taken, which returns credit to the sender. Waits time out through the link's
+ * shared deadline queue.
  */
 export class TensorInbox {
   private readonly queue: QueuedFrame[] = [];
   private readonly waiters: TensorWaiter[] = [];
-  private readonly pool: BufferPool;
   private incoming: IncomingTensor | undefined;
   private queuedBytesTotal = 0;
 
   constructor(
     private readonly consumed: (bytes: number) => void,
-    poolBytes: number,
     /** The message of a wait that timed out (made once, not per wait: this is a hot path). */
     private readonly describeTimeout: (timeoutMs: number) => string,
-  ) {
-    this.pool = new BufferPool(poolBytes);
-  }
+    private readonly deadlines: DeadlineQueue,
+  ) {}
 
   private readonly forgetExpired = (expired: PendingWait<TensorFrame>): void => {
     const index = this.waiters.findIndex((waiter) => waiter.wait === expired);
@@ -104,11 +129,9 @@ export class TensorInbox {
 
   /** A header arrived: returns where its payload goes. */
   destinationFor(header: TensorHeader): PayloadWriter {
+    const incoming = new IncomingTensor(header, tensorPayloadBytes(header));
     // FIFO: only when nothing older is queued may a waiter claim this frame.
     const waiter = this.queue.length === 0 ? this.firstWaiterThatFits(header) : undefined;
-    const incoming = waiter
-      ? new IncomingTensor(header, EMPTY, false, this.pool)
-      : new IncomingTensor(header, this.pool.take(tensorPayloadBytes(header)), true, this.pool);
     if (waiter) incoming.claim(waiter);
     this.incoming = incoming;
     return incoming;
@@ -120,13 +143,13 @@ export class TensorInbox {
     this.incoming = undefined;
     const waiter = incoming.waiter;
     if (waiter) {
-      const data = waiter.into ? waiter.into.subarray(header.offset, header.offset + header.length) : viewPayload(header, incoming.target);
+      const data = waiter.into ? waiter.into.subarray(header.offset, header.offset + header.length) : viewPayload(header, incoming.target as Uint8Array);
       waiter.wait.resolve({ header, data });
-      this.consumed(incoming.target.byteLength);
+      this.consumed(incoming.byteLength);
       return;
     }
-    this.queue.push({ header, payload: incoming.target });
-    this.queuedBytesTotal += incoming.target.byteLength;
+    this.queue.push({ header, pieces: compactIfWasteful(incoming.pieces ?? NO_PIECES, incoming.byteLength), byteLength: incoming.byteLength });
+    this.queuedBytesTotal += incoming.byteLength;
     this.serveWaiters();
   }
 
@@ -135,7 +158,7 @@ export class TensorInbox {
       // Throws (the frame stays queued) if `into` cannot hold it.
       return Promise.resolve(this.takeHead(into) as TensorFrame<T>);
     }
-    const wait = new PendingWait<TensorFrame>(timeoutMs, this.describeTimeout, this.forgetExpired);
+    const wait = new PendingWait<TensorFrame>(timeoutMs, this.describeTimeout, this.forgetExpired, this.deadlines);
     const waiter: TensorWaiter = { wait, into };
     const incoming = this.incoming;
     if (incoming && !incoming.waiter && this.waiters.length === 0 && this.fits(incoming.header, waiter)) {
@@ -150,10 +173,9 @@ export class TensorInbox {
     this.incoming?.waiter?.wait.reject(error);
     this.incoming = undefined;
     for (const waiter of this.waiters.splice(0)) waiter.wait.reject(error);
-    // Drop queued payloads so a dead link does not pin their memory.
+    // Drop queued payloads so a dead link does not pin the socket's chunks.
     this.queue.length = 0;
     this.queuedBytesTotal = 0;
-    this.pool.clear();
   }
 
   /** Oldest live waiter whose buffer can take this frame; those whose buffer cannot are failed. */
@@ -189,20 +211,26 @@ export class TensorInbox {
     }
   }
 
-  /** Removes the oldest queued frame and returns it as a view or copied into `into` (throws, keeping it, if `into` does not fit). */
+  /** Removes the oldest queued frame and returns it copied into `into`, or as an aligned view (throws, keeping it, if `into` does not fit). */
   private takeHead(into: TensorArray | undefined): TensorFrame {
     const head = this.queue[0] as QueuedFrame;
-    let frame: TensorFrame;
+    const { header, pieces } = head;
+    let data: TensorArray;
     if (into !== undefined) {
-      frame = { header: head.header, data: copyPayloadInto(head.header, head.payload, into) };
-      this.pool.give(head.payload);
+      checkReceiveTarget(header, into);
+      copyPieces(pieces, new Uint8Array(into.buffer, into.byteOffset + header.offset * into.BYTES_PER_ELEMENT, head.byteLength));
+      data = into.subarray(header.offset, header.offset + header.length);
+    } else if (pieces.length === 1) {
+      // One piece: a view of the read chunk itself (copied only if misaligned).
+      data = viewPayload(header, pieces[0] as Uint8Array);
     } else {
-      // The pooled buffer becomes the caller's: it is not given back.
-      frame = { header: head.header, data: viewPayload(head.header, head.payload) };
+      const whole = new Uint8Array(head.byteLength);
+      copyPieces(pieces, whole);
+      data = viewPayload(header, whole);
     }
     this.queue.shift();
-    this.queuedBytesTotal -= head.payload.length;
-    this.consumed(head.payload.length);
-    return frame;
+    this.queuedBytesTotal -= head.byteLength;
+    this.consumed(head.byteLength);
+    return { header, data };
   }
 }

@@ -108,16 +108,14 @@ export class WireEndpoint {
    * prefix buffer (see ws-tensor-framing.ts) and written under one cork: one writev, the payload
    * straight from the caller's memory. ws's sender is bypassed only for these frames; it writes
    * synchronously (no compression), so nothing of its own can be half-written in between.
+   * `onWritten` is called once, by the socket, in write order; throws (no callback) if the link is closing.
    */
-  sendTensor(header: TensorHeader, payload: Uint8Array, onWritten: (error?: Error) => void): void {
-    if (this.ws.readyState !== this.ws.OPEN) {
-      onWritten(new Error('the link is closing'));
-      return;
-    }
+  sendTensor(header: TensorHeader, payload: Buffer, onWritten: (error?: Error | null) => void): void {
+    if (this.ws.readyState !== this.ws.OPEN) throw new TransportError('closed', 'the link is closing');
     const prefix = encodeTensorFramePrefix(header, this.version, this.masksFrames);
     this.socket.cork();
     this.socket.write(prefix);
-    this.socket.write(payload, (error?: Error | null) => onWritten(error ?? undefined));
+    this.socket.write(payload, onWritten);
     this.socket.uncork();
   }
 

@@ -14,8 +14,11 @@ export const Opcode = {
 export interface FrameParserSink {
   /** A data frame (text, binary or continuation) begins; its `length` payload bytes follow. */
   dataFrameStart(opcode: number, fin: boolean, length: number): void;
-  /** Unmasked payload bytes of the current data frame (valid only during the call). */
-  dataBytes(bytes: Uint8Array): void;
+  /**
+   * Unmasked payload bytes of the current data frame: `chunk[start, end)`, passed as offsets so the
+   * hot path creates no view per piece (Buffer.copy takes offsets). The chunk is the socket's.
+   */
+  dataBytes(chunk: Buffer, start: number, end: number): void;
   dataFrameEnd(fin: boolean): void;
   /** A complete control frame (close, ping, pong); payload ≤ 125 bytes, already copied. */
   controlFrame(opcode: number, payload: Buffer): void;
@@ -128,18 +131,18 @@ export class WsFrameParser {
 
   private readPayload(chunk: Buffer, offset: number): number {
     const take = Math.min(this.remaining, chunk.length - offset);
-    const bytes = chunk.subarray(offset, offset + take);
+    const end = offset + take;
     // Our own nodes mask with zeros, so this only runs for other clients. The chunk is ours to modify.
-    if (this.masked) this.unmask(bytes);
+    if (this.masked) this.unmask(chunk, offset, end);
     this.remaining -= take;
     if (this.controlPayload) {
-      this.controlPayload.set(bytes, this.controlFilled);
+      chunk.copy(this.controlPayload, this.controlFilled, offset, end);
       this.controlFilled += take;
     } else if (take > 0) {
-      this.sink.dataBytes(bytes);
+      this.sink.dataBytes(chunk, offset, end);
     }
     if (this.remaining === 0) this.endFrame();
-    return offset + take;
+    return end;
   }
 
   private endFrame(): void {
@@ -153,10 +156,10 @@ export class WsFrameParser {
     }
   }
 
-  private unmask(bytes: Uint8Array): void {
+  private unmask(bytes: Uint8Array, start: number, end: number): void {
     const mask = this.mask;
     let at = this.maskOffset;
-    for (let i = 0; i < bytes.length; i++) {
+    for (let i = start; i < end; i++) {
       bytes[i] = (bytes[i] as number) ^ (mask[at] as number);
       at = (at + 1) & 3;
     }

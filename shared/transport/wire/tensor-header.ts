@@ -74,16 +74,15 @@ export function parseTensorHeader(bytes: Uint8Array, maxTensorBytes: number): Te
   if (bytes.length < TENSOR_HEADER_BYTES) {
     throw protocolError(`tensor frame of ${bytes.length} bytes is shorter than the ${TENSOR_HEADER_BYTES}-byte header`);
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, TENSOR_HEADER_BYTES);
   if (bytes[29] !== 0 || bytes[30] !== 0 || bytes[31] !== 0) throw protocolError('tensor header reserved bytes are not zero');
   const header: TensorHeader = {
-    epoch: view.getUint32(4, true),
-    step: view.getUint32(8, true),
-    tensorId: view.getUint32(12, true),
-    offset: view.getUint32(16, true),
-    length: view.getUint32(20, true),
-    totalLength: view.getUint32(24, true),
-    dtype: dtypeFromCode(view.getUint8(28)),
+    epoch: readU32LE(bytes, 4),
+    step: readU32LE(bytes, 8),
+    tensorId: readU32LE(bytes, 12),
+    offset: readU32LE(bytes, 16),
+    length: readU32LE(bytes, 20),
+    totalLength: readU32LE(bytes, 24),
+    dtype: dtypeFromCode(bytes[28] as number),
   };
   const problem = checkTensorHeader(header);
   if (problem !== undefined) throw protocolError(problem);
@@ -92,6 +91,11 @@ export function parseTensorHeader(bytes: Uint8Array, maxTensorBytes: number): Te
     throw protocolError(`tensor payload of ${payloadBytes} bytes exceeds maxTensorBytes ${maxTensorBytes}`);
   }
   return header;
+}
+
+/** Little-endian u32 from any Uint8Array (no DataView allocated per header on the receive path). */
+function readU32LE(bytes: Uint8Array, at: number): number {
+  return ((bytes[at] as number) | ((bytes[at + 1] as number) << 8) | ((bytes[at + 2] as number) << 16)) + (bytes[at + 3] as number) * 0x100_0000;
 }
 
 export function tensorPayloadBytes(header: TensorHeader): number {
