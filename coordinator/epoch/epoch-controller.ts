@@ -4,18 +4,16 @@ import type { CheckpointStore, LoadedCheckpoint } from '../checkpoint/checkpoint
 import type { ClusterJob } from '../job/cluster-job.js';
 import type { TrainingPlan } from '../job/training-plan.js';
 import type { PeerHandle } from '../membership/peer-handle.js';
-import type { PeerRegistry, RegistryEvents } from '../membership/peer-registry.js';
+import type { PeerRegistry } from '../membership/peer-registry.js';
 import type { LossLog } from '../metrics/loss-log.js';
 import type { ClusterMessageOf, TopologyMember } from '../protocol/cluster-messages.js';
 import { sendFiles } from '../protocol/file-transfer.js';
 import type { CoordinatorState } from '../state/coordinator-state.js';
 import { chooseStateSource } from './choose-state-source.js';
+import { closeEpoch, EpochWatch, type EpochOutcome, type EpochRunner } from './epoch-watch.js';
+import { loadLatestCheckpoint } from './load-latest-checkpoint.js';
 
-export type EpochOutcome =
-  | { kind: 'finished'; result: Omit<ClusterMessageOf<'result'>, 'type'> }
-  | { kind: 'stopped' }
-  | { kind: 'failed'; reason: string; progressed: boolean }
-  | { kind: 'cancelled'; reason: string };
+export type { EpochOutcome } from './epoch-watch.js';
 
 export interface EpochContext {
   registry: PeerRegistry;
@@ -39,7 +37,7 @@ const FINAL_CHECKPOINT_TIMEOUT_MS = 120_000;
  * (the others are told to abort); a peer that arrives while the ring is below `max` makes the
  * coordinator ask for an agreed stop, so it joins at the next epoch. Every wait has a deadline.
  */
-export class EpochController {
+export class EpochController implements EpochRunner {
   private cancelRequested: string | undefined;
   private onCancel: ((reason: string) => void) | undefined;
   private checkpointWanted: ((reason: string) => void) | undefined;
@@ -79,23 +77,13 @@ export class EpochController {
     const memberSet = new Set(members);
     const rankOf = new Map(members.map((peer, rank) => [peer, rank]));
     const topology: TopologyMember[] = members.map((peer, rank) => ({ nodeId: peer.nodeId, rank, stage: null }));
-    const timers: NodeJS.Timeout[] = [];
-    const listeners: [keyof RegistryEvents, (...args: never[]) => void][] = [];
-    const listen = <E extends keyof RegistryEvents>(event: E, handler: (...args: RegistryEvents[E]) => void): void => {
-      registry.on(event, handler as never);
-      listeners.push([event, handler as never]);
-    };
-
-    let settle!: (outcome: EpochOutcome) => void;
-    let settled = false;
-    const outcome = new Promise<EpochOutcome>((resolve) => (settle = resolve));
-    let progressed = false;
-    const finish = (result: EpochOutcome): void => {
-      if (settled) return;
-      settled = true;
-      settle(result);
-    };
-    const fail = (reason: string): void => finish({ kind: 'failed', reason, progressed });
+    // Watchdog: members send progress every step; silence this long means something is stuck.
+    const watch = new EpochWatch(registry, memberSet, job.stepTimeoutSeconds * 2_000 + 60_000);
+    const { outcome } = watch;
+    const finish = (result: EpochOutcome): void => watch.finish(result);
+    const fail = (reason: string): void => watch.fail(reason);
+    const listen: EpochWatch['listen'] = (event, handler) => watch.listen(event, handler);
+    const heard = (): void => watch.heard();
     this.running = true;
     this.stopAsked = undefined;
 
@@ -103,23 +91,9 @@ export class EpochController {
     state.update({ phase: 'forming-epoch', epoch, topology, detail: `epoch ${epoch}: ${n} peer${n === 1 ? '' : 's'}` });
     log.info({ epoch, members: members.map((peer) => peer.label) }, `forming epoch ${epoch} with ${n} peer${n === 1 ? '' : 's'}`);
 
-    listen('gone', (peer, why) => {
-      if (memberSet.has(peer)) fail(`${peer.label} left (${why})`);
-    });
     this.onCancel = (reason) => finish({ kind: 'cancelled', reason });
     if (this.cancelRequested) finish({ kind: 'cancelled', reason: this.cancelRequested });
 
-    // Watchdog: members send progress every step; silence this long means something is stuck.
-    const silenceMs = job.stepTimeoutSeconds * 2_000 + 60_000;
-    let lastHeard = Date.now();
-    const heard = (): void => {
-      lastHeard = Date.now();
-    };
-    timers.push(
-      setInterval(() => {
-        if (Date.now() - lastHeard > silenceMs) fail(`no word from the members for ${Math.round(silenceMs / 1000)} s`);
-      }, 1_000),
-    );
 
     try {
       // 1. Ranks and ring addresses.
@@ -134,14 +108,14 @@ export class EpochController {
       });
       await Promise.all(members.map((peer, rank) => peer.send({ type: 'assign', epoch, rank, worldSize: n, members: topology })));
       const readyTimeoutMs = job.stepTimeoutSeconds * 1000 + READY_GRACE_MS;
-      const readyTimer = new Promise<'timeout'>((resolve) => timers.push(setTimeout(() => resolve('timeout'), readyTimeoutMs)));
+      const readyTimer = watch.delay(readyTimeoutMs).then(() => 'timeout' as const);
       const first = await Promise.race([allReady.then(() => 'ready' as const), readyTimer, outcome]);
       if (first === 'timeout') {
         const laggards = members.filter((peer) => !readies.has(peer));
         for (const peer of laggards) peer.link.close(`did not answer epoch ${epoch} within ${readyTimeoutMs} ms`);
         fail(`${laggards.map((peer) => peer.label).join(', ')} did not get ready for epoch ${epoch} within ${Math.round(readyTimeoutMs / 1000)} s`);
       }
-      if (typeof first === 'object' || settled) return await this.closeEpoch(epoch, members, outcome);
+      if (typeof first === 'object' || watch.settled) return await closeEpoch(epoch, members, outcome, log);
 
       // 2. Where the state comes from, then start.
       const choice = chooseStateSource(
@@ -150,10 +124,10 @@ export class EpochController {
       );
       let checkpoint: LoadedCheckpoint | undefined;
       if (choice.source === 'checkpoint') {
-        checkpoint = await this.loadLatestCheckpoint();
+        checkpoint = await loadLatestCheckpoint(this.ctx.store, log);
         if (!checkpoint) {
           fail('the newest checkpoint can no longer be read');
-          return await this.closeEpoch(epoch, members, outcome);
+          return await closeEpoch(epoch, members, outcome, log);
         }
         choice.startStep = checkpoint.step;
       }
@@ -195,7 +169,7 @@ export class EpochController {
             return;
           }
           state.update({ phase: 'finishing', detail: 'writing the final checkpoint' });
-          await Promise.race([this.ctx.receiver.idle(), new Promise((resolve) => timers.push(setTimeout(resolve, FINAL_CHECKPOINT_TIMEOUT_MS)))]);
+          await Promise.race([this.ctx.receiver.idle(), watch.delay(FINAL_CHECKPOINT_TIMEOUT_MS)]);
           const { type: _type, ...rest } = result;
           finish({ kind: 'finished', result: rest });
         } else if (outcomes.every((o) => o === 'finished' || o === 'stopped')) {
@@ -205,7 +179,7 @@ export class EpochController {
       listen('progress', (peer, message) => {
         if (!memberSet.has(peer) || message.epoch !== epoch) return;
         heard();
-        progressed = true;
+        watch.progressed = true;
         peer.step = message.step;
         if (rankOf.get(peer) === 0) state.update({ step: message.step, samplesPerSecond: message.samplesPerSecond });
       });
@@ -235,52 +209,26 @@ export class EpochController {
         if (memberSet.has(peer) || stopAsked || n >= job.peers.max) return;
         stopAsked = true;
         log.info({ peer: peer.label, epoch }, 'a peer is waiting to join: stopping this epoch at the next agreed step');
-        timers.push(setTimeout(() => members.forEach((m) => void m.send({ type: 'stop-request', epoch, reason: `${peer.nodeId} joins` })), RESCALE_SETTLE_MS));
+        watch.after(RESCALE_SETTLE_MS, () => members.forEach((m) => void m.send({ type: 'stop-request', epoch, reason: `${peer.nodeId} joins` })));
       });
       this.checkpointWanted = (reason) => void members[0]!.send({ type: 'checkpoint-request', epoch, reason });
       // Sent only now: every member has taken the assignment, so none can miss the request.
       this.sendStop = (reason) => members.forEach((m) => void m.send({ type: 'stop-request', epoch, reason }));
       if (this.stopAsked) this.sendStop(this.stopAsked);
       if (job.checkpoint.everySeconds > 0) {
-        timers.push(setInterval(() => this.requestCheckpoint(`every ${job.checkpoint.everySeconds} s`), job.checkpoint.everySeconds * 1000));
+        watch.every(job.checkpoint.everySeconds * 1000, () => this.requestCheckpoint(`every ${job.checkpoint.everySeconds} s`));
       }
       // A peer that arrived while the epoch was being formed is invited right away.
       const waiting = registry.prepared().find((peer) => !memberSet.has(peer));
       if (waiting) registry.emit('prepared', waiting);
-      return await this.closeEpoch(epoch, members, outcome);
+      return await closeEpoch(epoch, members, outcome, log);
     } finally {
       this.checkpointWanted = undefined;
       this.sendStop = undefined;
       this.stopAsked = undefined;
       this.running = false;
       this.onCancel = undefined;
-      for (const timer of timers) clearTimeout(timer);
-      for (const [event, handler] of listeners) registry.off(event, handler as never);
+      watch.close();
     }
-  }
-
-  /** Waits for the outcome; after a failure or cancel, tells the members still there to stop. */
-  private async closeEpoch(epoch: number, members: PeerHandle[], outcome: Promise<EpochOutcome>): Promise<EpochOutcome> {
-    const result = await outcome;
-    if (result.kind === 'failed' || result.kind === 'cancelled') {
-      const reason = result.kind === 'failed' ? result.reason : `cancelled: ${result.reason}`;
-      this.ctx.log.warn({ epoch, reason }, `epoch ${epoch} ended early`);
-      await Promise.all(members.filter((peer) => peer.alive).map((peer) => peer.send({ type: 'abort', epoch, reason: reason.slice(0, 1_900) })));
-    }
-    return result;
-  }
-
-  /** The newest checkpoint that still verifies (falls back, with a warning, if it was damaged). */
-  private async loadLatestCheckpoint(): Promise<LoadedCheckpoint | undefined> {
-    const { store, log } = this.ctx;
-    const latest = store.latest;
-    if (latest) {
-      try {
-        return await store.verify(latest);
-      } catch (error) {
-        log.warn({ checkpoint: latest.dir }, `checkpoint ${latest.dir} is unusable — ${(error as Error).message}; falling back to the previous checkpoint`);
-      }
-    }
-    return store.loadNewestGood();
   }
 }

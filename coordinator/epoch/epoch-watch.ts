@@ -1,3 +1,4 @@
+import type { Logger } from '../../shared/log/logger.js';
 import type { PeerHandle } from '../membership/peer-handle.js';
 import type { PeerRegistry, RegistryEvents } from '../membership/peer-registry.js';
 import type { ClusterMessageOf } from '../protocol/cluster-messages.js';
@@ -99,4 +100,15 @@ export class EpochWatch {
     for (const timer of this.timers) clearTimeout(timer);
     for (const [event, handler] of this.listeners) this.registry.off(event, handler as never);
   }
+}
+
+/** Waits for the epoch's outcome; after a failure or cancel, tells the members still there to stop. */
+export async function closeEpoch(epoch: number, members: readonly PeerHandle[], outcome: Promise<EpochOutcome>, log: Logger): Promise<EpochOutcome> {
+  const result = await outcome;
+  if (result.kind === 'failed' || result.kind === 'cancelled') {
+    const reason = result.kind === 'failed' ? result.reason : `cancelled: ${result.reason}`;
+    log.warn({ epoch, reason }, `epoch ${epoch} ended early`);
+    await Promise.all(members.filter((peer) => peer.alive).map((peer) => peer.send({ type: 'abort', epoch, reason: reason.slice(0, 1_900) })));
+  }
+  return result;
 }

@@ -12,7 +12,7 @@ import type { LossLog } from '../metrics/loss-log.js';
 import type { ClusterMessageOf, StateSource, TopologyMember } from '../protocol/cluster-messages.js';
 import { sendFiles } from '../protocol/file-transfer.js';
 import type { CoordinatorState } from '../state/coordinator-state.js';
-import { EpochWatch, type EpochOutcome, type EpochRunner } from './epoch-watch.js';
+import { closeEpoch, EpochWatch, type EpochOutcome, type EpochRunner } from './epoch-watch.js';
 import { loadLatestCheckpoint } from './load-latest-checkpoint.js';
 import { StageTimelines } from './stage-timelines.js';
 
@@ -110,7 +110,7 @@ export class PipelineEpochController implements EpochRunner {
         for (const peer of laggards) peer.link.close(`did not answer epoch ${epoch} within ${readyTimeoutMs} ms`);
         watch.fail(`${laggards.map((peer) => peer.label).join(', ')} did not get ready for epoch ${epoch} within ${Math.round(readyTimeoutMs / 1000)} s`);
       }
-      if (typeof first === 'object' || watch.settled) return await this.closeEpoch(epoch, stages, watch);
+      if (typeof first === 'object' || watch.settled) return await closeEpoch(epoch, stages, watch.outcome, log);
 
       // 2. Where the state comes from, then start.
       const held = stages.map((peer) => readies.get(peer)!.committedStep);
@@ -126,13 +126,13 @@ export class PipelineEpochController implements EpochRunner {
         checkpoint = await loadLatestCheckpoint(this.ctx.store, log);
         if (!checkpoint) {
           watch.fail('the newest checkpoint can no longer be read');
-          return await this.closeEpoch(epoch, stages, watch);
+          return await closeEpoch(epoch, stages, watch.outcome, log);
         }
         try {
           parts = splitIntoStageParts(checkpoint.files, checkpoint.step, pipeline.balance);
         } catch (error) {
           watch.fail(`checkpoint ${checkpoint.dir}: ${(error as Error).message}`);
-          return await this.closeEpoch(epoch, stages, watch);
+          return await closeEpoch(epoch, stages, watch.outcome, log);
         }
         source = 'checkpoint';
         startStep = checkpoint.step;
@@ -210,7 +210,7 @@ export class PipelineEpochController implements EpochRunner {
       };
       if (this.stopAsked) this.sync('stop', this.stopAsked);
       if (job.checkpoint.everySeconds > 0) watch.every(job.checkpoint.everySeconds * 1000, () => this.requestCheckpoint(`every ${job.checkpoint.everySeconds} s`));
-      return await this.closeEpoch(epoch, stages, watch);
+      return await closeEpoch(epoch, stages, watch.outcome, log);
     } finally {
       this.previousStages = new Map(stages.map((peer, stage) => [peer.nodeId, stage]));
       this.sync = undefined;
@@ -236,16 +236,5 @@ export class PipelineEpochController implements EpochRunner {
     }
     for (let stage = 0; stage < count; stage++) stages[stage] ??= rest.shift();
     return stages as PeerHandle[];
-  }
-
-  /** Waits for the outcome; after a failure or cancel, tells the members still there to stop. */
-  private async closeEpoch(epoch: number, members: PeerHandle[], watch: EpochWatch): Promise<EpochOutcome> {
-    const result = await watch.outcome;
-    if (result.kind === 'failed' || result.kind === 'cancelled') {
-      const reason = result.kind === 'failed' ? result.reason : `cancelled: ${result.reason}`;
-      this.ctx.log.warn({ epoch, reason }, `epoch ${epoch} ended early`);
-      await Promise.all(members.filter((peer) => peer.alive).map((peer) => peer.send({ type: 'abort', epoch, reason: reason.slice(0, 1_900) })));
-    }
-    return result;
   }
 }
