@@ -169,13 +169,16 @@ export class WireEndpoint {
     };
   }
 
+  /** Asked by the parser between frames (one function, not a closure per read). */
+  private readonly hasEnded = (): boolean => this.endInfo !== undefined;
+
   private onData(chunk: Buffer): void {
     if (this.endInfo) return;
     // Counted, but judged after parsing: the chunk that completes the handshake may also carry the
     // first frames sent right behind it, which are not pre-authentication bytes.
     if (!this.authenticated) this.preAuthBytes += chunk.length;
     try {
-      this.parser.push(chunk, () => this.endInfo !== undefined);
+      this.parser.push(chunk, this.hasEnded);
       if (!this.authenticated && this.preAuthBytes > this.limits.maxPreAuthBytes) {
         throw protocolError(`sent ${this.preAuthBytes} bytes before authenticating (limit ${this.limits.maxPreAuthBytes})`);
       }
