@@ -27,6 +27,9 @@ export interface SizeResult {
   /** CPU time per all-reduce (all threads), mean over ranks (gloo: rank 0's): tells work from waiting under load. */
   userCpuMs?: number;
   systemCpuMs?: number;
+  /** Context switches per all-reduce (same sources): voluntary = waited for I/O, involuntary = preempted. */
+  voluntarySwitches?: number;
+  involuntarySwitches?: number;
 }
 
 /** Where the ranks run: this machine's loopback, or one LAN host each. */
@@ -41,7 +44,9 @@ export async function runOurs(peers: number, config: WorkerConfig, placement: Pl
     RINGPIPE_LOG_FORMAT: 'json',
     ...(placement.kind === 'lan' ? { [RING_HOST_ENV]: placement.hosts[rank]!.address } : {}),
   });
-  const args = ['--import', 'tsx', WORKER];
+  // RINGPIPE_BENCH_CPU_PROF=DIR (bench:allreduce --cpu-prof DIR): a V8 CPU profile per rank, for Chrome DevTools.
+  const profileDir = process.env.RINGPIPE_BENCH_CPU_PROF;
+  const args = [...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), '--import', 'tsx', WORKER];
   const outcomes = await launchRing({
     worldSize: peers,
     timeoutMs,
@@ -62,6 +67,8 @@ export async function runOurs(peers: number, config: WorkerConfig, placement: Pl
       reduceMs: mean(all.map((r) => r.reduceMs)),
       userCpuMs: mean(all.map((r) => r.userCpuMs)),
       systemCpuMs: mean(all.map((r) => r.systemCpuMs)),
+      voluntarySwitches: mean(all.map((r) => r.voluntarySwitches)),
+      involuntarySwitches: mean(all.map((r) => r.involuntarySwitches)),
     };
   });
 }
@@ -91,11 +98,12 @@ export async function runGloo(peers: number, config: WorkerConfig, placement: Pl
   }
   const outputs = await Promise.all(children.map((child, i) => collect(child, `gloo ${i}`, timeoutMs)));
   const lines = outputs.flatMap((text) => text.split('\n')).filter((line) => line.startsWith('{'));
-  const results = lines.map((line) => JSON.parse(line) as { bytes: number; seconds: number; correct: boolean; userCpuMs: number; systemCpuMs: number });
+  const results = lines.map((line) => JSON.parse(line) as { bytes: number; seconds: number; correct: boolean; userCpuMs: number; systemCpuMs: number; voluntarySwitches: number; involuntarySwitches: number });
   return config.sizesBytes.map((bytes) => {
     const found = results.find((r) => r.bytes === bytes);
     if (!found) throw new Error(`gloo reported no result for ${bytes} bytes`);
-    return { bytes, seconds: found.seconds, correct: found.correct, userCpuMs: found.userCpuMs, systemCpuMs: found.systemCpuMs };
+    return { bytes, seconds: found.seconds, correct: found.correct, userCpuMs: found.userCpuMs, systemCpuMs: found.systemCpuMs,
+      voluntarySwitches: found.voluntarySwitches, involuntarySwitches: found.involuntarySwitches };
   });
 }
 

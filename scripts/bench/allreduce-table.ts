@@ -65,7 +65,8 @@ export function formatProfile(column: TableColumn): string {
  * how much of the cores we got, CPU time how much work the all-reduce needs.
  */
 export function formatCpu(columns: TableColumn[]): string {
-  const header = ['size', ...columns.map((c) => `${c.name} user ms`), ...columns.map((c) => `${c.name} kernel ms`), ...columns.map((c) => `${c.name} total ms`)];
+  const header = ['size', ...columns.map((c) => `${c.name} user ms`), ...columns.map((c) => `${c.name} kernel ms`), ...columns.map((c) => `${c.name} total ms`),
+    ...columns.map((c) => `${c.name} switches vol/invol`)];
   const rows = [header, header.map((_, i) => (i === 0 ? '--:' : '--:'))];
   columns[0]?.results.forEach((first, index) => {
     const cpu = columns.map((c) => c.results[index]!);
@@ -75,6 +76,7 @@ export function formatCpu(columns: TableColumn[]): string {
       ...cpu.map((r) => ms(r.userCpuMs)),
       ...cpu.map((r) => ms(r.systemCpuMs)),
       ...cpu.map((r) => ms(r.userCpuMs === undefined || r.systemCpuMs === undefined ? undefined : r.userCpuMs + r.systemCpuMs)),
+      ...cpu.map((r) => `${(r.voluntarySwitches ?? NaN).toFixed(0)}/${(r.involuntarySwitches ?? NaN).toFixed(0)}`),
     ]);
   });
   return rows.map((row) => `| ${row.join(' | ')} |`).join('\n');

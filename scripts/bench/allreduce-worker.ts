@@ -30,6 +30,9 @@ export interface SizeReport {
   /** CPU time of this process per all-reduce (user and kernel), to tell waiting from working. */
   userCpuMs: number;
   systemCpuMs: number;
+  /** Context switches of this process per all-reduce: voluntary (waited) and involuntary (preempted). */
+  voluntarySwitches: number;
+  involuntarySwitches: number;
 }
 
 /** Values whose sum over ranks is exact in float32 for any order: small integers. */
@@ -68,6 +71,7 @@ async function main(): Promise<void> {
     let receiveWaitMs = 0;
     let reduceMs = 0;
     const cpuBefore = process.cpuUsage();
+    const usageBefore = process.resourceUsage();
     const started = performance.now();
     for (let i = 0; i < config.iters; i++) {
       const stats = await collective.allReduce(buffer, options);
@@ -76,13 +80,16 @@ async function main(): Promise<void> {
     }
     const seconds = (performance.now() - started) / 1000 / config.iters;
     const cpu = process.cpuUsage(cpuBefore);
+    const usage = process.resourceUsage();
     fillInput(buffer, rank);
     await collective.allReduce(buffer, options);
     const maxError = check(buffer, worldSize);
     // fp16 carries 11 significant bits: sums up to 13·N(N+1)/2 are exact only for small N.
     const tolerance = config.compress === 'fp16' ? (13 * worldSize * (worldSize + 1)) / 2 / 1024 : 0;
     const report: SizeReport = { bytes, seconds, correct: maxError <= tolerance, maxError, receiveWaitMs: receiveWaitMs / config.iters, reduceMs: reduceMs / config.iters,
-      userCpuMs: cpu.user / 1000 / config.iters, systemCpuMs: cpu.system / 1000 / config.iters };
+      userCpuMs: cpu.user / 1000 / config.iters, systemCpuMs: cpu.system / 1000 / config.iters,
+      voluntarySwitches: (usage.voluntaryContextSwitches - usageBefore.voluntaryContextSwitches) / config.iters,
+      involuntarySwitches: (usage.involuntaryContextSwitches - usageBefore.involuntaryContextSwitches) / config.iters };
     reportToLauncher('size', report);
   }
   await ring.close();

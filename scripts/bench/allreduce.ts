@@ -19,14 +19,15 @@ const HELP = `Usage: npm run bench:allreduce -- [flags]
   --runs R             runs per contender; the table shows the median          [3]
   --iters N            timed all-reduces per size and run                      [10; 2 on --lan]
   --warmup N           untimed all-reduces per size before timing              [3; 1 on --lan]
-  --chunk-bytes B      pipeline chunk                                          [1M]
-  --in-flight N        chunks sent ahead                                       [4]
+  --chunk-bytes B[,C…] pipeline chunk (several: one column each)              [1M]
+  --in-flight N[,M…]   chunks sent ahead (several: one column each)            [4]
   --data-plane P[,Q…]  tcp-threaded | tcp | link: one column each (tcp-threaded:
                        I/O threads; tcp: one thread; link: frames on the
                        authenticated transport link)                          [tcp]
   --compress C         none | fp16                                             [none]
   --lan MBIT           run on an emulated LAN, one host per rank, MBIT cap per host (needs root)
   --no-gloo            skip the PyTorch gloo column
+  --cpu-prof DIR       write a V8 CPU profile of every rank of ours into DIR
   --help`;
 
 function parseSize(text: string): number {
@@ -65,6 +66,7 @@ export async function main(argv: string[]): Promise<number> {
       compress: { type: 'string' },
       lan: { type: 'string' },
       'no-gloo': { type: 'boolean' },
+      'cpu-prof': { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -83,14 +85,26 @@ export async function main(argv: string[]): Promise<number> {
   }
   const compress = values.compress ?? 'none';
   if (compress !== 'none' && compress !== 'fp16') throw new Error(`--compress must be none or fp16 for this benchmark, got '${compress}'`);
+  const chunkList = (values['chunk-bytes'] ?? '1M').split(',').map(parseSize);
+  const inFlightList = (values['in-flight'] ?? '4').split(',').map((n) => positiveInt('in-flight', n, 4));
   const base: Omit<WorkerConfig, 'dataPlane'> = {
     sizesBytes,
     warmup: positiveInt('warmup', values.warmup, lanMbit ? 1 : 3),
     iters: positiveInt('iters', values.iters, lanMbit ? 2 : 10),
-    chunkBytes: parseSize(values['chunk-bytes'] ?? '1M'),
-    maxInFlight: positiveInt('in-flight', values['in-flight'], 4),
+    chunkBytes: chunkList[0]!,
+    maxInFlight: inFlightList[0]!,
     compress,
   };
+  // One column per data plane × chunk × in-flight, all measured in the same runs.
+  const variants = dataPlanes.flatMap((dataPlane) =>
+    chunkList.flatMap((chunkBytes) =>
+      inFlightList.map((maxInFlight) => ({
+        name: `ours(${dataPlane}${chunkList.length > 1 ? ` ${sizeText(chunkBytes)}` : ''}${inFlightList.length > 1 ? ` ×${maxInFlight}` : ''})`,
+        config: { ...base, dataPlane, chunkBytes, maxInFlight },
+      })),
+    ),
+  );
+  if (values['cpu-prof']) process.env.RINGPIPE_BENCH_CPU_PROF = values['cpu-prof'];
   const glooProblem = values['no-gloo'] ? 'skipped (--no-gloo)' : await glooAvailable();
 
   let lan: Lan | undefined;
@@ -111,19 +125,19 @@ export async function main(argv: string[]): Promise<number> {
       const timeoutMs = 120_000 + (lanMbit ? (totalBytes * 2 * 8) / (lanMbit * 1e6) * 1000 * 2 : totalBytes / 1e5);
       for (let run = 0; run < runs; run++) {
         // Interleaved, so a burst of load from elsewhere hits every contender alike.
-        for (const dataPlane of dataPlanes) {
-          (ours[dataPlane] ??= []).push(await runOurs(peers, { ...base, dataPlane }, placement, timeoutMs));
+        for (const variant of variants) {
+          (ours[variant.name] ??= []).push(await runOurs(peers, variant.config, placement, timeoutMs));
         }
         if (!glooProblem) gloo.push(await runGloo(peers, { ...base, dataPlane: 'tcp' }, placement, timeoutMs));
         process.stderr.write(`peers ${peers}: run ${run + 1}/${runs} done\n`);
       }
       const loadAfter = os.loadavg();
-      const columns: TableColumn[] = dataPlanes.map((plane) => ({ name: `ours(${plane})`, results: medianResults(ours[plane]!) }));
+      const columns: TableColumn[] = variants.map((variant) => ({ name: variant.name, results: medianResults(ours[variant.name]!) }));
       if (!glooProblem) columns.push({ name: 'gloo', results: medianResults(gloo) });
       const where = lan ? `emulated LAN, ${peers} hosts, egress capped at ${lanMbit} Mbit/s each` : 'loopback';
       process.stdout.write(
         `\n### ${peers} peers, ${where}\n\n` +
-          `float32 sum, chunk ${base.chunkBytes / 1024} KiB, ${base.maxInFlight} chunks in flight, compress ${compress}, add kernel ${ADD_KERNEL}; ` +
+          `float32 sum, chunk ${chunkList.map(sizeText).join(' / ')}, ${inFlightList.join(' / ')} chunks in flight, compress ${compress}, add kernel ${ADD_KERNEL}; ` +
           `median of ${runs} runs × ${base.iters} timed iterations (after ${base.warmup} warm-up); ${loadNote(loadBefore, loadAfter)}\n` +
           (glooProblem ? `gloo: ${glooProblem}\n` : `gloo: PyTorch ${'torch.distributed'} gloo backend, ${PYTORCH_NOTE}\n`) +
           (lanMbit ? `link rate ${(lanMbit / 8).toFixed(2)} MB/s = ${((lanMbit * 1e6) / 8 / 1e9).toFixed(4)} GB/s\n` : '') +
@@ -136,6 +150,10 @@ export async function main(argv: string[]): Promise<number> {
     await lan?.destroy();
   }
   return 0;
+}
+
+function sizeText(bytes: number): string {
+  return bytes >= 1 << 20 ? `${bytes / (1 << 20)} MiB` : `${bytes / 1024} KiB`;
 }
 
 const DATA_PLANES: WorkerConfig['dataPlane'][] = ['tcp-threaded', 'tcp', 'link'];

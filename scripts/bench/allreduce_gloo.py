@@ -41,6 +41,8 @@ def worker(rank, args):
         usage = resource.getrusage(resource.RUSAGE_SELF)
         user_ms = (usage.ru_utime - usage_before.ru_utime) * 1000 / args.iters
         system_ms = (usage.ru_stime - usage_before.ru_stime) * 1000 / args.iters
+        voluntary = (usage.ru_nvcsw - usage_before.ru_nvcsw) / args.iters
+        involuntary = (usage.ru_nivcsw - usage_before.ru_nivcsw) / args.iters
         # Same correctness pass as the JS worker: small integers, exact sum.
         idx = torch.arange(buf.numel(), dtype=torch.int64) % 13 + 1
         buf.copy_((rank + 1) * idx.to(torch.float32))
@@ -52,7 +54,8 @@ def worker(rank, args):
         if rank == 0:
             slowest = max(float(t) for t in times)
             print(json.dumps({"bytes": size, "seconds": slowest, "correct": max_error == 0.0, "maxError": max_error,
-                              "userCpuMs": user_ms, "systemCpuMs": system_ms}), flush=True)
+                              "userCpuMs": user_ms, "systemCpuMs": system_ms,
+                              "voluntarySwitches": voluntary, "involuntarySwitches": involuntary}), flush=True)
     dist.destroy_process_group()
 
 

@@ -1,0 +1,103 @@
+// FusedAdam must be a drop-in for tf.train.adam: the same weights bit for bit, step after step,
+// on the backends ringpipe trains with, and no tensors left behind.
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FusedAdam } from '../shared/engine/fused-adam.js';
+
+/** Deterministic values spanning many magnitudes, with zeros and signs (Adam amplifies tiny ones). */
+function values(n: number, seed: number): Float32Array {
+  let state = seed >>> 0 || 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    const u = state / 2 ** 32;
+    out[i] = i % 17 === 0 ? 0 : (u - 0.5) * 10 ** ((i % 9) - 6);
+  }
+  return out;
+}
+
+const bits = (t: tf.Tensor): number[] => Array.from(new Uint32Array((t.dataSync() as Float32Array).slice().buffer));
+
+let created: tf.Variable[] = [];
+afterEach(() => {
+  tf.dispose(created);
+  created = [];
+});
+
+function variables(prefix: string, shapes: number[][]): tf.Variable[] {
+  const made = shapes.map((shape, i) => tf.variable(tf.tensor(values(shape.reduce((a, b) => a * b, 1), 7 + i), shape), true, `${prefix}/${i}`));
+  created.push(...made);
+  return made;
+}
+
+function step(optimizer: tf.Optimizer, vars: tf.Variable[], seed: number): void {
+  const grads: tf.NamedTensorMap = {};
+  vars.forEach((v, i) => (grads[v.name] = tf.tensor(values(v.size, seed * 31 + i), v.shape)));
+  optimizer.applyGradients(grads);
+  tf.dispose(grads);
+}
+
+/** FusedAdam with the WebAssembly SIMD kernel, or with the plain JS loop (RINGPIPE_NO_SIMD). */
+function fusedAdam(kernel: 'wasm-simd' | 'js', ...args: ConstructorParameters<typeof FusedAdam>): FusedAdam {
+  const saved = process.env.RINGPIPE_NO_SIMD;
+  if (kernel === 'js') process.env.RINGPIPE_NO_SIMD = '1';
+  try {
+    const optimizer = new FusedAdam(...args);
+    expect(optimizer.kernel).toBe(kernel);
+    return optimizer;
+  } finally {
+    if (saved === undefined) delete process.env.RINGPIPE_NO_SIMD;
+    else process.env.RINGPIPE_NO_SIMD = saved;
+  }
+}
+
+describe.each([
+  ['wasm', 'wasm-simd'],
+  ['cpu', 'wasm-simd'],
+  ['wasm', 'js'],
+] as const)('FusedAdam on the %s backend, %s kernel', (backend, kernel) => {
+  it('gives the same weights as tf.train.adam, bit for bit, over many steps', async () => {
+    await tf.setBackend(backend);
+    const shapes = [[33, 17], [17], [17, 5], [5]];
+    const ours = variables(`fused-${backend}-${kernel}`, shapes);
+    const theirs = variables(`tfjs-${backend}-${kernel}`, shapes);
+    const fused = fusedAdam(kernel, 0.01);
+    const reference = tf.train.adam(0.01);
+    const tensorsBefore = tf.memory().numTensors;
+    for (let s = 1; s <= 25; s++) {
+      step(fused, ours, s);
+      step(reference, theirs, s);
+    }
+    ours.forEach((v, i) => expect(bits(v)).toEqual(bits(theirs[i]!)));
+    // The reference holds 2 moment variables per weight (+ 2 scalars); we hold none.
+    expect(tf.memory().numTensors).toBeLessThanOrEqual(tensorsBefore + 2 * shapes.length + 2);
+    fused.dispose();
+    reference.dispose();
+  });
+
+  it('starts from values assigned by someone else (a broadcast, a restore)', async () => {
+    await tf.setBackend(backend);
+    const [ours] = variables(`fused-assigned-${backend}-${kernel}`, [[41]]);
+    const [theirs] = variables(`tfjs-assigned-${backend}-${kernel}`, [[41]]);
+    const fused = fusedAdam(kernel, 0.001, 0.8, 0.99);
+    const reference = tf.train.adam(0.001, 0.8, 0.99);
+    step(fused, [ours!], 1);
+    step(reference, [theirs!], 1);
+    const replacement = tf.tensor(values(41, 99));
+    ours!.assign(replacement);
+    theirs!.assign(replacement);
+    replacement.dispose();
+    for (let s = 2; s <= 6; s++) {
+      step(fused, [ours!], s);
+      step(reference, [theirs!], s);
+    }
+    expect(bits(ours!)).toEqual(bits(theirs!));
+    fused.dispose();
+    reference.dispose();
+  });
+});
+
+it('says what to use instead when asked for optimizer state', async () => {
+  await expect(new FusedAdam(0.001).getWeights()).rejects.toThrow(/tf\.train\.adam/);
+});
