@@ -1,27 +1,37 @@
 /**
- * `npm run bench:distill`: the distillation table of docs/readme-parts/bench-distill.md, by one
- * command. Trains the teacher once (`npm run train`, cached in the output folder), then for each
- * seed runs one distillation round on a local cluster (`npm run distill`: a coordinator + N peer
- * processes): distilled student and the same student alone on hard labels with the same budget.
- * Prints every seed's figures, then mean ± sample standard deviation, and writes summary.json.
+ * `npm run bench:distill`: the distillation table of docs/benchmarks.md, by one command. Trains
+ * the teacher once (in this process, on the training images before the validation split; cached in
+ * the output folder), then for each seed runs one distillation round on a local cluster
+ * (`npm run distill`: a coordinator + N peer processes) with the rounds' own defaults
+ * (round-defaults.ts): distilled student and the same student alone on hard labels with the same
+ * budget. Prints every seed's figures, then mean ± sample standard deviation, and writes summary.json.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { DISTILL_DEFAULTS, TEACHER_RECIPE } from '../../coordinator/distillation/round-defaults.js';
 import type { ModelFigures, RoundReport } from '../../coordinator/distillation/round-report.js';
+import { loadMnist } from '../../shared/data/mnist.js';
+import { selectBackend } from '../../shared/engine/select-backend.js';
+import { saveModel } from '../../shared/models/file-io.js';
 import { describeZoo } from '../../shared/models/zoo.js';
+import { trainTeacher as trainTeacherModel } from './distill-teacher.js';
 import { ManagedChild } from '../local-cluster/managed-child.js';
 
+const D = DISTILL_DEFAULTS;
 const HELP = `Usage: npm run bench:distill -- [flags]
 
+Every round setting defaults to the rounds' own defaults (what \`npm run distill\` runs), chosen on
+a validation split (\`npm run bench:distill-screen\`); a flag here overrides it for every seed.
+
   --seeds LIST             student seeds, one round each                          [1,2,3]
-  --teacher MODEL          use this trained teacher instead of training mlp-large
-  --teacher-epochs E       epochs of the mlp-large teacher (npm run train, seed 1)       [3]
-  --student NAME           student (zoo name or model file)                      [mlp-small]
-  --transfer-samples N     the students' budget: the first N training samples…         [2000]
-  --steps S                …in S optimizer steps of one batch each                    [1880]
-  --batch-size B                                                                        [128]
-  --top-k K, --temperature T, --alpha A                                        [6, 16, 0.95]
+  --teacher MODEL          use this trained teacher instead of training ${TEACHER_RECIPE.model}
+  --teacher-epochs E       epochs of the ${TEACHER_RECIPE.model} teacher (seed ${TEACHER_RECIPE.seed}, first ${TEACHER_RECIPE.trainImages} images) [${TEACHER_RECIPE.epochs}]
+  --student NAME           student (zoo name or model file)                      [${D.student}]
+  --transfer-samples N     the students' budget: the first N training samples…         [${D.transferSamples}]
+  --steps S                …in S optimizer steps of one batch each                    [${D.steps}]
+  --batch-size B                                                                        [${D.batchSize}]
+  --top-k K, --temperature T, --alpha A                                        [${D.topK}, ${D.temperature}, ${D.alpha}]
   --peers N                peer processes per round                                       [2]
   --out DIR                teacher, rounds, logs and summary.json        [runs/bench-distill]
   --help                   this text`;
@@ -32,16 +42,14 @@ interface Options {
   seeds: number[];
   teacher: string | undefined;
   teacherEpochs: number;
-  student: string;
-  transferSamples: number;
-  steps: number;
-  batchSize: number;
-  topK: number;
-  temperature: number;
-  alpha: number;
+  /** Round flags given here, passed on to every round (the rest are the rounds' defaults). */
+  roundFlags: string[];
   peers: number;
   out: string;
 }
+
+/** This benchmark's flags that are round settings, under the same name as `npm run distill`'s. */
+const ROUND_FLAGS = ['student', 'transfer-samples', 'steps', 'batch-size', 'top-k', 'temperature', 'alpha'] as const;
 
 async function main(argv: string[]): Promise<number> {
   let values;
@@ -82,14 +90,8 @@ async function main(argv: string[]): Promise<number> {
   const options: Options = {
     seeds: (values.seeds ?? '1,2,3').split(',').map((s) => number(s.trim(), 0, 'seeds')),
     teacher: values.teacher,
-    teacherEpochs: number(values['teacher-epochs'], 3, 'teacher-epochs'),
-    student: values.student ?? 'mlp-small',
-    transferSamples: number(values['transfer-samples'], 2000, 'transfer-samples'),
-    steps: number(values.steps, 1880, 'steps'),
-    batchSize: number(values['batch-size'], 128, 'batch-size'),
-    topK: number(values['top-k'], 6, 'top-k'),
-    temperature: number(values.temperature, 16, 'temperature'),
-    alpha: number(values.alpha, 0.95, 'alpha'),
+    teacherEpochs: number(values['teacher-epochs'], TEACHER_RECIPE.epochs, 'teacher-epochs'),
+    roundFlags: ROUND_FLAGS.flatMap((flag) => (values[flag] === undefined ? [] : [`--${flag}`, values[flag]])),
     peers: number(values.peers, 2, 'peers'),
     out: values.out ?? path.join('runs', 'bench-distill'),
   };
@@ -103,16 +105,8 @@ async function main(argv: string[]): Promise<number> {
     const reportFile = path.join(options.out, `seed-${seed}.json`);
     await run('distill', path.join(SCRIPTS, 'distill.ts'), [
       '--teacher', teacher,
-      '--student', options.student,
       '--seed', String(seed),
-      '--transfer-samples', String(options.transferSamples),
-      // As many passes as the steps need; the steps are the budget.
-      '--epochs', '10000',
-      '--max-steps', String(options.steps),
-      '--batch-size', String(options.batchSize),
-      '--top-k', String(options.topK),
-      '--temperature', String(options.temperature),
-      '--alpha', String(options.alpha),
+      ...options.roundFlags,
       '--peers', String(options.peers),
       '--run-dir', options.out,
       '--report', reportFile,
@@ -128,22 +122,30 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** `npm run train` for the mlp-large teacher, once: a finished teacher in the output folder is reused. */
+/** The teacher (TEACHER_RECIPE), trained once in this process: a finished teacher in the output folder is reused. */
 async function trainTeacher(options: Options): Promise<string> {
   const dir = path.join(options.out, 'teacher');
   const settingsFile = path.join(dir, 'settings.json');
+  const recipe = { ...TEACHER_RECIPE, epochs: options.teacherEpochs };
   // The architecture's description is part of the key: a changed zoo entry retrains the teacher.
-  const architecture = describeZoo().split('\n').find((line) => line.startsWith('mlp-large:'));
-  const settings = JSON.stringify({ model: 'mlp-large', architecture, epochs: options.teacherEpochs, seed: 1, batchSize: 128 });
+  const architecture = describeZoo().split('\n').find((line) => line.startsWith(`${recipe.model}:`));
+  const settings = JSON.stringify({ ...recipe, architecture });
   const modelDir = path.join(dir, 'model');
   if ((await readFile(settingsFile, 'utf8').catch(() => '')) === settings && (await readFile(path.join(modelDir, 'model.json')).catch(() => undefined))) {
     process.stdout.write(`teacher: reusing ${modelDir}\n`);
     return modelDir;
   }
-  process.stdout.write(`teacher: training mlp-large for ${options.teacherEpochs} epochs (npm run train)…\n`);
+  process.stdout.write(`teacher: training ${recipe.model} for ${recipe.epochs} epochs on the first ${recipe.trainImages} training images (the rest is the validation split)…\n`);
   await mkdir(dir, { recursive: true });
-  const lines = await run('train', path.join(SCRIPTS, 'train.ts'), ['--model', 'mlp-large', '--epochs', String(options.teacherEpochs), '--seed', '1', '--out', modelDir], path.join(options.out, 'logs', 'teacher.log'));
-  process.stdout.write(`${lines.filter((l) => /^(model|test accuracy)/.test(l)).join('\n')}\n`);
+  const selection = await selectBackend({});
+  const began = performance.now();
+  const model = await trainTeacherModel(await loadMnist('train'), recipe);
+  try {
+    await saveModel(model, modelDir);
+  } finally {
+    model.dispose();
+  }
+  process.stdout.write(`teacher: trained in ${((performance.now() - began) / 1000).toFixed(0)} s on ${selection.flag}\n`);
   await writeFile(settingsFile, settings);
   return modelDir;
 }
@@ -192,6 +194,8 @@ function summarize(reports: RoundReport[], options: Options, seconds: number) {
   return {
     options,
     budget: { steps: first.settings.steps, batchSize: first.settings.batchSize, transferSamples: first.settings.transferSamples, optimizer: first.settings.optimizer, learningRate: first.settings.learningRate },
+    softTargets: { topK: first.settings.topK, temperature: first.settings.temperature, alpha: first.settings.alpha },
+    student: first.student,
     models: roles.map((role) => ({
       role,
       parameters: figures(first, role).parameters,
@@ -216,7 +220,7 @@ function formatSummary(summary: ReturnType<typeof summarize>): string {
   const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const b = summary.budget;
   return [
-    `students: ${b.steps} steps × batch ${b.batchSize} over the first ${b.transferSamples} training samples (≈ ${(b.steps / Math.floor(b.transferSamples / b.batchSize)).toFixed(0)} passes), ${b.optimizer} lr ${b.learningRate}; top-${summary.options.topK} soft targets, T = ${summary.options.temperature}, alpha = ${summary.options.alpha}; ${summary.perSeed.length} seeds (mean ± sample sd)`,
+    `students: ${b.steps} steps × batch ${b.batchSize} over the first ${b.transferSamples} training samples (≈ ${(b.steps / Math.floor(b.transferSamples / b.batchSize)).toFixed(0)} passes), ${b.optimizer} lr ${b.learningRate}; top-${summary.softTargets.topK} soft targets, T = ${summary.softTargets.temperature}, alpha = ${summary.softTargets.alpha}; ${summary.perSeed.length} seeds (mean ± sample sd)`,
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
     ...rows.map(line),
