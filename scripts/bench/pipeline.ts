@@ -5,9 +5,11 @@
  * every stage's timeline) beside the theoretical (K − 1)/(M + K − 1), activation memory held, and a
  * Chrome trace per configuration (open in chrome://tracing or https://ui.perfetto.dev).
  *
- *   npm run bench:pipeline -- [--model mlp] [--stages 2,3] [--micro 1,2,4,8] [--batch 256] [--steps 6]
+ *   npm run bench:pipeline -- [--model mlp] [--stages 2,3] [--micro 1,2,4,8,16] [--batch 256] [--steps 6]
  *                             [--backend wasm] [--balance parameters|time|2,2] [--schedules gpipe,1f1b]
  *                             [--remat] [--rounds 3] [--one-session] [--cpu-prof DIR] [--out DIR]
+ *   npm run bench:pipeline -- --stage-cpu [--stages 2] [--micro …] [--balance …]
+ *                             CPU time of every stage's passes, in one process, no links: the arithmetic alone
  *
  * Every stage, and the one-process baseline, is a process in a session of its own, as `npm start`
  * and `npm run peer` start peers: with Linux's autogroup each session gets its own share of a busy
@@ -20,6 +22,7 @@
  * machine load during the run hits baseline and pipelines alike.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as tf from '@tensorflow/tfjs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -35,6 +38,9 @@ import { trainStep } from '../../peer/trainer/train-step.js';
 import { launchStages } from '../../peer/pipeline/launch/launch-stages.js';
 import { PIPELINE_JOB_ENV, stageFilePrefix, type PipelineJobInput, type PipelineRun, type StageRunReport } from '../../peer/pipeline/launch/pipeline-job.js';
 import { planBalance } from '../../peer/pipeline/partition/plan-balance.js';
+import { partitionModel } from '../../peer/pipeline/partition/partition-model.js';
+import { splitMiniBatch } from '../../peer/pipeline/microbatch.js';
+import { StageCompute } from '../../peer/pipeline/stage-compute.js';
 import { SCHEDULE_KINDS, type ScheduleKind } from '../../peer/pipeline/schedule/schedule.js';
 import { summarizeBubble, type BubbleSummary } from '../../peer/pipeline/timeline/bubble.js';
 import { toChromeTrace } from '../../peer/pipeline/timeline/chrome-trace.js';
@@ -44,7 +50,7 @@ const { values } = parseArgs({
   options: {
     model: { type: 'string', default: 'mlp' },
     stages: { type: 'string', default: '2,3' },
-    micro: { type: 'string', default: '1,2,4,8' },
+    micro: { type: 'string', default: '1,2,4,8,16' },
     batch: { type: 'string', default: '256' },
     steps: { type: 'string', default: '6' },
     backend: { type: 'string', default: 'wasm' },
@@ -54,6 +60,7 @@ const { values } = parseArgs({
     'one-session': { type: 'boolean', default: false },
     'baseline-worker': { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
+    'stage-cpu': { type: 'boolean', default: false },
     rounds: { type: 'string', default: '3' },
     out: { type: 'string' },
   },
@@ -265,7 +272,81 @@ function table(baseline: Baseline, rows: Row[]): string {
   return [format(header), `|${widths.map((w, i) => (i < 3 ? `${'-'.repeat(w + 2)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...lines.map(format)].join('\n');
 }
 
+/**
+ * `--stage-cpu`: each stage's forward, backward and update in this process, CPU milliseconds per
+ * mini-batch (median of 5 after a warm-up), for every M, beside trainStep on the whole model: what the
+ * stages' arithmetic costs before any link, event loop or scheduler is involved.
+ */
+async function stageCpuProfile(): Promise<void> {
+  const data = await loadMnist('train');
+  const batches = new EpochBatches(data, { batchSize: batchSize!, seed: SEED });
+  const batch = batches.next();
+  for (const stages of stageCounts) {
+    const model = await createModel(values.model, { inputShape: [28, 28, 1], numClasses: 10, seed: SEED });
+    const { balance } = planBalance(model, stages, values.balance, { batchSize: Math.max(1, Math.floor(batchSize! / 4)) });
+    const parts = partitionModel(model, balance);
+    console.log(`K=${stages}, balance [${balance.join(', ')}], mini-batch ${batchSize}: CPU ms per mini-batch (forward / backward / update per stage)`);
+    for (const microBatches of microCounts) {
+      const micro = splitMiniBatch(batch, microBatches);
+      const cells: string[] = [];
+      let total = 0;
+      for (const stage of parts) {
+        const isFirst = stage.index === 0;
+        const isLast = stage.index === parts.length - 1;
+        const compute = new StageCompute({ stage, isFirst, isLast, rematerialize: values.remat, loss: { numClasses: 10, outputKind: outputKindOf(model) } });
+        const optimizer = createOptimizer({ optimizer: 'adam', learningRate: 0.001 });
+        const outputGradients = micro.map((m) => new Float32Array(m.size * stage.outputShape.reduce((a, b) => a * b, 1)).fill(1e-3));
+        const inputs = micro.map((m) => (isFirst ? m.xs : new Float32Array(m.size * stage.inputShape.reduce((a, b) => a * b, 1)).fill(0.5)));
+        const f: number[] = [];
+        const b: number[] = [];
+        const u: number[] = [];
+        for (let rep = 0; rep < 6; rep++) {
+          let started = cpuNowMs();
+          micro.forEach((m, i) => {
+            const result = compute.forward(i, tf.tensor(inputs[i]!, [m.size, ...stage.inputShape]), isLast ? { labels: m.labels, lossScale: m.lossScale } : undefined);
+            if (result.output) {
+              result.output.dataSync();
+              result.output.dispose();
+            }
+          });
+          const forwardMs = cpuNowMs() - started;
+          started = cpuNowMs();
+          for (let i = micro.length - 1; i >= 0; i--) {
+            const dx = compute.backward(i, isLast ? undefined : tf.tensor(outputGradients[i]!, [micro[i]!.size, ...stage.outputShape]));
+            if (dx) {
+              dx.dataSync();
+              dx.dispose();
+            }
+          }
+          const backwardMs = cpuNowMs() - started;
+          started = cpuNowMs();
+          const gradients = compute.gradients.take();
+          optimizer.applyGradients(gradients);
+          tf.dispose(gradients);
+          if (rep > 0) {
+            f.push(forwardMs);
+            b.push(backwardMs);
+            u.push(cpuNowMs() - started);
+          }
+        }
+        optimizer.dispose();
+        total += median(f) + median(b) + median(u);
+        cells.push(`${median(f).toFixed(1)} / ${median(b).toFixed(1)} / ${median(u).toFixed(1)}`);
+      }
+      console.log(`  M=${String(microBatches).padEnd(3)} ${cells.map((c, i) => `stage ${i}: ${c}`).join('   ')}   all stages ${total.toFixed(1)}`);
+    }
+    model.dispose();
+  }
+  const baseline = await singleProcessBaseline();
+  console.log(`one process (trainStep, whole mini-batch): ${baseline.cpuMsPerStep.toFixed(1)} CPU ms per mini-batch`);
+}
+
 async function main(): Promise<void> {
+  if (values['stage-cpu']) {
+    await selectBackend({ force: backend });
+    await stageCpuProfile();
+    return;
+  }
   if (values['baseline-worker']) {
     await selectBackend({ force: backend });
     process.stdout.write(`${BASELINE_PREFIX}${JSON.stringify(await singleProcessBaseline())}\n`);
