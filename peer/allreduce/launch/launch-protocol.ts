@@ -1,5 +1,6 @@
 /**
- * The few lines a launcher and its rank processes exchange before the ring exists: JSON objects,
+ * The few lines a launcher and its rank processes exchange before the ring exists (read by
+ * peer/launch/launched-child.ts on the launcher side): JSON objects,
  * one per line, on the child's stdout (child → launcher, tagged `ringpipe`) and stdin (launcher →
  * child). Pipes rather than IPC, so the same launcher works through `ip netns exec` on the emulated LAN.
  */
@@ -17,8 +18,4 @@ export type ChildLine =
 /** Launcher → child: where the next rank listens (absent for a ring of one). */
 export interface RingAssignment {
   next?: { host: string; port: number };
-}
-
-export function isChildLine(value: unknown): value is ChildLine {
-  return typeof value === 'object' && value !== null && typeof (value as { ringpipe?: unknown }).ringpipe === 'string';
 }

@@ -34,7 +34,3 @@ export interface StagePlace {
   replica: number;
   replicas: number;
 }
-
-export function isStageLine(value: unknown): value is StageLine {
-  return typeof value === 'object' && value !== null && typeof (value as { ringpipe?: unknown }).ringpipe === 'string';
-}
