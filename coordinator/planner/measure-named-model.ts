@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createModel } from '../../shared/models/create-model.js';
 import { measureModel } from './measure-model.js';
+import { measureBatchAssembly } from './measure-batch-assembly.js';
 import { measureCrossing } from './measure-crossing.js';
 import { measureStageOverhead, measureStepOverhead } from './measure-machinery.js';
 import type { ModelMeasurements } from './model-measurements.js';
@@ -40,7 +41,8 @@ export async function measureNamedModel(options: MeasureNamedModelOptions): Prom
     // A failed crossing measurement (a link refused, a port taken) costs a pipeline prediction a
     // little accuracy, not the plan: the model is then planned without it.
     const crossing = await measureCrossing().catch(() => undefined);
-    return { ...measurements, stepOverhead, stageOverheadMsPerMicroBatch, ...(crossing ? { crossing } : {}) };
+    const batchAssembly = measureBatchAssembly({ inputShape: measurements.inputShape, numClasses: measurements.numClasses, batchSizes: measurements.profiledBatchSizes });
+    return { ...measurements, stepOverhead, stageOverheadMsPerMicroBatch, batchAssembly, ...(crossing ? { crossing } : {}) };
   } finally {
     model.dispose();
   }

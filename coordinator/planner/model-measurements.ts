@@ -62,6 +62,8 @@ export interface ModelMeasurements {
   stageOverheadMsPerMicroBatch?: number;
   /** CPU ms of moving one micro-batch's tensor between two stages over the stage links (measure-crossing.ts); absent when not measured. */
   crossing?: CrossingCost;
+  /** CPU ms the first stage spends assembling a mini-batch of MNIST-like images (measure-batch-assembly.ts); absent when not measured. */
+  batchAssembly?: LinearCost;
   /** Resident memory of a process with the tensor engine loaded, before the model: what any peer pays. */
   runtimeBytes: number;
   load: MeasuredLoad;

@@ -6,6 +6,7 @@ import { linkBetween, type ClusterSpec, type PeerSpec } from './cluster.js';
 import { hostJitterMs, peerCoreShare } from './host-sharing.js';
 import { stageMemory, type MemoryEstimate } from './memory-estimate.js';
 import type { ModelMeasurements } from './model-measurements.js';
+import { costAt } from './linear-cost.js';
 import { crossingMs } from './measure-crossing.js';
 import { simulatePipeline, type SimulatedStage } from './simulate-pipeline.js';
 import { accumulateWork, backwardWork, layerBackwardWork, boundaryBytesPerSample, firstWeightedLayer, forwardWork, parametersOf, updateWork, type LayerRange } from './stage-work.js';
@@ -160,7 +161,9 @@ function simulate(m: ModelMeasurements, cluster: ClusterSpec, peers: PeerSpec[],
       forwardWork: forward,
       backwardWork: backward,
       accumulateWork: accumulateWork(m, range),
-      updateWork: updateWork(m, range),
+      // The first stage assembles the next mini-batch after its update, before the next step's first
+      // forward that every other stage waits for: in a one-step simulation, part of its step's end.
+      updateWork: updateWork(m, range) + (s === 0 && m.batchAssembly ? costAt(m.batchAssembly, microSizes.reduce((a, b) => a + b, 0)) : 0),
       rate: (busy: number) => peer.speed * peerCoreShare(host, busy),
       jitterMs: (busy: number) => hostJitterMs(host, busy),
       transferMs: microSizes.map((b) => (link ? link.latencyMs + ((b * boundaryBytesPerSample(m, range)) / link.bytesPerSecond) * 1000 : 0)),
