@@ -11,6 +11,8 @@ import { ThreadedRingChannel } from './threaded/threaded-channel.js';
 import { mod } from './partition.js';
 import type { RingMembership } from './ring-channel.js';
 import { RingError } from './ring-errors.js';
+import { dialWithRetry } from '../neighbour-links/dial-with-retry.js';
+import { IncomingLinks } from '../neighbour-links/incoming-links.js';
 
 /** The one control message of a ring link: the dialer says which rank of which ring it is. */
 export const ringMessages = defineMessages({
@@ -78,8 +80,7 @@ export interface JoinedRing {
 export class RingNode {
   private readonly log: Logger;
   private readonly epoch: number;
-  private readonly candidates: Link<RingMessage>[] = [];
-  private onCandidate: (() => void) | undefined;
+  private readonly incoming = new IncomingLinks<RingMessage>();
 
   private constructor(
     private readonly options: RingNodeOptions,
@@ -198,53 +199,33 @@ export class RingNode {
   }
 
   private accept(link: Link<RingMessage>): void {
-    this.candidates.push(link);
-    this.onCandidate?.();
+    this.incoming.accept(link);
   }
 
   /** Retries refused connections until the deadline: the next rank may still be starting. */
-  private async dial(next: RingAddress, deadline: number): Promise<Link<RingMessage>> {
-    for (;;) {
-      try {
-        return await connect<RingMessage>({ ...linkOptions(this.options), host: next.host, port: next.port, timeoutMs: Math.max(1, deadline - Date.now()) });
-      } catch (error) {
-        const refused = (error as { code?: string }).code === 'connect' && /ECONNREFUSED/.test((error as Error).message);
-        if (!refused || Date.now() + 100 > deadline) {
-          throw new RingError('link', `rank ${this.options.rank} cannot reach the next rank at ${next.host}:${next.port}: ${(error as Error).message}`, { cause: error });
-        }
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    }
+  private dial(next: RingAddress, deadline: number): Promise<Link<RingMessage>> {
+    return dialWithRetry(
+      (timeoutMs) => connect<RingMessage>({ ...linkOptions(this.options), host: next.host, port: next.port, timeoutMs }),
+      deadline,
+      (error) => new RingError('link', `rank ${this.options.rank} cannot reach the next rank at ${next.host}:${next.port}: ${error.message}`, { cause: error }),
+    );
   }
 
   /** The first accepted link whose hello names the previous rank of this ring; others are closed. */
-  private async awaitPrevious(deadline: number): Promise<Link<RingMessage>> {
+  private awaitPrevious(deadline: number): Promise<Link<RingMessage>> {
     const { rank, worldSize } = this.options;
     const expected = mod(rank - 1, worldSize);
-    for (;;) {
-      const link = this.candidates.shift() ?? (await this.nextCandidate(deadline));
-      const hello = await link.nextControl('ring-hello', { timeoutMs: Math.max(1, deadline - Date.now()) }).catch(() => undefined);
-      if (hello && hello.rank === expected && hello.worldSize === worldSize && hello.epoch === this.epoch) return link;
-      const said = hello ? `rank ${hello.rank} of ${hello.worldSize}, epoch ${hello.epoch}` : 'no ring-hello';
-      this.log.warn({ peer: link.peerLabel, said }, `refusing ring link: expected rank ${expected} of ${worldSize}, epoch ${this.epoch}`);
-      link.close(`expected rank ${expected} of ${worldSize} (epoch ${this.epoch}), got ${said}`);
-    }
-  }
-
-  private nextCandidate(deadline: number): Promise<Link<RingMessage>> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.onCandidate = undefined;
-        reject(new RingError('timeout', `rank ${this.options.rank}: the previous rank (${mod(this.options.rank - 1, this.options.worldSize)}) did not connect in time`));
-      }, Math.max(1, deadline - Date.now()));
-      this.onCandidate = () => {
-        const link = this.candidates.shift();
-        if (!link) return;
-        clearTimeout(timer);
-        this.onCandidate = undefined;
-        resolve(link);
-      };
-    });
+    return this.incoming.first(
+      deadline,
+      async (link) => {
+        const hello = await link.nextControl('ring-hello', { timeoutMs: Math.max(1, deadline - Date.now()) }).catch(() => undefined);
+        if (hello && hello.rank === expected && hello.worldSize === worldSize && hello.epoch === this.epoch) return undefined;
+        const said = hello ? `rank ${hello.rank} of ${hello.worldSize}, epoch ${hello.epoch}` : 'no ring-hello';
+        this.log.warn({ peer: link.peerLabel, said }, `refusing ring link: expected rank ${expected} of ${worldSize}, epoch ${this.epoch}`);
+        return `expected rank ${expected} of ${worldSize} (epoch ${this.epoch}), got ${said}`;
+      },
+      () => new RingError('timeout', `rank ${rank}: the previous rank (${expected}) did not connect in time`),
+    );
   }
 }
 

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { createLogger, type Logger } from '../../../shared/log/logger.js';
 import { connect, defineMessages, listen, type Link, type LinkServer, type MessageOf, type SecretSource, type TransportLimits } from '../../../shared/transport/index.js';
+import { dialWithRetry } from '../../neighbour-links/dial-with-retry.js';
+import { IncomingLinks } from '../../neighbour-links/incoming-links.js';
 import { PipelineError } from '../errors.js';
 import type { StageNeighbours } from './neighbour-link.js';
 import { transportNeighbourLink } from './transport-link.js';
@@ -62,8 +64,7 @@ export interface JoinedStage {
  */
 export class StageNode {
   private readonly log: Logger;
-  private readonly candidates: Link<StageMessage>[] = [];
-  private onCandidate: (() => void) | undefined;
+  private readonly incoming = new IncomingLinks<StageMessage>();
 
   private constructor(
     private readonly options: StageNodeOptions,
@@ -147,54 +148,34 @@ export class StageNode {
   }
 
   private accept(link: Link<StageMessage>): void {
-    this.candidates.push(link);
-    this.onCandidate?.();
+    this.incoming.accept(link);
   }
 
   /** Retries refused connections until the deadline: the next stage may still be starting. */
-  private async dial(next: StageAddress, deadline: number): Promise<Link<StageMessage>> {
-    for (;;) {
-      try {
-        return await connect<StageMessage>({ ...linkOptions(this.options), host: next.host, port: next.port, timeoutMs: Math.max(1, deadline - Date.now()) });
-      } catch (error) {
-        const refused = (error as { code?: string }).code === 'connect' && /ECONNREFUSED/.test((error as Error).message);
-        if (!refused || Date.now() + 100 > deadline) {
-          throw new PipelineError('link', `stage ${this.options.stage} cannot reach the next stage at ${next.host}:${next.port}: ${(error as Error).message}`, { cause: error });
-        }
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    }
+  private dial(next: StageAddress, deadline: number): Promise<Link<StageMessage>> {
+    return dialWithRetry(
+      (timeoutMs) => connect<StageMessage>({ ...linkOptions(this.options), host: next.host, port: next.port, timeoutMs }),
+      deadline,
+      (error) => new PipelineError('link', `stage ${this.options.stage} cannot reach the next stage at ${next.host}:${next.port}: ${error.message}`, { cause: error }),
+    );
   }
 
   /** The first accepted link whose hello names this stage's previous stage; others are closed. */
-  private async awaitPrevious(deadline: number): Promise<Link<StageMessage>> {
+  private awaitPrevious(deadline: number): Promise<Link<StageMessage>> {
     const { stage, stages } = this.options;
     const replica = this.options.replica ?? 0;
     const epoch = this.options.epoch ?? 0;
-    for (;;) {
-      const link = this.candidates.shift() ?? (await this.nextCandidate(deadline));
-      const hello = await link.nextControl('stage-hello', { timeoutMs: Math.max(1, deadline - Date.now()) }).catch(() => undefined);
-      if (hello && hello.stage === stage - 1 && hello.stages === stages && hello.replica === replica && hello.epoch === epoch) return link;
-      const got = hello ? `stage ${hello.stage} of ${hello.stages}, replica ${hello.replica}, epoch ${hello.epoch}` : 'no stage-hello';
-      this.log.warn({ peer: link.peerLabel, got }, `refusing a link: expected stage ${stage - 1} of ${stages}, replica ${replica}, epoch ${epoch}`);
-      link.close(`expected stage ${stage - 1} of ${stages} (replica ${replica}, epoch ${epoch}), got ${got}`);
-    }
-  }
-
-  private nextCandidate(deadline: number): Promise<Link<StageMessage>> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.onCandidate = undefined;
-        reject(new PipelineError('timeout', `stage ${this.options.stage}: the previous stage did not connect in time`));
-      }, Math.max(1, deadline - Date.now()));
-      this.onCandidate = () => {
-        const link = this.candidates.shift();
-        if (!link) return;
-        clearTimeout(timer);
-        this.onCandidate = undefined;
-        resolve(link);
-      };
-    });
+    return this.incoming.first(
+      deadline,
+      async (link) => {
+        const hello = await link.nextControl('stage-hello', { timeoutMs: Math.max(1, deadline - Date.now()) }).catch(() => undefined);
+        if (hello && hello.stage === stage - 1 && hello.stages === stages && hello.replica === replica && hello.epoch === epoch) return undefined;
+        const got = hello ? `stage ${hello.stage} of ${hello.stages}, replica ${hello.replica}, epoch ${hello.epoch}` : 'no stage-hello';
+        this.log.warn({ peer: link.peerLabel, got }, `refusing a link: expected stage ${stage - 1} of ${stages}, replica ${replica}, epoch ${epoch}`);
+        return `expected stage ${stage - 1} of ${stages} (replica ${replica}, epoch ${epoch}), got ${got}`;
+      },
+      () => new PipelineError('timeout', `stage ${stage}: the previous stage did not connect in time`),
+    );
   }
 }
 
