@@ -106,6 +106,10 @@ describe('the job dataset', () => {
     const [trainX, testX] = [await all(data.train), await all(data.test)];
     expect([...trainX, ...testX].sort((x, y) => x - y)).toEqual(Array.from({ length: 50 }, (_, i) => Math.fround(i / 10)));
     expect(await all((await openJobData(spec)).test)).toEqual(testX);
+    // Same rows, same fingerprint; one value changed behind the same number of rows, another.
+    expect((await openJobData(spec)).fingerprint).toBe(data.fingerprint);
+    const edited = csv('iris-edited.csv', [...rows.slice(0, 49), '9,9,a']);
+    expect((await openJobData(parseClusterJob({ dataset: { kind: 'csv', train: edited, label: 'kind' } }).dataset)).fingerprint).not.toBe(data.fingerprint);
   });
 
   it('errors name the job field and the file, line or column', async () => {

@@ -148,7 +148,9 @@ export class PeerSession {
       backend: prepared.backend,
       trainSamples: prepared.data.trainCount,
       stateElements: layout.elements,
-      stateLayout: layout.hash,
+      // The coordinator refuses a peer whose layout differs from the others'; the data's fingerprint
+      // rides along, so files that differ behind the same path are refused the same way.
+      stateLayout: `${layout.hash}-${prepared.data.fingerprint}`,
     });
   }
 

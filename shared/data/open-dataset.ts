@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { DataError } from './pipeline/data-error.js';
 import { Dataset } from './pipeline/dataset.js';
 import type { DataSource, Sample } from './pipeline/source.js';
@@ -30,6 +33,11 @@ export interface JobData {
   numClasses: number;
   /** Batches kept ready ahead of the trainer. */
   prefetch: number;
+  /**
+   * Identifies the data's content (file bytes; for image folders, the files' names and sizes), so
+   * peers whose files differ behind the same path can be told apart before they train together.
+   */
+  fingerprint: string;
   /** MNIST held in memory, for what still reads it directly (distillation rounds). */
   images?: { train: ImageDataset; test: ImageDataset };
 }
@@ -50,6 +58,7 @@ export async function openJobData(spec: DatasetSpec, options: { mnist?: { train:
       inputShape: [train.height, train.width, train.channels],
       numClasses: train.numClasses,
       prefetch: spec === 'mnist' ? 2 : spec.prefetch,
+      fingerprint: 'mnist',
       images,
     };
   }
@@ -92,6 +101,7 @@ async function openTabular(spec: TabularSpec): Promise<JobData> {
     inputShape: [whole.featureNames.length],
     numClasses,
     prefetch: spec.prefetch,
+    fingerprint: await fingerprintFiles([spec.train, spec.test]),
   };
 }
 
@@ -127,7 +137,26 @@ async function openImageFolder(spec: ImageFolderSpec): Promise<JobData> {
     inputShape: [height, width, spec.channels],
     numClasses: whole.classes.length,
     prefetch: spec.prefetch,
+    fingerprint: await fingerprintFolders([whole, ...(spec.test ? [test] : [])] as { size: number; read(i: number): unknown }[]),
   };
+}
+
+async function fingerprintFiles(files: (string | undefined)[]): Promise<string> {
+  const hash = createHash('sha256');
+  for (const file of files) if (file !== undefined) hash.update(await readFile(file));
+  return hash.digest('hex').slice(0, 16);
+}
+
+/** Names (relative to nothing: the class folder and file) and sizes, not the bytes: folders can be large. */
+async function fingerprintFolders(sources: { size: number; read(i: number): unknown }[]): Promise<string> {
+  const hash = createHash('sha256');
+  for (const source of sources) {
+    for (let i = 0; i < source.size; i++) {
+      const { file, label } = source.read(i) as { file: string; label: number };
+      hash.update(`${label}/${path.basename(file)}:${(await stat(file)).size}\n`);
+    }
+  }
+  return hash.digest('hex').slice(0, 16);
 }
 
 function splitOrFail<T>(source: DataSource<T>, fraction: number, file: string): { train: DataSource<T>; test: DataSource<T> } {
