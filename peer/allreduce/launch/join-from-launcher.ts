@@ -1,4 +1,5 @@
 import { RingNode, type JoinedRing, type JoinOptions, type RingNodeOptions } from '../ring-setup.js';
+import { readAssignment } from '../../launch/read-assignment.js';
 import { RANK_ENV, RING_EPOCH_ENV, RING_HOST_ENV, WORLD_SIZE_ENV, type ChildLine, type RingAssignment } from './launch-protocol.js';
 
 /** This process's rank, as given by the launcher. */
@@ -32,36 +33,6 @@ export async function joinRingFromLauncher(options: Omit<RingNodeOptions, 'rank'
   const node = await RingNode.listen({ ...options, host, rank, worldSize, epoch });
   const address = node.address ?? { host, port: 0 };
   tellLauncher({ ringpipe: 'listening', rank, host: address.host, port: address.port });
-  const assignment = await readAssignment(timeoutMs);
+  const assignment = await readAssignment<RingAssignment>(timeoutMs, 'ring');
   return node.join(assignment.next, { ...join, timeoutMs });
-}
-
-function readAssignment(timeoutMs: number): Promise<RingAssignment> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const timer = setTimeout(() => finish(new Error(`no ring assignment from the launcher within ${timeoutMs} ms`)), timeoutMs);
-    const onData = (chunk: Buffer): void => {
-      text += chunk.toString('utf8');
-      const newline = text.indexOf('\n');
-      if (newline < 0) return;
-      try {
-        finish(undefined, JSON.parse(text.slice(0, newline)) as RingAssignment);
-      } catch (error) {
-        finish(new Error(`unreadable ring assignment from the launcher: ${(error as Error).message}`));
-      }
-    };
-    const onEnd = (): void => finish(new Error('the launcher closed stdin before sending the ring assignment'));
-    const finish = (error: Error | undefined, value?: RingAssignment): void => {
-      clearTimeout(timer);
-      process.stdin.off('data', onData);
-      process.stdin.off('end', onEnd);
-      // Let the process exit on its own later: stdin must not keep the event loop alive.
-      process.stdin.pause();
-      (process.stdin as { unref?: () => void }).unref?.();
-      if (error) reject(error);
-      else resolve(value ?? {});
-    };
-    process.stdin.on('data', onData);
-    process.stdin.on('end', onEnd);
-  });
 }

@@ -1,4 +1,5 @@
 import { RingNode, type JoinedRing } from '../../allreduce/ring-setup.js';
+import { readAssignment } from '../../launch/read-assignment.js';
 import { PipelineError } from '../errors.js';
 import { StageNode, type JoinedStage, type StageNodeOptions } from '../links/stage-node.js';
 import { REPLICA_ENV, REPLICAS_ENV, STAGE_ENV, STAGES_ENV, type StageAssignment, type StageLine, type StagePlace } from './launch-protocol.js';
@@ -53,7 +54,7 @@ export async function joinPipelineFromLauncher(options: Omit<StageNodeOptions, '
     ...(node.address ? { pipeline: node.address } : {}),
     ...(ring?.address ? { ring: ring.address } : {}),
   });
-  const assignment = await readAssignment(timeoutMs);
+  const assignment = await readAssignment<StageAssignment>(timeoutMs, 'stage');
   const [pipeline, replicaRing] = await Promise.all([node.join(assignment.next ? { next: assignment.next } : {}, timeoutMs), ring?.join(assignment.ringNext, { timeoutMs })]);
   return {
     place,
@@ -68,34 +69,4 @@ export async function joinPipelineFromLauncher(options: Omit<StageNodeOptions, '
       await replicaRing?.close();
     },
   };
-}
-
-function readAssignment(timeoutMs: number): Promise<StageAssignment> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const timer = setTimeout(() => finish(new Error(`no stage assignment from the launcher within ${timeoutMs} ms`)), timeoutMs);
-    const onData = (chunk: Buffer): void => {
-      text += chunk.toString('utf8');
-      const newline = text.indexOf('\n');
-      if (newline < 0) return;
-      try {
-        finish(undefined, JSON.parse(text.slice(0, newline)) as StageAssignment);
-      } catch (error) {
-        finish(new Error(`unreadable stage assignment from the launcher: ${(error as Error).message}`));
-      }
-    };
-    const onEnd = (): void => finish(new Error('the launcher closed stdin before sending the stage assignment'));
-    const finish = (error: Error | undefined, value?: StageAssignment): void => {
-      clearTimeout(timer);
-      process.stdin.off('data', onData);
-      process.stdin.off('end', onEnd);
-      // stdin must not keep the event loop alive once the assignment is read.
-      process.stdin.pause();
-      (process.stdin as { unref?: () => void }).unref?.();
-      if (error) reject(error);
-      else resolve(value ?? {});
-    };
-    process.stdin.on('data', onData);
-    process.stdin.on('end', onEnd);
-  });
 }
