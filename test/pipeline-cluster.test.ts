@@ -5,7 +5,7 @@
  * replaced and training resumes from the last checkpoint, as it does when the coordinator is killed
  * and restarted; too few peers is a clear error.
  */
-import { createReadStream, readFileSync, writeFileSync } from 'node:fs';
+import { createReadStream, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -171,6 +171,35 @@ describe('pipeline jobs on the coordinator (separate processes)', () => {
     expect(stepAtKill - resumedFrom, `killed at step ${stepAtKill}, resumed from ${resumedFrom}`).toBeLessThanOrEqual(every);
     expect(harness.logs(second.child, /^epoch 1 starts at step/)[0]).toMatchObject({ source: 'checkpoint', startStep: resumedFrom });
     expect(harness.result()).toMatchObject({ outcome: 'finished', steps: 40, resumedFrom });
+  });
+
+  it('SIGUSR2 checkpoints every stage after one agreed step; Ctrl+C checkpoints again and stops', async () => {
+    harness = new ClusterHarness();
+    const job = writeJob(harness.dir, { mode: 'pipeline', batchSize: 32, maxSteps: 5000, checkpoint: { everySteps: 0, everySeconds: 0 }, peers: { joinTimeoutSeconds: 90 } });
+    const { child: coordinator, port } = await harness.coordinator(['--port', '0', '--job', job]);
+    const peers = [harness.peer(port), harness.peer(port)];
+    const lastStep = (): number => harness!.metrics().at(-1)?.step ?? 0;
+    const checkpoints = (): number[] => {
+      try {
+        return readdirSync(path.join(harness!.runDir, 'checkpoints')).filter((name) => /^step-\d+$/.test(name)).map((name) => Number(name.slice(5)));
+      } catch {
+        return [];
+      }
+    };
+    await ClusterHarness.until(() => lastStep() >= 5, 120_000, 'step 5');
+    coordinator.signal('SIGUSR2');
+    await ClusterHarness.until(() => checkpoints().length > 0, 60_000, 'the on-demand checkpoint');
+    const agreed = harness.logs(coordinator, /^every stage will checkpoint after step \d+$/)[0]!.step as number;
+    expect(checkpoints()).toEqual([agreed]);
+
+    await ClusterHarness.until(() => lastStep() >= agreed + 3, 60_000, `step ${agreed + 3}`);
+    coordinator.signal('SIGINT');
+    expect((await within(coordinator.exited, 60_000, 'the coordinator stopping')).code).toBe(130);
+    const result = harness.result();
+    expect(result.outcome).toBe('cancelled');
+    expect(Math.max(...checkpoints())).toBeGreaterThan(agreed);
+    expect(result.checkpoint).toMatch(new RegExp(`step-0*${Math.max(...checkpoints())}$`));
+    for (const peer of peers) await within(peer.exited, 20_000, `${peer.name} leaving`);
   });
 
   it('with fewer peers than stages the job waits, then gives up naming what it needs', async () => {
