@@ -32,6 +32,16 @@ async function main(): Promise<void> {
   const [train, test] = await Promise.all([loadMnist('train'), loadMnist('test')]);
   const ring = await joinRingFromLauncher({ cluster: 'dp' }, { timeoutMs: 60_000, dataPlane: config.dataPlane });
   const collective = new RingCollective(ring.membership, { timeoutMs: 120_000 });
+  // CPU time of training steps only (all threads): from step 2 on (step 1 compiles kernels), with the
+  // CPU of evaluations and replica checks between steps left out. On a machine shared with other
+  // work, CPU per step says what a step costs; wall time says how much of the cores we got.
+  let mark: NodeJS.CpuUsage | undefined;
+  let trainCpuMs = 0;
+  let cpuSteps = 0;
+  const cpuSince = (from: NodeJS.CpuUsage): number => {
+    const delta = process.cpuUsage(from);
+    return (delta.user + delta.system) / 1000;
+  };
   const result = await trainDataParallel(job, {
     ring: collective,
     data: { train, test },
@@ -40,13 +50,20 @@ async function main(): Promise<void> {
     hashEvery: config.hashEvery,
     ...(config.targetAccuracy !== undefined ? { targetAccuracy: config.targetAccuracy } : {}),
     onStep: (step) => {
+      if (mark) {
+        trainCpuMs += cpuSince(mark);
+        cpuSteps++;
+      }
+      mark = process.cpuUsage();
       if (rank === 0) reportToLauncher('step', step);
     },
     onEval: (evaluation) => {
+      mark = process.cpuUsage();
       if (rank === 0) reportToLauncher('eval', evaluation);
     },
   });
   log.debug({ rank, worldSize, ...result }, 'done');
+  reportToLauncher('cpu', { rank, trainCpuMsPerStep: trainCpuMs / Math.max(1, cpuSteps), steps: cpuSteps });
   reportToLauncher('result', { ...result, backend: selection.flag });
   await ring.close();
 }
