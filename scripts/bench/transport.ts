@@ -7,7 +7,8 @@
  *   tcp-raw     the sender writes the same bytes, the receiver only counts them (the floor of the cost)
  *
  * Each cell is the median of --runs runs (default 5), runs interleaved so machine noise hits all
- * three alike. Options: --runs N, --mib M (bytes per run), --sizes 64K,1M,4M.
+ * three alike. Beside MB/s: CPU time of both processes per frame (process.cpuUsage on each side).
+ * Options: --runs N, --mib M (bytes per run), --sizes 64K,1M,4M, --modes link,framed,raw.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect as netConnect, createServer as createNetServer, type Socket } from 'node:net';
@@ -20,7 +21,7 @@ import { connect, defineMessages, listen, type Link, type MessageOf } from '../.
 
 const benchMessages = defineMessages({
   benchRun: { frames: z.number().int().positive(), frameBytes: z.number().int().positive() },
-  benchDone: { ok: z.boolean() },
+  benchDone: { ok: z.boolean(), cpuMicros: z.number() },
 });
 type BenchMessage = MessageOf<typeof benchMessages>;
 
@@ -37,6 +38,12 @@ function checkPattern(bytes: Uint8Array): boolean {
   const step = Math.max(1, Math.floor(bytes.length / 64));
   for (let i = 0; i < bytes.length; i += step) if (bytes[i] !== i % PATTERN_MOD) return false;
   return bytes[bytes.length - 1] === (bytes.length - 1) % PATTERN_MOD;
+}
+
+/** CPU time (user + system) this process used since `start`, in microseconds. */
+function cpuMicrosSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return used.user + used.system;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -56,11 +63,12 @@ async function runReceiver(): Promise<void> {
       link.onControl('benchRun', (run) => {
         void (async () => {
           let ok = true;
+          const cpu = process.cpuUsage();
           for (let i = 0; i < run.frames; i++) {
             const frame = await link.nextTensor({ into: reusable, timeoutMs: 60_000 });
             if (i === run.frames - 1) ok = checkPattern(new Uint8Array(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength));
           }
-          await link.sendControl({ type: 'benchDone', ok });
+          await link.sendControl({ type: 'benchDone', ok, cpuMicros: cpuMicrosSince(cpu) });
         })().catch((error) => console.error('receiver error', error));
       });
     },
@@ -77,6 +85,7 @@ async function runReceiver(): Promise<void> {
 /**
  * One TCP run: an 9-byte preamble (mode, frames u32, frameBytes u32), then frames. In framed mode
  * each frame is a u32 length + payload copied into `reusable`; in raw mode bytes are only counted.
+ * The reply: 1 byte ok, then the receiver's CPU microseconds for the run (f64 LE).
  */
 function receiveTcp(socket: Socket, reusable: Uint8Array): void {
   socket.setNoDelay(true);
@@ -88,12 +97,17 @@ function receiveTcp(socket: Socket, reusable: Uint8Array): void {
   let lengthBytes = Buffer.alloc(0);
   let filled = 0;
   let ok = true;
+  let cpu = process.cpuUsage();
   const finish = (): void => {
-    socket.write(Buffer.from([ok ? 1 : 0]));
+    const reply = Buffer.alloc(9);
+    reply[0] = ok ? 1 : 0;
+    reply.writeDoubleLE(cpuMicrosSince(cpu), 1);
+    socket.write(reply);
   };
   socket.on('data', (chunk: Buffer) => {
     let data = chunk;
     if (preamble) {
+      if (preamble.length === 0) cpu = process.cpuUsage();
       preamble = Buffer.concat([preamble, data]);
       if (preamble.length < 9) return;
       raw = preamble[0] === 1;
@@ -142,10 +156,13 @@ function receiveTcp(socket: Socket, reusable: Uint8Array): void {
 interface RunResult {
   seconds: number;
   ok: boolean;
+  /** CPU time of both processes for the run, µs (sender measured here, receiver reported back). */
+  cpuMicros: number;
 }
 
 async function linkRun(link: Link<BenchMessage>, payload: Float32Array, frames: number): Promise<RunResult> {
   const done = link.nextControl('benchDone', { timeoutMs: 120_000 });
+  const cpu = process.cpuUsage();
   const start = process.hrtime.bigint();
   await link.sendControl({ type: 'benchRun', frames, frameBytes: payload.byteLength });
   // Keep a few sends in flight, as a ring step would; each resolves once its bytes hit the kernel.
@@ -156,14 +173,15 @@ async function linkRun(link: Link<BenchMessage>, payload: Float32Array, frames: 
   }
   await Promise.all(inFlight);
   const reply = await done;
-  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, ok: reply.ok };
+  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, ok: reply.ok, cpuMicros: cpuMicrosSince(cpu) + reply.cpuMicros };
 }
 
 async function tcpRun(port: number, payload: Uint8Array, frames: number, raw: boolean): Promise<RunResult> {
   const socket = netConnect({ host: '127.0.0.1', port });
   socket.setNoDelay(true);
   await once(socket, 'connect');
-  const ack = once(socket, 'data');
+  const ack = readReply(socket);
+  const cpu = process.cpuUsage();
   const start = process.hrtime.bigint();
   const preamble = Buffer.alloc(9);
   preamble[0] = raw ? 1 : 0;
@@ -176,10 +194,23 @@ async function tcpRun(port: number, payload: Uint8Array, frames: number, raw: bo
     if (!raw) socket.write(lengthPrefix);
     if (!socket.write(payload)) await once(socket, 'drain');
   }
-  const [reply] = (await ack) as [Buffer];
+  const reply = await ack;
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const senderMicros = cpuMicrosSince(cpu);
   socket.destroy();
-  return { seconds, ok: reply[0] === 1 };
+  return { seconds, ok: reply[0] === 1, cpuMicros: senderMicros + reply.readDoubleLE(1) };
+}
+
+/** The receiver's 9-byte reply, however TCP splits it. */
+function readReply(socket: Socket): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let got = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      got = Buffer.concat([got, chunk]);
+      if (got.length >= 9) resolve(got);
+    });
+    socket.once('error', reject);
+  });
 }
 
 function parseSize(text: string): number {
@@ -208,6 +239,8 @@ async function runSender(): Promise<void> {
   const runs = Number(argument('runs', '5'));
   const mibPerRun = Number(argument('mib', '256'));
   const sizes = argument('sizes', '64K,1M,4M').split(',').map(parseSize);
+  // --modes link: only the link (e.g. under strace or --cpu-prof); the other columns then read NaN.
+  const modes = new Set(argument('modes', 'link,framed,raw').split(','));
 
   // `node --cpu-prof --cpu-prof-interval=100 --import tsx scripts/bench/transport.ts` profiles the receiver too.
   const profileFlags = process.execArgv.filter((flag) => flag.startsWith('--cpu-prof'));
@@ -238,7 +271,10 @@ async function runSender(): Promise<void> {
 
   const loadBefore = loadavg()[0] ?? 0;
   console.log(`transport throughput, loopback, 2 processes, ${mibPerRun} MiB per run, median of ${runs} runs (MB/s = 1e6 bytes/s)\n`);
-  const header = ['frame size', 'frames', 'link MB/s', 'tcp-framed MB/s', 'tcp-raw MB/s', 'link/tcp-raw', 'link/tcp-framed', 'check'];
+  const header = [
+    'frame size', 'frames', 'link MB/s', 'tcp-framed MB/s', 'tcp-raw MB/s', 'link/tcp-raw', 'link/tcp-framed',
+    'link CPU µs/frame', 'tcp-framed CPU', 'tcp-raw CPU', 'CPU tcp-raw/link', 'CPU tcp-framed/link', 'check',
+  ];
   const rows: string[][] = [];
   for (const size of sizes) {
     const frames = Math.max(8, Math.round((mibPerRun * 1024 * 1024) / size));
@@ -246,17 +282,24 @@ async function runSender(): Promise<void> {
     fillPattern(bytes);
     const floats = new Float32Array(bytes.buffer);
     const times = { link: [] as number[], framed: [] as number[], raw: [] as number[] };
+    // CPU of both processes per frame: on a loaded machine wall-clock swings with the scheduler,
+    // CPU time much less (it is what each frame costs, whoever else runs).
+    const cpu = { link: [] as number[], framed: [] as number[], raw: [] as number[] };
     let ok = true;
     // One warm-up of each so first-touch costs do not land in the first measured run.
     await linkRun(link, floats, Math.min(frames, 16));
     await tcpRun(tcpPort, bytes, Math.min(frames, 16), false);
     for (let run = 0; run < runs; run++) {
-      const a = await linkRun(link, floats, frames);
-      const b = await tcpRun(tcpPort, bytes, frames, false);
-      const c = await tcpRun(tcpPort, bytes, frames, true);
+      const skipped: RunResult = { seconds: NaN, ok: true, cpuMicros: NaN };
+      const a = modes.has('link') ? await linkRun(link, floats, frames) : skipped;
+      const b = modes.has('framed') ? await tcpRun(tcpPort, bytes, frames, false) : skipped;
+      const c = modes.has('raw') ? await tcpRun(tcpPort, bytes, frames, true) : skipped;
       times.link.push(a.seconds);
       times.framed.push(b.seconds);
       times.raw.push(c.seconds);
+      cpu.link.push(a.cpuMicros / frames);
+      cpu.framed.push(b.cpuMicros / frames);
+      cpu.raw.push(c.cpuMicros / frames);
       ok &&= a.ok && b.ok && c.ok;
     }
     const rate = (seconds: number[]): number => (frames * size) / median(seconds) / 1e6;
@@ -271,6 +314,11 @@ async function runSender(): Promise<void> {
       rawRate.toFixed(0),
       `${((linkRate / rawRate) * 100).toFixed(0)}%`,
       `${((linkRate / framedRate) * 100).toFixed(0)}%`,
+      median(cpu.link).toFixed(1),
+      median(cpu.framed).toFixed(1),
+      median(cpu.raw).toFixed(1),
+      `${((median(cpu.raw) / median(cpu.link)) * 100).toFixed(0)}%`,
+      `${((median(cpu.framed) / median(cpu.link)) * 100).toFixed(0)}%`,
       ok ? 'ok' : 'MISMATCH',
     ]);
   }
@@ -285,7 +333,7 @@ async function runSender(): Promise<void> {
   link.close('benchmark done');
   child.stdin?.end();
   await once(child, 'exit');
-  if (rows.some((row) => row[7] !== 'ok')) process.exitCode = 1;
+  if (rows.some((row) => row[row.length - 1] !== 'ok')) process.exitCode = 1;
 }
 
 if (process.argv.includes('--receiver')) {

@@ -90,7 +90,9 @@ function compactIfWasteful(pieces: readonly Uint8Array[], byteLength: number): r
 
 function copyPieces(pieces: readonly Uint8Array[], target: Uint8Array): void {
   let at = 0;
-  for (const piece of pieces) {
+  // Indexed: for…of allocated an iterator per frame here.
+  for (let i = 0; i < pieces.length; i++) {
+    const piece = pieces[i] as Uint8Array;
     target.set(piece, at);
     at += piece.length;
   }
