@@ -7,6 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { assembleStageParts, splitIntoStageParts } from '../coordinator/checkpoint/pipeline-checkpoint.js';
 import { pipelineGantt } from '../coordinator/dashboard/model/pipeline-gantt.js';
+import { chooseStageStateSource } from '../coordinator/epoch/choose-state-source.js';
+import { orderStages } from '../coordinator/epoch/pipeline-epoch-controller.js';
 import { StageTimelines } from '../coordinator/epoch/stage-timelines.js';
 import { parseClusterJob } from '../coordinator/job/cluster-job.js';
 import { planPipeline } from '../coordinator/job/pipeline-plan.js';
@@ -93,6 +95,29 @@ describe('pipeline checkpoints', () => {
       holders.forEach((holder) => holder.dispose());
       state.dispose();
     }
+  });
+});
+
+describe('pipeline epochs', () => {
+  it('start from memory only when every stage holds the same step, else from the checkpoint, else fresh', () => {
+    expect(chooseStageStateSource([12, 12, 12], 8)).toEqual({ source: 'memory', startStep: 12 });
+    // A replacement holds nothing: every stage takes its part of the checkpoint.
+    expect(chooseStageStateSource([12, -1, 12], 8)).toEqual({ source: 'checkpoint', startStep: 8 });
+    // A stage died after the last stage committed a step the first one never finished.
+    expect(chooseStageStateSource([11, 12], 8)).toEqual({ source: 'checkpoint', startStep: 8 });
+    expect(chooseStageStateSource([4, 4], 8)).toEqual({ source: 'checkpoint', startStep: 8 });
+    expect(chooseStageStateSource([-1, -1], undefined)).toEqual({ source: 'fresh', startStep: 0 });
+    expect(chooseStageStateSource([0, 0], undefined)).toEqual({ source: 'fresh', startStep: 0 });
+  });
+
+  it('survivors keep their stage; newcomers take the free ones in arrival order', () => {
+    const peer = (nodeId: string) => ({ nodeId });
+    const [a, b, c, d] = [peer('a'), peer('b'), peer('c'), peer('d')];
+    expect(orderStages([a, b, c], new Map())).toEqual([a, b, c]);
+    // b (stage 1) died; d arrived: a and c keep stages 0 and 2, d takes 1.
+    expect(orderStages([a, c, d], new Map([['a', 0], ['b', 1], ['c', 2]]))).toEqual([a, d, c]);
+    // Fewer stages than before: a stage index beyond the pipeline is free for anyone.
+    expect(orderStages([c, d], new Map([['c', 2], ['d', 1]]))).toEqual([c, d]);
   });
 });
 

@@ -27,3 +27,16 @@ export function chooseStateSource(committedSteps: readonly number[], checkpointS
   if (onDisk > 0) return { source: 'checkpoint', root: 0, startStep: onDisk };
   return { source: 'fresh', root: 0, startStep: 0 };
 }
+
+/**
+ * Where a pipeline epoch starts from. Each stage holds only its own layers, so memory serves only
+ * when every stage holds the same step (a pause, a stop); after a stage was lost or replaced, every
+ * stage takes its part of the newest checkpoint; without one, fresh weights.
+ */
+export function chooseStageStateSource(heldSteps: readonly number[], checkpointStep: number | undefined): { source: StateSource; startStep: number } {
+  const first = heldSteps[0] ?? -1;
+  const onDisk = checkpointStep ?? -1;
+  if (first > 0 && heldSteps.every((step) => step === first) && first >= onDisk) return { source: 'memory', startStep: first };
+  if (onDisk > 0) return { source: 'checkpoint', startStep: onDisk };
+  return { source: 'fresh', startStep: 0 };
+}

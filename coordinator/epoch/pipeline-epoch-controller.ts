@@ -9,9 +9,10 @@ import type { TrainingPlan } from '../job/training-plan.js';
 import type { PeerHandle } from '../membership/peer-handle.js';
 import type { PeerRegistry } from '../membership/peer-registry.js';
 import type { LossLog } from '../metrics/loss-log.js';
-import type { ClusterMessageOf, StateSource, TopologyMember } from '../protocol/cluster-messages.js';
+import type { ClusterMessageOf, TopologyMember } from '../protocol/cluster-messages.js';
 import { sendFiles } from '../protocol/file-transfer.js';
 import type { CoordinatorState } from '../state/coordinator-state.js';
+import { chooseStageStateSource } from './choose-state-source.js';
 import { closeEpoch, EpochWatch, type EpochOutcome, type EpochRunner } from './epoch-watch.js';
 import { loadLatestCheckpoint } from './load-latest-checkpoint.js';
 import { StageTimelines } from './stage-timelines.js';
@@ -113,16 +114,14 @@ export class PipelineEpochController implements EpochRunner {
       if (typeof first === 'object' || watch.settled) return await closeEpoch(epoch, stages, watch.outcome, log);
 
       // 2. Where the state comes from, then start.
-      const held = stages.map((peer) => readies.get(peer)!.committedStep);
-      const onDisk = this.ctx.store.latest?.step ?? -1;
-      let source: StateSource = 'fresh';
-      let startStep = 0;
+      const { source, startStep: chosenStep } = chooseStageStateSource(
+        stages.map((peer) => readies.get(peer)!.committedStep),
+        this.ctx.store.latest?.step,
+      );
+      let startStep = chosenStep;
       let checkpoint: LoadedCheckpoint | undefined;
       let parts: Awaited<ReturnType<typeof splitIntoStageParts>> | undefined;
-      if (held.every((step) => step === held[0]) && held[0]! > 0 && held[0]! >= onDisk) {
-        source = 'memory';
-        startStep = held[0]!;
-      } else if (onDisk > 0) {
+      if (source === 'checkpoint') {
         checkpoint = await loadLatestCheckpoint(this.ctx.store, log);
         if (!checkpoint) {
           watch.fail('the newest checkpoint can no longer be read');
@@ -134,7 +133,6 @@ export class PipelineEpochController implements EpochRunner {
           watch.fail(`checkpoint ${checkpoint.dir}: ${(error as Error).message}`);
           return await closeEpoch(epoch, stages, watch.outcome, log);
         }
-        source = 'checkpoint';
         startStep = checkpoint.step;
       }
       lossLog.startsAfter(startStep);
@@ -226,15 +224,20 @@ export class PipelineEpochController implements EpochRunner {
    * others fill the free stages in arrival order.
    */
   private assignStages(candidates: PeerHandle[], count: number): PeerHandle[] {
-    const members = candidates.slice(0, count);
-    const stages: (PeerHandle | undefined)[] = new Array(count).fill(undefined);
-    const rest: PeerHandle[] = [];
-    for (const peer of members) {
-      const previous = this.previousStages.get(peer.nodeId);
-      if (previous !== undefined && previous < count && !stages[previous]) stages[previous] = peer;
-      else rest.push(peer);
-    }
-    for (let stage = 0; stage < count; stage++) stages[stage] ??= rest.shift();
-    return stages as PeerHandle[];
+    return orderStages(candidates.slice(0, count), this.previousStages);
   }
+}
+
+/** Members in stage order: each keeps its previous stage where it can, newcomers fill the rest in arrival order. */
+export function orderStages<P extends { nodeId: string }>(members: readonly P[], previousStages: ReadonlyMap<string, number>): P[] {
+  const count = members.length;
+  const stages: (P | undefined)[] = new Array<P | undefined>(count).fill(undefined);
+  const rest: P[] = [];
+  for (const peer of members) {
+    const previous = previousStages.get(peer.nodeId);
+    if (previous !== undefined && previous < count && !stages[previous]) stages[previous] = peer;
+    else rest.push(peer);
+  }
+  for (let stage = 0; stage < count; stage++) stages[stage] ??= rest.shift();
+  return stages as P[];
 }
