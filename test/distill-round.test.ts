@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { DISTILL_DEFAULTS } from '../coordinator/distillation/round-defaults.js';
 import type { RoundReport } from '../coordinator/distillation/round-report.js';
 import { loadMnist } from '../shared/data/mnist.js';
 import { loadModel } from '../shared/models/file-io.js';
@@ -74,9 +75,9 @@ describe('distillation rounds across processes', () => {
       ['student', 238_510],
       ['student-alone', 238_510],
     ]);
-    expect(first.settings).toMatchObject({ steps: 10, transferSamples: 1280, topK: 6 });
+    expect(first.settings).toMatchObject({ steps: 10, transferSamples: 1280, topK: DISTILL_DEFAULTS.topK });
     expect([...first.settings.peers].sort()).toEqual(['distill-peer-1', 'distill-peer-2']);
-    expect(first.softTargets).toMatchObject({ cached: false, bytesPerSample: 34 });
+    expect(first.softTargets).toMatchObject({ cached: false, bytesPerSample: 5 * DISTILL_DEFAULTS.topK + 4 });
     expect((await stat(first.softTargets.file)).size).toBe(first.softTargets.bytes);
     for (const model of first.models) {
       expect(model.msPerSample).toBeGreaterThan(0);
@@ -146,12 +147,12 @@ describe('distillation rounds across processes', () => {
     await writeFile(spec, JSON.stringify({ targetsBatchSize: 2 })); // a slow teacher pass, to be caught in it
     const run = distill(['--teacher', TEACHER, '--spec', spec, '--steps', '20', '--no-baseline', '--transfer-samples', '0', '--run-dir', dir, ...SMALL_ROUND.slice(4)]);
     const [, port] = await run.waitForLine(/^coordinator listening on 127\.0\.0\.1:(\d+)/, 30_000);
-    await run.waitForLine(/2 peers compute the teacher's top-6 logits for 60000 samples/, 90_000);
+    await run.waitForLine(/2 peers compute the teacher's top-\d+ logits for 60000 samples/, 90_000);
     killPeer(port!, 'distill-peer-2');
     const exit = await exitWithin(run, 150_000);
     expect(exit, run.stderr).toMatchObject({ code: 0 });
     expect(run.stderr).toMatch(/distill-peer-2 .*left while computing soft targets; its shard goes to another peer/);
-    expect(run.lines.join('\n')).toMatch(/1 peer compute the teacher's top-6 logits for 60000 samples \(2 of 2 shards done\)/);
+    expect(run.lines.join('\n')).toMatch(/1 peer compute the teacher's top-\d+ logits for 60000 samples \(2 of 2 shards done\)/);
     expect(await waitUntil(() => peersOf(port!).length === 0, 15_000)).toBe(true);
   }, 240_000);
 

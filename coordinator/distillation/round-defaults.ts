@@ -6,7 +6,7 @@
  */
 export const DISTILL_DEFAULTS = {
   student: 'mlp-small',
-  topK: 6,
+  topK: 10,
   temperature: 16,
   alpha: 0.95,
   /** The students' budget: the first N training images… */

@@ -70,15 +70,22 @@ async function main(argv: string[]): Promise<void> {
   };
   let grid = GRID;
   if (values.extra) grid = [...grid, ...(JSON.parse(values.extra) as Partial<Candidate>[]).map((c) => ({ ...BASE, ...c }))];
-  if (values.only) grid = grid.filter((c) => keyOf(c, false).includes(values.only!));
+  // --only 'KEY|KEY…': just these candidates (keys as printed), e.g. to repeat the best under another seed.
+  if (values.only) grid = grid.filter((c) => values.only!.split('|').includes(keyOf(c, false)));
 
   // Teacher logits on the largest transfer set screened, for each teacher epoch (cached as files).
   const transferMax = Math.max(...grid.map((c) => c.transferSamples));
   const logits = new Map<string, Float32Array>();
-  const logitFile = (name: string): string => path.join(out, `teacher-${name}-logits-n${transferMax}.bin`);
+  // The teacher does not depend on the student's seed: every seed's screening shares it.
+  const logitFile = (name: string): string => path.join(out, `teacher-${name}-logits.bin`);
+  const teacherFile = path.join(out, 'teachers.json');
+  const teachers: Record<string, number> = JSON.parse(await readFile(teacherFile, 'utf8').catch(() => '{}')) as Record<string, number>;
   for (const name of ['e2', 'e3']) {
     const cached = await readFile(logitFile(name)).catch(() => undefined);
-    if (cached && results[`teacher ${name}`] !== undefined) logits.set(name, new Float32Array(cached.buffer, cached.byteOffset, cached.byteLength / 4));
+    if (cached && teachers[name] !== undefined && cached.byteLength >= transferMax * train.numClasses * 4) {
+      logits.set(name, new Float32Array(cached.buffer, cached.byteOffset, cached.byteLength / 4));
+      results[`teacher ${name}`] = teachers[name];
+    }
   }
   if (logits.size < 2) {
     process.stdout.write(`teacher: ${TEACHER_RECIPE.model} on the first ${TEACHER_RECIPE.trainImages} training images, ${TEACHER_RECIPE.epochs} epochs…\n`);
@@ -90,7 +97,9 @@ async function main(argv: string[]): Promise<void> {
       logits.set(name, values);
       await writeFile(logitFile(name), values);
       await saveModel(model, path.join(out, `teacher-${name}`));
-      await record(`teacher ${name}`, (await evaluate(model, validation, { batchSize: 1000, outputKind: 'logits', inputShape })).accuracy);
+      teachers[name] = (await evaluate(model, validation, { batchSize: 1000, outputKind: 'logits', inputShape })).accuracy;
+      await writeFile(teacherFile, `${JSON.stringify(teachers, null, 2)}\n`);
+      await record(`teacher ${name}`, teachers[name]);
     }, (step, total) => process.stderr.write(`  teacher step ${step}/${total} (${((performance.now() - began) / 1000).toFixed(0)} s)\n`));
     teacher.dispose();
   }
