@@ -190,6 +190,7 @@ export class PipelineStageRun {
         loss: report.loss,
         samples: plan.batchSize,
         samplesPerSecond: (plan.batchSize * 1000) / Math.max(1e-3, report.stepMs),
+        // A pipeline's "exchange" is the waiting for neighbours' activations and gradients.
         exchangeMs: sum(['idle']),
         computeMs: sum(['forward', 'backward']),
         rssBytes: process.memoryUsage.rss(),
