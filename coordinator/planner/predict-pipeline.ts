@@ -58,6 +58,9 @@ export interface PipelinePrediction {
   bubbleTheory: number;
   /** Idle share predicted by the simulation (unequal stages, links, shared cores, updates). */
   bubblePredicted: number;
+  /** Per stage, simulated milliseconds of a step spent computing (passes, update) and waiting: to compare with a run's timelines. */
+  simulatedBusyMs: number[];
+  simulatedIdleMs: number[];
   stepMs: number;
   samplesPerSecond: number;
   stagePlans: StagePlan[];
@@ -213,6 +216,8 @@ export function predictPipelineWith(m: ModelMeasurements, cluster: ClusterSpec, 
     rematerialize: split.mode.rematerialize,
     bubbleTheory: theoreticalBubble(stages, microBatches),
     bubblePredicted: result.bubble,
+    simulatedBusyMs: result.busyMs,
+    simulatedIdleMs: result.idleMs,
     stepMs: result.stepMs,
     samplesPerSecond: (batchSize * 1000) / result.stepMs,
     stagePlans,

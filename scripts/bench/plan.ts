@@ -135,7 +135,18 @@ export async function main(argv: string[]): Promise<number> {
       return { stepMs: dp.stepMs, parts: { computeMs: dp.peers.map((p) => p.computeMs), allReduceMs: dp.allReduce.ms, updateMs: dp.peers.map((p) => p.updateMs), stragglerMs: dp.stragglerMs, coreShare: dp.peers.map((p) => p.coreShare) } };
     }
     const p = predictPipelineWith(c.measurements, c.cluster, batchSize, 2, { bubbleTarget, balance: pipeline!.balance, microBatches: pipeline!.microBatches })!;
-    return { stepMs: p.stepMs, parts: { forwardMsPerMicro: p.stagePlans.map((s) => s.forwardMs), backwardMsPerMicro: p.stagePlans.map((s) => s.backwardMs), updateMs: p.stagePlans.map((s) => s.updateMs), bubble: p.bubblePredicted } };
+    return {
+      stepMs: p.stepMs,
+      parts: {
+        forwardMsPerMicro: p.stagePlans.map((s) => s.forwardMs),
+        backwardMsPerMicro: p.stagePlans.map((s) => s.backwardMs),
+        updateMs: p.stagePlans.map((s) => s.updateMs),
+        // Span by span against the run's timelines: compute (passes + update) and idle per stage.
+        busyMs: p.simulatedBusyMs,
+        idleMs: p.simulatedIdleMs,
+        bubble: p.bubblePredicted,
+      },
+    };
   };
   const describeCalibration = (c: Calibration) =>
     `core share ${c.measurements.load.coreShare.toFixed(2)}, per busy peer (1, 2 busy) ${c.cluster.hosts[LOCAL_HOST]?.measuredSharePerPeer?.map((s) => s.toFixed(2)).join(', ') ?? '?'}, ` +
