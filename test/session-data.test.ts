@@ -112,6 +112,20 @@ describe('the job dataset', () => {
     expect((await openJobData(parseClusterJob({ dataset: { kind: 'csv', train: edited, label: 'kind' } }).dataset)).fingerprint).not.toBe(data.fingerprint);
   });
 
+  it('a JSON Lines file with a test file: numeric labels are the class indices, features from one array key', async () => {
+    const lines = (from: number, count: number) => Array.from({ length: count }, (_, i) => JSON.stringify({ pixels: [from + i, 0.5], y: (from + i) % 4 })).join('\n');
+    const train = path.join(tmp, 'rows.jsonl');
+    const test = path.join(tmp, 'rows-test.jsonl');
+    writeFileSync(train, `${lines(0, 20)}\n\n`);
+    writeFileSync(test, lines(100, 6));
+    const data = await openJobData(parseClusterJob({ dataset: { kind: 'jsonl', train, test, label: 'y', features: 'pixels' } }).dataset);
+    expect(data).toMatchObject({ trainCount: 20, testCount: 6, inputShape: [2], numClasses: 4 });
+    const it = data.test.batch(6).iterate();
+    const batch = await it.next();
+    await it.close();
+    expect(Array.from(batch.labels)).toEqual([0, 1, 2, 3, 0, 1]);
+  });
+
   it('errors name the job field and the file, line or column', async () => {
     const train = csv('named.csv', rows);
     await expect(openJobData(parseClusterJob({ dataset: { kind: 'csv', train, label: 'species' } }).dataset)).rejects.toThrow(/^dataset\.train: .*named\.csv:1: label column "species" not found; the columns are "sepal", "petal", "kind"/);
