@@ -15,7 +15,7 @@ export interface TrainingPlan {
 
 export function trainingPlan(job: { batchSize: number; epochs: number; maxSteps: number }, trainSamples: number): TrainingPlan {
   const batchesPerEpoch = Math.floor(trainSamples / job.batchSize);
-  if (batchesPerEpoch < 1) throw new Error(`batchSize ${job.batchSize} is larger than the ${trainSamples} training samples`);
+  if (batchesPerEpoch < 1) throw new Error(`batchSize ${job.batchSize} is larger than the ${trainSamples} training samples: use a batchSize of at most ${trainSamples}, or more data`);
   const epochSteps = Math.max(1, Math.round(job.epochs * batchesPerEpoch));
   const totalSteps = job.maxSteps > 0 ? Math.min(job.maxSteps, epochSteps) : epochSteps;
   return { batchSize: job.batchSize, trainSamples, batchesPerEpoch, totalSteps };

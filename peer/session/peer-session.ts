@@ -125,14 +125,16 @@ export class PeerSession {
     }
     log.info({ runId: message.runId, model: job.model, batchSize: job.batchSize }, 'received the job; preparing');
     let prepared: PreparedJob;
+    let plan: TrainingPlan;
     try {
       prepared = await resources.prepare(job, message.runId);
+      // A global batch larger than the dataset is the job's mistake: say so instead of failing later.
+      plan = trainingPlan(job, prepared.data.trainCount);
     } catch (error) {
       log.error({ err: error }, 'cannot prepare the job');
       sendQuietly(this.link, { type: 'unfit', runId: message.runId, message: (error as Error).message.slice(0, 1_900) });
       return;
     }
-    const plan = trainingPlan(job, prepared.data.trainCount);
     this.active = {
       runId: message.runId,
       job,
