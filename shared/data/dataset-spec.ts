@@ -31,47 +31,46 @@ const classes = z.array(z.string()).min(2).max(100_000).optional();
 const onBad = z.enum(['error', 'skip']).default('error');
 
 const objectSchemas = {
-  mnist: 
-z.object({ kind: z.literal('mnist'), ...pipelineFields, parallel }).strict(),
+  mnist: z.object({ kind: z.literal('mnist'), ...pipelineFields, parallel }).strict(),
   csv: z
-      .object({
-        kind: z.literal('csv'),
-        ...fileFields,
-        /** Label column: its header name, or its 0-based index. */
-        label: column,
-        /** Feature columns; default: every column except the label. */
-        features: z.array(column).min(1).optional(),
-        classes,
-        header: z.boolean().default(true),
-        delimiter: z.string().length(1).default(','),
-        onBadRow: onBad,
-      })
-      .strict(),
+    .object({
+      kind: z.literal('csv'),
+      ...fileFields,
+      /** Label column: its header name, or its 0-based index. */
+      label: column,
+      /** Feature columns; default: every column except the label. */
+      features: z.array(column).min(1).optional(),
+      classes,
+      header: z.boolean().default(true),
+      delimiter: z.string().length(1).default(','),
+      onBadRow: onBad,
+    })
+    .strict(),
   jsonl: z
-      .object({
-        kind: z.literal('jsonl'),
-        ...fileFields,
-        label: z.string().min(1),
-        /** Keys holding numbers, or one key holding a numeric array. */
-        features: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
-        classes,
-        onBadRow: onBad,
-      })
-      .strict(),
+    .object({
+      kind: z.literal('jsonl'),
+      ...fileFields,
+      label: z.string().min(1),
+      /** Keys holding numbers, or one key holding a numeric array. */
+      features: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+      classes,
+      onBadRow: onBad,
+    })
+    .strict(),
   'image-folder': z
-      .object({
-        kind: z.literal('image-folder'),
-        ...fileFields,
-        /** Default 2. */
-        parallel,
-        /** Every image is resized to [height, width] (bilinear). */
-        imageSize: z.tuple([z.number().int().min(1).max(4096), z.number().int().min(1).max(4096)]),
-        /** 1: greyscale, 3: RGB. */
-        channels: z.union([z.literal(1), z.literal(3)]).default(1),
-        /** An undecodable file: stop naming it (default), or skip it and count. */
-        onBadFile: onBad,
-      })
-      .strict(),
+    .object({
+      kind: z.literal('image-folder'),
+      ...fileFields,
+      /** Default 2. */
+      parallel,
+      /** Every image is resized to [height, width] (bilinear). */
+      imageSize: z.tuple([z.number().int().min(1).max(4096), z.number().int().min(1).max(4096)]),
+      /** 1: greyscale, 3: RGB. */
+      channels: z.union([z.literal(1), z.literal(3)]).default(1),
+      /** An undecodable file: stop naming it (default), or skip it and count. */
+      onBadFile: onBad,
+    })
+    .strict(),
 };
 
 /** Plainer words than zod's where a field takes one of a few shapes. */
@@ -111,12 +110,4 @@ export const datasetSchema = z.unknown().transform((value, ctx): 'mnist' | Objec
   return result.data as ObjectSpec;
 });
 
-
 export type DatasetSpec = z.infer<typeof datasetSchema>;
-export type DatasetSpecInput = z.input<typeof datasetSchema>;
-
-/** One short line naming the dataset, for logs and the dashboard. */
-export function describeDataset(spec: DatasetSpec): string {
-  if (spec === 'mnist' || spec.kind === 'mnist') return 'mnist';
-  return `${spec.kind}:${spec.train}${spec.test ? ` (test ${spec.test})` : ` (test: ${spec.testFraction} held out)`}`;
-}

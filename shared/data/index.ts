@@ -27,7 +27,7 @@ export { augmentImage, type AugmentImageOptions } from './transforms/augment-ima
 export { scalePixels } from './transforms/scale-pixels.js';
 export { StallMeter, classifyStall, type StallReport, type InputBoundVerdict, type StallMeterOptions } from './stall-meter.js';
 export { trainingBatches, type TrainingBatchesOptions } from './training-batches.js';
-export { datasetSchema, describeDataset, type DatasetSpec, type DatasetSpecInput } from './dataset-spec.js';
+export { datasetSchema, type DatasetSpec } from './dataset-spec.js';
 export { openJobData, type JobData } from './open-dataset.js';
 export type { Batch, BatchPosition } from './batch.js';
 // toTfDataset (./to-tf-dataset.js) is not re-exported: it loads @tensorflow/tfjs, which worker
