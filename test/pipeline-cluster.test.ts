@@ -188,10 +188,13 @@ describe('pipeline jobs on the coordinator (separate processes)', () => {
     expect(harness.result()).toMatchObject({ outcome: 'finished', steps: 40, resumedFrom });
   });
 
-  it('SIGUSR2 checkpoints every stage after one agreed step; Ctrl+C checkpoints again and stops', async () => {
+  it('SIGUSR2 checkpoints every stage after one agreed step; pause and resume (dashboard) continue from memory; Ctrl+C checkpoints again and stops', async () => {
     harness = new ClusterHarness();
     const job = writeJob(harness.dir, { mode: 'pipeline', batchSize: 32, maxSteps: 5000, checkpoint: { everySteps: 0, everySeconds: 0 }, peers: { joinTimeoutSeconds: 90 } });
-    const { child: coordinator, port } = await harness.coordinator(['--port', '0', '--job', job]);
+    const { child: coordinator, port } = await harness.coordinator(['--port', '0', '--job', job, '--dashboard-port', '0']);
+    const [, dashboard, token] = (await coordinator.waitForLine(/^dashboard (http:\/\/\S+)\/#token=(\S+)$/, 10_000)) as unknown as [string, string, string];
+    const control = async (action: 'pause' | 'resume'): Promise<number> =>
+      (await fetch(`${dashboard}/api/control/${action}`, { method: 'POST', headers: { authorization: `Bearer ${decodeURIComponent(token)}`, 'content-type': 'application/json' }, body: '{}' })).status;
     const peers = [harness.peer(port), harness.peer(port)];
     const lastStep = (): number => harness!.metrics().at(-1)?.step ?? 0;
     const checkpoints = (): number[] => checkpointSteps(harness!.runDir);
@@ -201,7 +204,18 @@ describe('pipeline jobs on the coordinator (separate processes)', () => {
     const agreed = harness.logs(coordinator, /^every stage will checkpoint after step \d+$/)[0]!.step as number;
     expect(checkpoints()).toEqual([agreed]);
 
-    await ClusterHarness.until(() => lastStep() >= agreed + 3, 60_000, `step ${agreed + 3}`);
+    // Pause: every stage stops after one agreed step; resume: the next epoch starts from their memory.
+    expect(await control('pause')).toBe(200);
+    await ClusterHarness.until(() => harness!.logs(coordinator, /^every stage will stop after step \d+$/).length > 0, 30_000, 'the agreed stop');
+    const stoppedAt = harness.logs(coordinator, /^every stage will stop after step \d+$/)[0]!.step as number;
+    await ClusterHarness.until(() => peers.every((peer) => harness!.logs(peer, /^pipeline epoch ended$/).some((e) => e.outcome === 'stopped' && e.committedStep === stoppedAt)), 30_000, `both stages stopping after step ${stoppedAt}`);
+    expect(await control('resume')).toBe(200);
+    await ClusterHarness.until(() => harness!.logs(coordinator, /^epoch 2 starts at step/).length > 0, 30_000, 'epoch 2');
+    expect(harness.logs(coordinator, /^epoch 2 starts at step/)[0]).toMatchObject({ source: 'memory', startStep: stoppedAt });
+
+    await ClusterHarness.until(() => lastStep() >= stoppedAt + 3, 60_000, `step ${stoppedAt + 3}`);
+    const curve = harness.metrics().map((p) => p.step);
+    expect(curve).toEqual(Array.from({ length: curve.length }, (_, i) => i + 1));
     coordinator.signal('SIGINT');
     expect((await within(coordinator.exited, 60_000, 'the coordinator stopping')).code).toBe(130);
     const result = harness.result();
