@@ -351,6 +351,31 @@ describe('tensor frames', () => {
     expect(maxBuffered).toBeLessThanOrEqual((8 << 20) + frame.byteLength);
   });
 
+  it('settles sends in call order whether the kernel took them at once or later, and delivers every byte', async () => {
+    // A window larger than the kernel's socket buffers: sends issued in one go fill those, so later
+    // frames are only partly written at first (settled by the socket's callback), earlier ones at once.
+    const big = { ...limits, receiveWindowBytes: 32 << 20, sendHighWaterBytes: 32 << 20 };
+    const { server, nextLink } = await startServer({ limits: big });
+    const client = await dial(server.port, { limits: big });
+    const accepted = await nextLink();
+    const frames = 24;
+    const elements = (1 << 20) / 4;
+    const settled: number[] = [];
+    const sends = Array.from({ length: frames }, (_, i) =>
+      client.sendTensor({ epoch: 0, step: i, tensorId: 0 }, new Float32Array(elements).fill(i), { timeoutMs: 10_000 }).then(() => settled.push(i)),
+    );
+    expect(client.bufferedAmount).toBeGreaterThan(0); // the kernel did not take everything at once
+    const into = new Float32Array(elements);
+    for (let i = 0; i < frames; i++) {
+      if (i % 8 === 0) await new Promise((resolve) => setTimeout(resolve, 20)); // a reader that falls behind now and then
+      const frame = await accepted.nextTensor({ into, timeoutMs: 5_000 });
+      expect(frame.header.step).toBe(i);
+      expect(into[0] === i && into[into.length - 1] === i).toBe(true);
+    }
+    await Promise.all(sends);
+    expect(settled).toEqual(Array.from({ length: frames }, (_, i) => i));
+  });
+
   it('times out a send that never gets credit', async () => {
     const { server, nextLink } = await startServer();
     const client = await dial(server.port);

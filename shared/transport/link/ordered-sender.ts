@@ -104,11 +104,23 @@ export class OrderedSender {
   }
 
   private write(job: QueuedJob): void {
-    this.inFlight.push(job);
     try {
-      this.endpoint.sendTensor(job.header, job.payload, this.written);
+      if (this.inFlight.length > 0) {
+        // Earlier frames still wait for the socket: this one settles after them, in order.
+        this.endpoint.sendTensor(job.header, job.payload, this.written);
+        this.inFlight.push(job);
+        return;
+      }
+      // Nothing of ours pending: write without a callback (Node's corked flush then needs no closure
+      // of its own) and, when the kernel took every byte at once — the usual case on a fast link —
+      // the send is done now. Otherwise a zero-length write behind it says when the bytes are out.
+      if (this.endpoint.sendTensor(job.header, job.payload, undefined)) {
+        job.resolve();
+        return;
+      }
+      this.endpoint.afterPendingWrites(this.written);
+      this.inFlight.push(job);
     } catch (error) {
-      this.inFlight.pop();
       job.reject(error as Error);
     }
   }

@@ -32,6 +32,8 @@ export interface RemoteAddress {
   port: number;
 }
 
+const NOTHING = Buffer.alloc(0);
+
 /** How long a graceful close may take before the socket is destroyed anyway. */
 const CLOSE_GRACE_MS = 1_000;
 /** Our frames are 1 or 2 fragments; a peer splitting a message into more is up to no good. */
@@ -108,15 +110,25 @@ export class WireEndpoint {
    * prefix buffer (see ws-tensor-framing.ts) and written under one cork: one writev, the payload
    * straight from the caller's memory. ws's sender is bypassed only for these frames; it writes
    * synchronously (no compression), so nothing of its own can be half-written in between.
-   * `onWritten` is called once, by the socket, in write order; throws (no callback) if the link is closing.
+   * `onWritten` (if given) is called once, by the socket, in write order. Returns true when the socket
+   * holds no unwritten bytes afterwards: the kernel took the whole frame synchronously. Throws (no
+   * callback) if the link is closing.
    */
-  sendTensor(header: TensorHeader, payload: Buffer, onWritten: (error?: Error | null) => void): void {
-    if (this.ws.readyState !== this.ws.OPEN) throw new TransportError('closed', 'the link is closing');
+  sendTensor(header: TensorHeader, payload: Buffer, onWritten: ((error?: Error | null) => void) | undefined): boolean {
+    // A destroyed socket takes writes silently (no callback here to report it): refuse them first.
+    if (this.ws.readyState !== this.ws.OPEN || this.socket.destroyed) throw new TransportError('closed', 'the link is closing');
     const prefix = encodeTensorFramePrefix(header, this.version, this.masksFrames);
     this.socket.cork();
     this.socket.write(prefix);
-    this.socket.write(payload, onWritten);
+    if (onWritten) this.socket.write(payload, onWritten);
+    else this.socket.write(payload);
     this.socket.uncork();
+    return this.socket.writableLength === 0;
+  }
+
+  /** Calls `onWritten` once every byte written so far has reached the kernel (a zero-length write queued behind them). */
+  afterPendingWrites(onWritten: (error?: Error | null) => void): void {
+    this.socket.write(NOTHING, onWritten);
   }
 
   sendPing(): void {
