@@ -29,3 +29,5 @@ export { formatPlan } from './format-plan.js';
 export { parseBytes, parseBandwidth, formatBytes, formatBandwidth, formatMs, UnitError } from './units.js';
 export { OPTIMIZER_SLOTS, isOptimizerName, type OptimizerName } from './optimizer-state.js';
 export { LivePlanner, liveCluster, type LiveJob, type LivePeer, type LivePlanAnswer, type LivePlanPending } from './live-plan.js';
+export { measureCrossing, crossingMs, type CrossingCost } from './measure-crossing.js';
+export { measureBatchAssembly } from './measure-batch-assembly.js';
