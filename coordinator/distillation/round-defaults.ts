@@ -27,4 +27,14 @@ export const DISTILL_DEFAULTS = {
 export const VALIDATION_SPLIT = { start: 55_000, end: 60_000 } as const;
 
 /** The benchmark's teacher: zoo `mlp-large` trained on the images before the validation split. */
-export const TEACHER_RECIPE = { model: 'mlp-large', epochs: 3, seed: 1, batchSize: 128, optimizer: 'adam', learningRate: 0.001, trainImages: VALIDATION_SPLIT.start } as const;
+export const TEACHER_RECIPE = {
+  model: 'mlp-large',
+  epochs: 3,
+  seed: 1,
+  batchSize: 128,
+  optimizer: 'adam',
+  learningRate: 0.001,
+  trainImages: VALIDATION_SPLIT.start,
+  /** Epochs whose checkpoints are averaged (their logits) into the teacher; one epoch: a single model. */
+  ensembleEpochs: [3],
+} as const;

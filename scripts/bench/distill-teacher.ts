@@ -3,7 +3,7 @@
  * (same pipeline, step and optimizer) but only on the training images before the validation split,
  * so settings can be screened on validation images no model has seen.
  */
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import { TEACHER_RECIPE } from '../../coordinator/distillation/round-defaults.js';
 import type { ImageDataset } from '../../shared/data/mnist.js';
 import { trainingBatches } from '../../shared/data/training-batches.js';
@@ -12,7 +12,18 @@ import { outputKindOf } from '../../peer/trainer/loss.js';
 import { createOptimizer } from '../../peer/trainer/optimizer.js';
 import { trainStep, type StepContext } from '../../peer/trainer/train-step.js';
 
-export type TeacherRecipe = { -readonly [K in keyof typeof TEACHER_RECIPE]: (typeof TEACHER_RECIPE)[K] extends number ? number : (typeof TEACHER_RECIPE)[K] };
+/** How the teacher is trained (TEACHER_RECIPE, or the benchmark's flags over it). */
+export interface TeacherRecipe {
+  model: string;
+  epochs: number;
+  seed: number;
+  batchSize: number;
+  optimizer: (typeof TEACHER_RECIPE)['optimizer'];
+  learningRate: number;
+  /** Trains on the first N training images. */
+  trainImages: number;
+  ensembleEpochs: readonly number[];
+}
 
 /** Images [start, end) of a dataset, sharing its memory. */
 export function sliceImages(data: ImageDataset, start: number, end: number): ImageDataset {
@@ -51,4 +62,57 @@ export async function trainTeacher(
     optimizer.dispose();
   }
   return model;
+}
+
+/**
+ * One LayersModel whose logits are the mean of several checkpoints' logits (an ensemble of
+ * checkpoints of one MLP: same layers, one weight set each, as `model.getWeights()` gives them).
+ * Dropout is left out: a teacher only predicts. Flatten and dense layers only (the zoo's MLPs).
+ */
+export function averagedTeacher(template: tf.LayersModel, weightSets: tf.Tensor[][]): tf.LayersModel {
+  const input = tf.input({ shape: template.inputs[0]!.shape.slice(1) as number[] });
+  const branches: tf.SymbolicTensor[] = [];
+  for (const weights of weightSets) {
+    let x: tf.SymbolicTensor = input;
+    let next = 0;
+    for (const layer of template.layers) {
+      const name = layer.getClassName();
+      if (name === 'Dropout') continue;
+      if (name === 'Flatten') {
+        x = tf.layers.flatten().apply(x) as tf.SymbolicTensor;
+      } else if (name === 'Dense') {
+        const config = layer.getConfig() as { units: number; activation: string; useBias: boolean };
+        const dense = tf.layers.dense({ units: config.units, activation: config.activation as 'relu' | 'linear', useBias: config.useBias });
+        x = dense.apply(x) as tf.SymbolicTensor;
+        const count = config.useBias ? 2 : 1;
+        dense.setWeights(weights.slice(next, next + count));
+        next += count;
+      } else {
+        throw new Error(`averagedTeacher: layer ${layer.name} (${name}) is not supported; only Flatten, Dense and Dropout`);
+      }
+    }
+    if (next !== weights.length) throw new Error(`averagedTeacher: the model has ${next} weights, a checkpoint has ${weights.length}`);
+    branches.push(x);
+  }
+  const output = branches.length === 1 ? branches[0]! : (tf.layers.average().apply(branches) as tf.SymbolicTensor);
+  return tf.model({ inputs: input, outputs: output, name: 'checkpoint_ensemble' });
+}
+
+/**
+ * The benchmark's teacher as one model: the trained MLP, or — when the recipe names several
+ * epochs in `ensembleEpochs` — the mean of its checkpoints after those epochs (averagedTeacher).
+ */
+export async function buildTeacher(train: ImageDataset, recipe: TeacherRecipe, onProgress?: (step: number, totalSteps: number) => void): Promise<tf.LayersModel> {
+  const epochs: number[] = [...recipe.ensembleEpochs];
+  if (epochs.length <= 1) return trainTeacher(train, recipe, undefined, onProgress);
+  const snapshots = new Map<number, tf.Tensor[]>();
+  const model = await trainTeacher(train, { ...recipe, epochs: Math.max(...epochs) }, async (epoch, m) => {
+    if (epochs.includes(epoch)) snapshots.set(epoch, m.getWeights().map((w) => w.clone()));
+  }, onProgress);
+  try {
+    return averagedTeacher(model, epochs.map((epoch) => snapshots.get(epoch)!));
+  } finally {
+    model.dispose();
+    for (const weights of snapshots.values()) tf.dispose(weights);
+  }
 }

@@ -15,7 +15,7 @@ import { loadMnist } from '../../shared/data/mnist.js';
 import { selectBackend } from '../../shared/engine/select-backend.js';
 import { saveModel } from '../../shared/models/file-io.js';
 import { describeZoo } from '../../shared/models/zoo.js';
-import { trainTeacher as trainTeacherModel } from './distill-teacher.js';
+import { buildTeacher } from './distill-teacher.js';
 import { ManagedChild } from '../local-cluster/managed-child.js';
 
 const D = DISTILL_DEFAULTS;
@@ -26,7 +26,8 @@ a validation split (\`npm run bench:distill-screen\`); a flag here overrides it 
 
   --seeds LIST             student seeds, one round each                          [1,2,3]
   --teacher MODEL          use this trained teacher instead of training ${TEACHER_RECIPE.model}
-  --teacher-epochs E       epochs of the ${TEACHER_RECIPE.model} teacher (seed ${TEACHER_RECIPE.seed}, first ${TEACHER_RECIPE.trainImages} images) [${TEACHER_RECIPE.epochs}]
+  --teacher-epochs LIST    the ${TEACHER_RECIPE.model} teacher (seed ${TEACHER_RECIPE.seed}, first ${TEACHER_RECIPE.trainImages} images): its
+                           checkpoints after these epochs, logits averaged (one: a single model) [${TEACHER_RECIPE.ensembleEpochs.join(',')}]
   --student NAME           student (zoo name or model file)                      [${D.student}]
   --transfer-samples N     the students' budget: the first N training samples…         [${D.transferSamples}]
   --steps S                …in S optimizer steps of one batch each                    [${D.steps}]
@@ -41,7 +42,7 @@ const SCRIPTS = path.join(import.meta.dirname, '..');
 interface Options {
   seeds: number[];
   teacher: string | undefined;
-  teacherEpochs: number;
+  teacherEpochs: number[];
   /** Round flags given here, passed on to every round (the rest are the rounds' defaults). */
   roundFlags: string[];
   peers: number;
@@ -90,7 +91,7 @@ async function main(argv: string[]): Promise<number> {
   const options: Options = {
     seeds: (values.seeds ?? '1,2,3').split(',').map((s) => number(s.trim(), 0, 'seeds')),
     teacher: values.teacher,
-    teacherEpochs: number(values['teacher-epochs'], TEACHER_RECIPE.epochs, 'teacher-epochs'),
+    teacherEpochs: values['teacher-epochs'] === undefined ? [...TEACHER_RECIPE.ensembleEpochs] : values['teacher-epochs'].split(',').map((e) => number(e.trim(), 0, 'teacher-epochs')),
     roundFlags: ROUND_FLAGS.flatMap((flag) => (values[flag] === undefined ? [] : [`--${flag}`, values[flag]])),
     peers: number(values.peers, 2, 'peers'),
     out: values.out ?? path.join('runs', 'bench-distill'),
@@ -126,7 +127,7 @@ async function main(argv: string[]): Promise<number> {
 async function trainTeacher(options: Options): Promise<string> {
   const dir = path.join(options.out, 'teacher');
   const settingsFile = path.join(dir, 'settings.json');
-  const recipe = { ...TEACHER_RECIPE, epochs: options.teacherEpochs };
+  const recipe = { ...TEACHER_RECIPE, epochs: Math.max(...options.teacherEpochs), ensembleEpochs: options.teacherEpochs };
   // The architecture's description is part of the key: a changed zoo entry retrains the teacher.
   const architecture = describeZoo().split('\n').find((line) => line.startsWith(`${recipe.model}:`));
   const settings = JSON.stringify({ ...recipe, architecture });
@@ -135,11 +136,12 @@ async function trainTeacher(options: Options): Promise<string> {
     process.stdout.write(`teacher: reusing ${modelDir}\n`);
     return modelDir;
   }
-  process.stdout.write(`teacher: training ${recipe.model} for ${recipe.epochs} epochs on the first ${recipe.trainImages} training images (the rest is the validation split)…\n`);
+  const ensemble = recipe.ensembleEpochs.length > 1 ? `, the mean of its checkpoints after epochs ${recipe.ensembleEpochs.join(' and ')}` : '';
+  process.stdout.write(`teacher: training ${recipe.model} for ${recipe.epochs} epochs on the first ${recipe.trainImages} training images (the rest is the validation split)${ensemble}…\n`);
   await mkdir(dir, { recursive: true });
   const selection = await selectBackend({});
   const began = performance.now();
-  const model = await trainTeacherModel(await loadMnist('train'), recipe);
+  const model = await buildTeacher(await loadMnist('train'), recipe);
   try {
     await saveModel(model, modelDir);
   } finally {
