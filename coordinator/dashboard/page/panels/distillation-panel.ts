@@ -1,3 +1,4 @@
+import { DISTILL_DEFAULTS } from '../../../distillation/round-defaults.js';
 import type { DistillationRoundView, DistillationView, DistillRequest } from '../../model/view-types.js';
 import { byId, fill, h } from '../dom.js';
 import { bytes, clock, count, percent } from '../format.js';
@@ -18,7 +19,8 @@ export class DistillationPanel {
   constructor(onStart: (request: DistillRequest) => void) {
     this.teacher = h('input', { name: 'teacher', required: true, placeholder: 'model.json, checkpoint folder or "previous"', autocomplete: 'off' });
     this.student = h('input', { name: 'student', required: true, placeholder: 'zoo model (mlp-small) or model.json', value: 'mlp-small', autocomplete: 'off' });
-    this.maxSteps = h('input', { name: 'max-steps', type: 'number', min: 0, placeholder: 'all', autocomplete: 'off' });
+    // Empty: the rounds' default budget (the benchmark's), not "all".
+    this.maxSteps = h('input', { name: 'max-steps', type: 'number', min: 0, placeholder: `${DISTILL_DEFAULTS.steps} (default)`, autocomplete: 'off' });
     this.teacher.addEventListener('input', () => (this.teacherTouched = true));
     this.form = h(
       'form',
