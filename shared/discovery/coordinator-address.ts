@@ -1,5 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { DiscoveryConfigError } from './errors.js';
+import { readEnvValue } from '../config/env-value.js';
 
 /** Where to reach the coordinator when it is given rather than discovered. */
 export interface CoordinatorEndpoint {
@@ -52,15 +53,6 @@ export function parseHostPort(value: string, source: string): CoordinatorEndpoin
   return { host, port };
 }
 
-/** Reads an on/off environment value; undefined when unset or empty. */
-function parseSwitch(name: string, raw: string | undefined): boolean | undefined {
-  const value = raw?.trim().toLowerCase();
-  if (value === undefined || value === '') return undefined;
-  if (['1', 'true', 'yes', 'on'].includes(value)) return true;
-  if (['0', 'false', 'no', 'off'].includes(value)) return false;
-  throw new DiscoveryConfigError(`${name}=${JSON.stringify(raw)}: expected 1/0, true/false, yes/no or on/off`);
-}
-
 export interface DiscoveryInputs {
   /** `--coordinator host:port`. */
   coordinatorFlag?: string | undefined;
@@ -72,7 +64,7 @@ export interface DiscoveryInputs {
 /** Whether this process may use mDNS at all (advertise or browse). `--no-mdns` wins over the env. */
 export function isMdnsEnabled({ noMdnsFlag, env = process.env }: DiscoveryInputs): boolean {
   if (noMdnsFlag) return false;
-  return parseSwitch(MDNS_ENV, env[MDNS_ENV]) ?? true;
+  return (readEnvValue(MDNS_ENV, 'switch', env) as boolean | undefined) ?? true;
 }
 
 /**
