@@ -8,6 +8,8 @@ import { DISTILL_DEFAULTS } from '../coordinator/distillation/round-defaults.js'
 import { parseRoundSpec, studentSteps } from '../coordinator/distillation/round-spec.js';
 import { gapClosed } from '../coordinator/distillation/round-report.js';
 import { modelFromFiles, modelToFiles } from '../peer/distillation/model-from-files.js';
+import { averagedTeacher } from '../scripts/bench/distill-teacher.js';
+import { buildZooModel } from '../shared/models/zoo.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -109,5 +111,21 @@ describe('round settings and report', () => {
     expect(gapClosed(0.98, 0.95, 0.9)).toBeCloseTo(0.625, 10);
     expect(gapClosed(0.9, 0.95, 0.92)).toBeNull();
     expect(gapClosed(0.98, 0.95, undefined)).toBeNull();
+  });
+});
+
+describe('ensemble-of-checkpoints teacher', () => {
+  it('is one model whose logits are exactly the mean of the checkpoints\' logits (dropout left out)', () => {
+    const spec = { inputShape: [28, 28, 1], numClasses: 10, seed: 1 };
+    const [a, b] = [buildZooModel('mlp-large', spec), buildZooModel('mlp-large', { ...spec, seed: 2 })];
+    const ensemble = averagedTeacher(a, [a.getWeights(), b.getWeights()]);
+    const x = tf.randomUniform([8, 28, 28, 1], 0, 1, 'float32', 7);
+    const want = tf.div(tf.add(a.predict(x) as tf.Tensor, b.predict(x) as tf.Tensor), 2);
+    const got = ensemble.predict(x) as tf.Tensor;
+    expect(tf.max(tf.abs(tf.sub(want, got))).dataSync()[0]).toBeLessThan(1e-5);
+    expect(ensemble.countParams()).toBe(2 * a.countParams());
+    expect(ensemble.layers.some((layer) => layer.getClassName() === 'Dropout')).toBe(false);
+    tf.dispose([x, want, got]);
+    [a, b, ensemble].forEach((m) => m.dispose());
   });
 });
