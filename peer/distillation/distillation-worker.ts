@@ -51,6 +51,8 @@ export class DistillationWorker {
    * optimizer state at its last committed step are what the next attempt continues from.
    */
   private student: { round: number; phase: TrainingPhase; state: TrainingState } | undefined;
+  /** Ends a task's wait for its files (by frameStep), when its attempt or round is ended. */
+  private readonly stoppers = new Map<number, { round: number; stop: () => void }>();
   private ring: JoinedRing | undefined;
   private node: RingNode | undefined;
 
@@ -65,11 +67,13 @@ export class DistillationWorker {
       options.log.info({ round: message.round, reason: message.reason }, 'distillation round cancelled by the coordinator');
       // The student state is not freed here (a task may still be using it): the next round's student replaces it.
       this.cancelledRounds.add(message.round);
+      for (const stopper of this.stoppers.values()) if (stopper.round === message.round) stopper.stop();
       void this.closeRing();
     });
     link.onControl('distill-abort', (message) => {
       options.log.info({ round: message.round, phase: message.phase, reason: message.reason }, 'training attempt ended by the coordinator; keeping the committed student state');
       this.abortedAttempts.add(message.frameStep);
+      this.stoppers.get(message.frameStep)?.stop();
       void this.closeRing();
     });
   }
@@ -96,14 +100,22 @@ export class DistillationWorker {
     return { ...resources, inputShape: [train.height, train.width, train.channels] };
   }
 
-  private receive(frameStep: number, entries: { name: string; bytes: number }[]): Promise<TransferFile[]> {
-    return receiveFiles(this.link, { epoch: DISTILL_FRAME_EPOCH, step: frameStep }, entries, TRANSFER_TIMEOUT_MS);
+  /** The files of a task; given up at once when the coordinator ends the task's attempt or round (it sends no more). */
+  private receive(round: number, frameStep: number, entries: { name: string; bytes: number }[]): Promise<TransferFile[]> {
+    const files = receiveFiles(this.link, { epoch: DISTILL_FRAME_EPOCH, step: frameStep }, entries, TRANSFER_TIMEOUT_MS);
+    files.catch(() => {});
+    let stop!: () => void;
+    const stopped = new Promise<never>((_, reject) => (stop = () => reject(new Error('ended by the coordinator'))));
+    stopped.catch(() => {});
+    this.stoppers.set(frameStep, { round, stop });
+    if (this.cancelledRounds.has(round) || this.abortedAttempts.has(frameStep)) stop();
+    return Promise.race([files, stopped]).finally(() => this.stoppers.delete(frameStep));
   }
 
   private async computeTargets(message: ClusterMessageOf<'distill-targets-request'>): Promise<void> {
     const { log } = this.options;
     const { train, inputShape } = this.need();
-    const teacher = await modelFromFiles(await this.receive(message.frameStep, message.teacher), 'the teacher');
+    const teacher = await modelFromFiles(await this.receive(message.round, message.frameStep, message.teacher), 'the teacher');
     try {
       const began = performance.now();
       const table = await teacherTargets(teacher, train, message, inputShape, () => this.cancelledRounds.has(message.round));
@@ -121,7 +133,7 @@ export class DistillationWorker {
     const { log, cluster, nodeId, ringHost } = this.options;
     const { train, test, inputShape } = this.need();
     const { round, phase, rank, worldSize, training, frameStep } = message;
-    const received = await this.receive(frameStep, [...(message.targets ? [message.targets] : []), ...message.student]);
+    const received = await this.receive(round, frameStep, [...(message.targets ? [message.targets] : []), ...message.student]);
     const table: SoftTargetTable | undefined = message.targets ? decodeTable(received[0]!.data, 'the soft targets from the coordinator') : undefined;
     const state = await this.studentState(round, phase, training, message.targets ? received.slice(1) : received);
     const stopped = (): boolean => this.cancelledRounds.has(round) || this.abortedAttempts.has(frameStep);
@@ -219,7 +231,7 @@ export class DistillationWorker {
 
   private async measure(message: ClusterMessageOf<'distill-measure-request'>): Promise<void> {
     const { backend, test, inputShape } = this.need();
-    const model = await modelFromFiles(await this.receive(message.frameStep, message.model), message.name);
+    const model = await modelFromFiles(await this.receive(message.round, message.frameStep, message.model), message.name);
     try {
       const evaluation = await evaluateResponsively(model, test, { batchSize: message.evalBatchSize, outputKind: 'logits', inputShape });
       const msPerSample = await inferenceMsPerSample(model, test, inputShape, message.inferenceBatch, message.inferenceSamples);
