@@ -14,11 +14,16 @@ import { parseClusterJob } from '../coordinator/job/cluster-job.js';
 import { planPipeline } from '../coordinator/job/pipeline-plan.js';
 import { JobValidationError } from '../shared/job/schema.js';
 import { StageHolder } from '../peer/session/pipeline/stage-holder.js';
-import { TrainingState } from '../peer/session/training-state.js';
+import { stageModelSource } from '../peer/session/pipeline/stage-model-source.js';
+import { createOptimizer } from '../peer/trainer/optimizer.js';
+import { createModel } from '../shared/models/create-model.js';
+import { maxAbsDifference } from './fixtures/pipeline-reference.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
+
+const MNIST = { name: 'mnist', inputShape: [28, 28, 1], numClasses: 10 };
 
 function problemsOf(input: unknown): string[] {
   try {
@@ -61,9 +66,13 @@ describe('the pipeline section of a job', () => {
 describe('pipeline checkpoints', () => {
   it('stage parts join into one LayersModel checkpoint that loads, and split back into the same parts', async () => {
     const job = parseClusterJob({ mode: 'pipeline', pipeline: { stages: 3, balance: [1, 2, 1] } });
-    const state = await TrainingState.create(job, { inputShape: [28, 28, 1], numClasses: 10 });
-    const holders = [0, 1, 2].map((stage) => new StageHolder('run', [1, 2, 1], stage, state, job));
+    const source = await stageModelSource(job, MNIST);
+    const holders = await Promise.all([0, 1, 2].map((stage) => StageHolder.create('run', [1, 2, 1], stage, source, job)));
+    // The whole seeded model: each stage, built alone, starts from its layers' weights.
+    const whole = await createModel(job.model, { ...MNIST, seed: job.seed });
     try {
+      const stageValues = async () => (await Promise.all(holders.map((holder) => holder.module.readWeights()))).flat().map((w) => w.values);
+      expect(maxAbsDifference(whole.trainableWeights.map((w) => w.read().dataSync() as Float32Array), await stageValues())).toBe(0);
       // Give each stage's optimizer slots (one update with gradients of ones).
       for (const holder of holders) {
         const grads: tf.NamedTensorMap = {};
@@ -77,8 +86,8 @@ describe('pipeline checkpoints', () => {
       const byName = new Map(files.map((f) => [f.name, f.data]));
       const modelJson = JSON.parse(Buffer.from(byName.get('model/model.json')!).toString('utf8')) as tf.io.ModelJSON;
       const loaded = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: modelJson.modelTopology, weightSpecs: modelJson.weightsManifest[0]!.weights, weightData: byName.get('model/weights.bin')!.slice().buffer }));
-      const expected = state.model.getWeights().map((w) => Array.from(w.dataSync()));
-      expect(loaded.getWeights().map((w) => Array.from(w.dataSync()))).toEqual(expected);
+      expect(loaded.getWeights().map((w) => w.shape)).toEqual(whole.getWeights().map((w) => w.shape));
+      expect(maxAbsDifference(await stageValues(), loaded.getWeights().map((w) => w.dataSync() as Float32Array))).toBe(0);
       loaded.dispose();
 
       const back = splitIntoStageParts(files, 7, [1, 2, 1]);
@@ -93,7 +102,44 @@ describe('pipeline checkpoints', () => {
       expect(() => splitIntoStageParts(files, 7, [2, 2])).toThrow(/written by a pipeline with balance \[1, 2, 1\], this job's is \[2, 2\]: set pipeline\.stages and pipeline\.balance/);
     } finally {
       holders.forEach((holder) => holder.dispose());
-      state.dispose();
+      whole.dispose();
+    }
+  });
+});
+
+describe('pipeline stage memory', () => {
+  it('a stage peer allocates only its own layers\' weights and optimizer slots, never the whole model', async () => {
+    const job = parseClusterJob({ mode: 'pipeline', model: 'mlp', optimizer: 'adam', pipeline: { stages: 2, balance: [2, 2] } });
+    const source = await stageModelSource(job, MNIST);
+    // mlp: flatten, dense 784→512 | dense 512→256, dense 256→10.
+    const stageParameters = [784 * 512 + 512, 512 * 256 + 256 + 256 * 10 + 10];
+    // A fresh optimizer holds a few scalars of its own (Adam: its betas): counted apart.
+    const bare = tf.memory();
+    const probe = createOptimizer(job);
+    const optimizerOwn = tf.memory();
+    probe.dispose();
+    for (const stage of [0, 1]) {
+      const before = tf.memory();
+      const holder = await StageHolder.create('run', [2, 2], stage, source, job);
+      try {
+        const built = tf.memory();
+        expect(built.numBytes - before.numBytes).toBe(stageParameters[stage]! * 4 + (optimizerOwn.numBytes - bare.numBytes));
+        expect(built.numTensors - before.numTensors).toBe(holder.module.layers.flatMap((layer) => layer.weights).length + (optimizerOwn.numTensors - bare.numTensors));
+        const initial = (await holder.module.readWeights()).map((w) => w.values);
+        // One update creates Adam's two moments per weight: still this stage's size only.
+        const grads: tf.NamedTensorMap = {};
+        for (const variable of holder.module.trainableVariables) grads[variable.name] = tf.onesLike(variable);
+        holder.optimizer.applyGradients(grads);
+        tf.dispose(grads);
+        expect(await holder.heldBytes()).toEqual({ weights: stageParameters[stage]! * 4, slots: 2 * stageParameters[stage]! * 4 + 4 });
+        // A fresh restart rebuilds the weights in place of the old ones (no leak, same initial values).
+        holder.markTouched();
+        await holder.resetFresh();
+        expect(maxAbsDifference(initial, (await holder.module.readWeights()).map((w) => w.values))).toBe(0);
+      } finally {
+        holder.dispose();
+      }
+      expect(tf.memory().numBytes).toBe(before.numBytes);
     }
   });
 });

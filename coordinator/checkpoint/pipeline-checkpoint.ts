@@ -98,7 +98,15 @@ export function assembleStageParts(parts: readonly (readonly TransferFile[])[]):
   const listed = (modelJson.weightsManifest ?? []).flatMap((group) => group.weights);
   const sent = [...parsed.flatMap((part) => part.header.trainable), ...parsed.flatMap((part) => part.header.nonTrainable)];
   const shapes = (specs: readonly WeightSpec[]) => specs.map((spec) => spec.shape.join('x')).join(',');
-  if (shapes(listed) !== shapes(sent)) throw new Error(`the stages' weights [${shapes(sent)}] do not match the model's [${shapes(listed)}]`);
+  let model = first.model;
+  if (listed.length === 0 && sent.length > 0) {
+    // Stage 0 holds only its own layers, so it sends the topology alone: each stage names and shapes
+    // its weights (after the topology's layer names), in the order weights.bin is laid out.
+    modelJson.weightsManifest = [{ paths: ['weights.bin'], weights: sent }];
+    model = utf8(JSON.stringify(modelJson));
+  } else if (shapes(listed) !== shapes(sent)) {
+    throw new Error(`the stages' weights [${shapes(sent)}] do not match the model's [${shapes(listed)}]`);
+  }
 
   const optimizerFile: PipelineOptimizerFile = {
     format: PIPELINE_OPTIMIZER_FORMAT,
@@ -111,7 +119,7 @@ export function assembleStageParts(parts: readonly (readonly TransferFile[])[]):
   };
   return [
     { name: WEIGHTS_FILE, data: modelWeights },
-    { name: MODEL_FILE, data: first.model },
+    { name: MODEL_FILE, data: model },
     { name: OPTIMIZER_WEIGHTS_FILE, data: concat(parsed.map((part) => part.optimizer)) },
     { name: OPTIMIZER_FILE, data: utf8(JSON.stringify(optimizerFile)) },
   ];

@@ -5,13 +5,19 @@ import type { ImageDataset } from '../../shared/data/mnist.js';
 import { describeSelection, selectBackend } from '../../shared/engine/select-backend.js';
 import type { BackendFlag } from '../../shared/engine/backend-candidates.js';
 import type { Logger } from '../../shared/log/logger.js';
+import { stageModelSource, type StageModelSource } from './pipeline/stage-model-source.js';
 import { TrainingState } from './training-state.js';
 
 export interface PreparedJob {
   backend: BackendFlag;
   /** The job's dataset, opened: the pipelines the session and the final evaluation read. */
   data: JobData;
-  state: TrainingState;
+  /** Data-parallel jobs: the whole model and optimizer. Pipeline jobs: none (see `stages`). */
+  state: TrainingState | undefined;
+  /** Pipeline jobs: each stage builds only its own layers from this (peer/session/pipeline/). */
+  stages?: StageModelSource;
+  /** What the coordinator compares across peers (same model and optimizer). */
+  layout: { hash: string; elements: number };
 }
 
 /**
@@ -48,6 +54,12 @@ export class PeerResources {
       this.data = { key: dataKey, value };
       this.log.info({ dataset: value.name, trainSamples: value.trainCount, testSamples: value.testCount, inputShape: value.inputShape, numClasses: value.numClasses }, 'dataset opened');
     }
+    if (job.mode === 'pipeline') {
+      // A stage holds only its layers: building the whole model here would defeat the split.
+      this.dropState();
+      const stages = await stageModelSource(job, this.data.value);
+      return { backend: this.backend, data: this.data.value, state: undefined, stages, layout: stages.layout };
+    }
     const key = JSON.stringify(TRAJECTORY_FIELDS.map((field) => job[field]));
     if (this.state?.key !== key) {
       this.dropState();
@@ -56,7 +68,7 @@ export class PeerResources {
       await this.state.value.resetToInitial();
       this.state.runId = runId;
     }
-    return { backend: this.backend, data: this.data.value, state: this.state.value };
+    return { backend: this.backend, data: this.data.value, state: this.state.value, layout: this.state.value.layout };
   }
 
   dispose(): void {

@@ -143,7 +143,7 @@ export class PeerSession {
       batches: new GlobalBatches(prepared.data.train, plan, job.seed, prepared.data.prefetch),
       uploader: new CheckpointUploader(this.link, job, log),
     };
-    const { layout } = prepared.state;
+    const { layout } = prepared;
     sendQuietly(this.link, {
       type: 'prepared',
       runId: message.runId,
@@ -160,6 +160,8 @@ export class PeerSession {
     const active = this.active;
     if (!active) throw new Error(`assigned to epoch ${message.epoch} before the job was prepared`);
     await this.endCurrentEpoch(`superseded by epoch ${message.epoch}`);
+    const state = active.prepared.state;
+    if (!state) throw new Error(`assigned a data-parallel rank in epoch ${message.epoch}, but the job is a pipeline job`);
     const { cluster, nodeId, ringHost, log } = this.options;
     const node = await RingNode.listen({
       rank: message.rank,
@@ -176,7 +178,7 @@ export class PeerSession {
       link: this.link,
       job: active.job,
       plan: active.plan,
-      state: active.prepared.state,
+      state,
       batches: active.batches,
       test: active.prepared.data.test,
       numClasses: active.prepared.data.numClasses,
@@ -185,7 +187,7 @@ export class PeerSession {
     });
     log.info({ epoch: message.epoch, rank: message.rank, worldSize: message.worldSize }, 'assigned');
     this.options.readiness?.assigned(message.epoch, message.rank, message.worldSize);
-    sendQuietly(this.link, { type: 'ready', epoch: message.epoch, ringPort: node.address?.port ?? null, committedStep: active.prepared.state.committedStep });
+    sendQuietly(this.link, { type: 'ready', epoch: message.epoch, ringPort: node.address?.port ?? null, committedStep: state.committedStep });
   }
 
   private onStart(message: ClusterMessageOf<'start'>): void {

@@ -10,7 +10,13 @@ export interface ModelSpec {
   seed: number;
 }
 
-type Builder = (spec: ModelSpec) => tf.Sequential;
+/** A model's name and its layers, not yet built (no weights allocated until they are applied). */
+export interface ZooLayers {
+  name: string;
+  layers: tf.layers.Layer[];
+}
+
+type Builder = (spec: ModelSpec) => ZooLayers;
 
 /** Each layer gets its own seed derived from the model seed, so the whole model is reproducible. */
 function seeded(spec: ModelSpec) {
@@ -25,7 +31,7 @@ function seeded(spec: ModelSpec) {
  * flatten → dense relu per hidden width (each optionally followed by seeded dropout) → dense logits:
  * the shape every MLP in the zoo shares.
  */
-function denseStack(name: string, spec: ModelSpec, hidden: number[], dropoutRate = 0): tf.Sequential {
+function denseStack(name: string, spec: ModelSpec, hidden: number[], dropoutRate = 0): ZooLayers {
   const init = seeded(spec);
   // Samples that are already vectors (CSV / JSON Lines features) need no flatten (tfjs's wants rank ≥ 2).
   const flat = spec.inputShape.length === 1;
@@ -35,7 +41,7 @@ function denseStack(name: string, spec: ModelSpec, hidden: number[], dropoutRate
     if (dropoutRate > 0) layers.push(tf.layers.dropout({ rate: dropoutRate, seed: spec.seed * 1000 + 101 + i }));
   });
   layers.push(tf.layers.dense({ units: spec.numClasses, ...init() }));
-  return tf.sequential({ name, layers });
+  return { name, layers };
 }
 
 const builders: Record<string, { describe: string; build: Builder }> = {
@@ -47,7 +53,7 @@ const builders: Record<string, { describe: string; build: Builder }> = {
     describe: 'CNN conv3x3x32-pool-conv3x3x64-pool-fc128-fc10 (≈ 225k parameters)',
     build(spec) {
       const init = seeded(spec);
-      return tf.sequential({
+      return {
         name: 'cnn',
         layers: [
           tf.layers.conv2d({ inputShape: spec.inputShape, filters: 32, kernelSize: 3, activation: 'relu', ...init() }),
@@ -58,7 +64,7 @@ const builders: Record<string, { describe: string; build: Builder }> = {
           tf.layers.dense({ units: 128, activation: 'relu', ...init() }),
           tf.layers.dense({ units: spec.numClasses, ...init() }),
         ],
-      });
+      };
     },
   },
   // Knowledge distillation (docs/distill.md): Hinton et al.'s MNIST teacher, and a
@@ -90,6 +96,14 @@ export function isZooModel(name: string): boolean {
 }
 
 export function buildZooModel(name: string, spec: ModelSpec): tf.Sequential {
+  return tf.sequential(zooLayers(name, spec));
+}
+
+/**
+ * The zoo model's layers, unbuilt: a pipeline stage builds only its own (each layer's initializer is
+ * seeded by its position, so they come out as in the whole model).
+ */
+export function zooLayers(name: string, spec: ModelSpec): ZooLayers {
   const entry = builders[name];
   if (!entry) throw new Error(`unknown model '${name}': choose one of ${ZOO_MODELS.join(', ')} or give the path of a model.json`);
   return entry.build(spec);

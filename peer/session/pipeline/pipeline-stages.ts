@@ -64,9 +64,12 @@ export function attachPipelineStages(link: CoordinatorLink, options: PipelineSta
       await endCurrent(`superseded by epoch ${message.epoch}`);
       const active = options.active();
       if (!active) throw new Error(`assigned to stage ${message.stage} of epoch ${message.epoch} before the job was prepared`);
+      const source = active.prepared.stages;
+      if (!source) throw new Error(`assigned to stage ${message.stage} of epoch ${message.epoch}, but the job was prepared for data parallelism`);
       if (!holder?.matches(active.runId, message.balance, message.stage)) {
         holder?.dispose();
-        holder = new StageHolder(active.runId, message.balance, message.stage, active.prepared.state, active.job);
+        holder = undefined;
+        holder = await StageHolder.create(active.runId, message.balance, message.stage, source, active.job);
       }
       uploader ??= new StagePartUploader(link, log);
       const node = await StageNode.listen({
@@ -90,7 +93,7 @@ export function attachPipelineStages(link: CoordinatorLink, options: PipelineSta
         batches: active.batches,
         test: data.test,
         numClasses: data.numClasses,
-        outputKind: active.prepared.state.ctx.outputKind,
+        outputKind: source.outputKind,
         uploader,
         log,
       });

@@ -11,34 +11,46 @@ import {
   type WeightSpec,
 } from '../../../coordinator/checkpoint/pipeline-checkpoint.js';
 import type { TransferFile } from '../../../coordinator/protocol/file-transfer.js';
-import { partitionModel } from '../../pipeline/partition/partition-model.js';
 import type { StageModule } from '../../pipeline/partition/stage-module.js';
 import { createOptimizer } from '../../trainer/optimizer.js';
-import type { TrainingState } from '../training-state.js';
+import type { StageModelSource } from './stage-model-source.js';
 
 type LayerVariable = tf.layers.Layer['weights'][number];
 
 /**
- * A peer's stage of the pipeline: its consecutive layers of the job's model (the peer's prepared
- * model, whose other layers it leaves alone), an optimizer over those layers only, and the step the
- * two belong to. Kept across membership epochs while the peer keeps the same stage of the same
- * split, so a pipeline that stops (pause, a member joining) continues from memory.
+ * A peer's stage of the pipeline: its consecutive layers of the job's model, built on this peer from
+ * the job's model source with only those layers' weights (the rest of the model is never built
+ * here), an optimizer over those layers only, and the step the two belong to. Kept across membership
+ * epochs while the peer keeps the same stage of the same split, so a pipeline that stops (pause, a
+ * member joining) continues from memory.
  */
 export class StageHolder {
-  readonly module: StageModule;
+  private moduleValue: StageModule;
+  /** Whether the weights are still the initial ones (then a fresh start need not rebuild them). */
+  private pristine = true;
   private optimizerValue: tf.Optimizer;
   /** Last step whose update is in this stage's weights (−1: nothing trustworthy yet). */
   committedStep = -1;
 
-  constructor(
+  private constructor(
     readonly runId: string,
     readonly balance: readonly number[],
     readonly stage: number,
-    private readonly state: TrainingState,
+    private readonly source: StageModelSource,
     private readonly job: ClusterJob,
+    module: StageModule,
   ) {
-    this.module = partitionModel(state.model, [...balance])[stage]!;
+    this.moduleValue = module;
     this.optimizerValue = createOptimizer(job);
+  }
+
+  /** Builds stage `stage` of `balance` with its initial weights (step 0). */
+  static async create(runId: string, balance: readonly number[], stage: number, source: StageModelSource, job: ClusterJob): Promise<StageHolder> {
+    return new StageHolder(runId, balance, stage, source, job, await source.build([...balance], stage));
+  }
+
+  get module(): StageModule {
+    return this.moduleValue;
   }
 
   get stages(): number {
@@ -54,11 +66,21 @@ export class StageHolder {
     return this.runId === runId && this.stage === stage && this.balance.join(',') === balance.join(',');
   }
 
-  /** The seeded initial weights (the whole model's, as every peer builds them) and a fresh optimizer. */
+  /** The initial weights (rebuilt: the same seeded values as the whole model's layers) and a fresh optimizer. */
   async resetFresh(): Promise<void> {
-    await this.state.resetToInitial();
+    if (!this.pristine) {
+      const fresh = await this.source.build([...this.balance], this.stage);
+      this.disposeWeights();
+      this.moduleValue = fresh;
+    }
     this.replaceOptimizer();
+    this.pristine = true;
     this.committedStep = 0;
+  }
+
+  /** Called before the weights change (a training step, a checkpoint part written into them). */
+  markTouched(): void {
+    this.pristine = false;
   }
 
   /** This stage's part of a checkpoint (stage 0 adds the whole model's topology). */
@@ -84,7 +106,7 @@ export class StageHolder {
         { name: STAGE_WEIGHTS_FILE, data: concat([...trainable, ...nonTrainable].map((weight) => bytesOfTensor(weight.read()))) },
         { name: STAGE_OPTIMIZER_FILE, data: concat(slots.map((slot) => bytesOfTensor(slot.tensor))) },
       ];
-      if (this.stage === 0) files.push({ name: STAGE_MODEL_FILE, data: await modelTopology(this.state.model) });
+      if (this.stage === 0) files.push({ name: STAGE_MODEL_FILE, data: modelTopology(this.source.topology) });
       return files;
     } finally {
       // getWeights hands out a fresh iteration-count scalar each time; the rest are the live slots.
@@ -111,6 +133,7 @@ export class StageHolder {
       variables.forEach((variable, i) => {
         if (variable.shape.join(',') !== values[i]!.shape.join(',')) throw new Error(`weight ${variable.name} has shape [${variable.shape.join(', ')}], the checkpoint [${values[i]!.shape.join(', ')}]`);
       });
+      this.markTouched();
       variables.forEach((variable, i) => variable.write(values[i]!));
     } finally {
       tf.dispose(values);
@@ -126,8 +149,22 @@ export class StageHolder {
     this.committedStep = step;
   }
 
+  /** Bytes of this stage's weights and optimizer slots (what a stage holds, for the docs and tests). */
+  async heldBytes(): Promise<{ weights: number; slots: number }> {
+    const weights = this.module.layers.flatMap((layer) => layer.weights).reduce((n, w) => n + w.read().size * 4, 0);
+    const slots = await this.optimizerValue.getWeights();
+    const slotBytes = slots.reduce((n, slot) => n + slot.tensor.size * 4, 0);
+    slots.filter((slot) => slot.name === 'iter').forEach((slot) => slot.tensor.dispose());
+    return { weights, slots: slotBytes };
+  }
+
   dispose(): void {
     this.optimizerValue.dispose();
+    this.disposeWeights();
+  }
+
+  private disposeWeights(): void {
+    for (const layer of this.moduleValue.layers) for (const weight of layer.weights) weight.dispose();
   }
 
   private replaceOptimizer(): void {
@@ -157,24 +194,13 @@ function decode(data: Uint8Array, specs: readonly WeightSpec[]): tf.Tensor[] {
   return tensors;
 }
 
-/** model.json of the whole model (topology + the manifest of every weight), as `model.save` writes it. */
-async function modelTopology(model: tf.LayersModel): Promise<Uint8Array> {
-  let artifacts: tf.io.ModelArtifacts | undefined;
-  await model.save({
-    async save(captured: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
-      artifacts = captured;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    },
-  });
-  if (!artifacts || artifacts.modelTopology instanceof ArrayBuffer || !artifacts.modelTopology) throw new Error('the model did not produce a JSON topology');
-  const modelJson: tf.io.ModelJSON = {
-    modelTopology: artifacts.modelTopology,
-    weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs ?? [] }],
-    format: artifacts.format,
-    generatedBy: artifacts.generatedBy,
-    convertedBy: artifacts.convertedBy ?? null,
-  };
-  return utf8(JSON.stringify(modelJson));
+/**
+ * model.json of the whole model with its topology only: stage 0 never holds the other stages'
+ * weights, so the coordinator writes the weights manifest from the stages' own specs when it joins
+ * the parts (assembleStageParts).
+ */
+function modelTopology(topology: object): Uint8Array {
+  return utf8(JSON.stringify({ modelTopology: topology, weightsManifest: [], format: 'layers-model', generatedBy: `TensorFlow.js tfjs-layers v${tf.version_layers}`, convertedBy: null }));
 }
 
 function utf8(text: string): Uint8Array {
