@@ -199,6 +199,12 @@ describe('pipeline jobs on the coordinator (separate processes)', () => {
     const lastStep = (): number => harness!.metrics().at(-1)?.step ?? 0;
     const checkpoints = (): number[] => checkpointSteps(harness!.runDir);
     await ClusterHarness.until(() => lastStep() >= 5, 120_000, 'step 5');
+    // The last stage reports the share of each mini-batch it classified right (the dashboard's accuracy chart).
+    const scrape = await (await fetch(`${dashboard}/metrics`, { headers: { authorization: `Bearer ${decodeURIComponent(token)}` } })).text();
+    const accuracy = Number(/^ringpipe_train_accuracy (\S+)$/m.exec(scrape)?.[1]);
+    expect(accuracy).toBeGreaterThan(0);
+    expect(accuracy).toBeLessThanOrEqual(1);
+    expect(Math.abs(accuracy * 32 - Math.round(accuracy * 32))).toBeLessThan(1e-6);
     coordinator.signal('SIGUSR2');
     await ClusterHarness.until(() => checkpoints().length > 0, 60_000, 'the on-demand checkpoint');
     const agreed = harness.logs(coordinator, /^every stage will checkpoint after step \d+$/)[0]!.step as number;

@@ -65,6 +65,8 @@ export interface StageStepReport {
   step: number;
   /** The mini-batch's mean loss, known on the last stage. */
   loss?: number;
+  /** Share of the mini-batch classified right before the update (last stage). */
+  accuracy?: number;
   stepMs: number;
   peakInFlight: number;
   peakHeldBytes: number;
@@ -127,7 +129,11 @@ export async function runPipelineStage(options: PipelineStageOptions): Promise<P
     if (outcome.loss !== undefined) result.losses.push(outcome.loss);
     result.peakInFlight = Math.max(result.peakInFlight, outcome.peakInFlight);
     result.peakHeldBytes = Math.max(result.peakHeldBytes, outcome.peakHeldBytes);
-    const report: StageStepReport = { step, ...(outcome.loss !== undefined ? { loss: outcome.loss } : {}), stepMs: (endUs - startUs) / 1000, peakInFlight: outcome.peakInFlight, peakHeldBytes: outcome.peakHeldBytes };
+    const report: StageStepReport = {
+      step,
+      ...(outcome.loss !== undefined ? { loss: outcome.loss } : {}),
+      ...(outcome.correct !== undefined ? { accuracy: outcome.correct / options.batchSize } : {}),
+      stepMs: (endUs - startUs) / 1000, peakInFlight: outcome.peakInFlight, peakHeldBytes: outcome.peakHeldBytes };
     options.onStep?.(report);
     if (options.afterStep && (await options.afterStep(report)) === false) break;
   }

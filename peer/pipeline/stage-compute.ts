@@ -25,6 +25,8 @@ export interface ForwardResult {
   output?: tf.Tensor;
   /** The micro-batch's scaled loss (last stage only). */
   scaledLoss?: number;
+  /** Samples of the micro-batch classified right by this forward, before the update (last stage only). */
+  correct?: number;
 }
 
 /**
@@ -65,6 +67,7 @@ export class StageCompute {
     }
     const { stage, isLast } = this.options;
     let labels: tf.Tensor1D | undefined;
+    let correct: number | undefined;
     let fn = (x: tf.Tensor): tf.Tensor => stage.apply(x, true);
     if (isLast) {
       if (!target) {
@@ -75,7 +78,12 @@ export class StageCompute {
       const scale = target.lossScale;
       const labelTensor = tf.tensor1d(target.labels, 'int32');
       labels = labelTensor;
-      fn = (x) => tf.mul(crossEntropy(stage.apply(x, true), labelTensor, numClasses, outputKind), scale);
+      fn = (x) => {
+        const output = stage.apply(x, true);
+        // Counted on the first run only: re-materialisation runs this forward again in the backward.
+        correct ??= tf.tidy(() => tf.sum(tf.cast(tf.equal(tf.argMax(output, -1), labelTensor), 'int32')).dataSync()[0]!);
+        return tf.mul(crossEntropy(output, labelTensor, numClasses, outputKind), scale);
+      };
     }
     let state: PendingBackward;
     try {
@@ -107,7 +115,7 @@ export class StageCompute {
     if (!isLast) return { output: state.output };
     const scaledLoss = state.output.dataSync()[0]!;
     state.output.dispose();
-    return { scaledLoss };
+    return { scaledLoss, ...(correct !== undefined ? { correct } : {}) };
   }
 
   /**

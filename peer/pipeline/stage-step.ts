@@ -25,6 +25,8 @@ export interface StageStepContext {
 export interface StageStepOutcome {
   /** The mini-batch's mean loss (last stage only). */
   loss?: number;
+  /** Samples of the mini-batch classified right before the update (last stage only). */
+  correct?: number;
   /** Most micro-batches held between their forward and backward passes. */
   peakInFlight: number;
   /** Most bytes held for pending backward passes. */
@@ -68,6 +70,7 @@ export async function runStageStep(ctx: StageStepContext, step: number, batch?: 
   const time = <T>(kind: 'forward' | 'backward', m: number, fn: () => T): T => (timeline ? timeline.time(kind, step, fn, { micro: m }) : fn());
 
   let loss = 0;
+  let correct = 0;
   let peakInFlight = 0;
   let peakHeldBytes = 0;
   try {
@@ -89,6 +92,7 @@ export async function runStageStep(ctx: StageStepContext, step: number, batch?: 
         const output = time('forward', m, () => {
           const result = compute.forward(m, input, isLast ? { labels, lossScale: n / ctx.batchSize } : undefined);
           if (result.scaledLoss !== undefined) loss += result.scaledLoss;
+          if (result.correct !== undefined) correct += result.correct;
           if (!result.output) return undefined;
           const values = result.output.dataSync() as Float32Array;
           result.output.dispose();
@@ -123,5 +127,5 @@ export async function runStageStep(ctx: StageStepContext, step: number, batch?: 
     compute.discardAll();
     throw error;
   }
-  return { ...(isLast ? { loss } : {}), peakInFlight, peakHeldBytes };
+  return { ...(isLast ? { loss, correct } : {}), peakInFlight, peakHeldBytes };
 }

@@ -126,6 +126,7 @@ export class PipelineStageRun {
         this.scope.throwIfAborted();
         return true;
       };
+      holder.markTouched();
       await runPipelineStage({
         stage: holder.module,
         stages,
@@ -188,6 +189,7 @@ export class PipelineStageRun {
         epoch: this.epoch,
         step,
         loss: report.loss,
+        ...(report.accuracy !== undefined ? { accuracy: report.accuracy } : {}),
         samples: plan.batchSize,
         samplesPerSecond: (plan.batchSize * 1000) / Math.max(1e-3, report.stepMs),
         // A pipeline's "exchange" is the waiting for neighbours' activations and gradients.
