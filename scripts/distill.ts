@@ -7,7 +7,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { Coordinator } from '../coordinator/coordinator.js';
 import { formatReportTable, type RoundReport } from '../coordinator/distillation/round-report.js';
 import { DISTILL_DEFAULTS } from '../coordinator/distillation/round-defaults.js';
@@ -21,6 +20,7 @@ import { describeZoo } from '../shared/models/zoo.js';
 import { SECRET_ENV } from '../shared/transport/index.js';
 import { EXIT_WITH_PARENT_ENV } from './local-cluster/exit-with-parent.js';
 import { ManagedChild } from './local-cluster/managed-child.js';
+import { parseCommandLine, runCommand } from '../shared/cli/command.js';
 
 const D = DISTILL_DEFAULTS;
 const HELP = `Usage: npm run distill -- --teacher MODEL [--student MODEL[,MODEL…]] [flags]
@@ -65,50 +65,41 @@ const SCRIPTS = import.meta.dirname;
 const LISTEN_HOST = '127.0.0.1';
 
 async function main(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        teacher: { type: 'string' },
-        student: { type: 'string' },
-        spec: { type: 'string' },
-        'top-k': { type: 'string' },
-        temperature: { type: 'string' },
-        alpha: { type: 'string' },
-        epochs: { type: 'string' },
-        'max-steps': { type: 'string' },
-        steps: { type: 'string' },
-        'min-peers': { type: 'string' },
-        'wait-seconds': { type: 'string' },
-        'transfer-samples': { type: 'string' },
-        'batch-size': { type: 'string' },
-        optimizer: { type: 'string' },
-        lr: { type: 'string' },
-        seed: { type: 'string' },
-        'no-baseline': { type: 'boolean' },
-        'inference-batch': { type: 'string' },
-        'inference-samples': { type: 'string' },
-        peers: { type: 'string' },
-        backend: { type: 'string' },
-        'run-dir': { type: 'string' },
-        report: { type: 'string' },
-        port: { type: 'string' },
-        host: { type: 'string' },
-        cluster: { type: 'string' },
-        help: { type: 'boolean' },
-        ...discoveryFlagOptions,
-      },
-    }));
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\n${HELP}\n`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
-  }
+  const parsed = parseCommandLine(
+    argv,
+    {
+      teacher: { type: 'string' },
+      student: { type: 'string' },
+      spec: { type: 'string' },
+      'top-k': { type: 'string' },
+      temperature: { type: 'string' },
+      alpha: { type: 'string' },
+      epochs: { type: 'string' },
+      'max-steps': { type: 'string' },
+      steps: { type: 'string' },
+      'min-peers': { type: 'string' },
+      'wait-seconds': { type: 'string' },
+      'transfer-samples': { type: 'string' },
+      'batch-size': { type: 'string' },
+      optimizer: { type: 'string' },
+      lr: { type: 'string' },
+      seed: { type: 'string' },
+      'no-baseline': { type: 'boolean' },
+      'inference-batch': { type: 'string' },
+      'inference-samples': { type: 'string' },
+      peers: { type: 'string' },
+      backend: { type: 'string' },
+      'run-dir': { type: 'string' },
+      report: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      cluster: { type: 'string' },
+      ...discoveryFlagOptions,
+    },
+    HELP,
+  );
+  if (parsed.exitCode !== undefined) return parsed.exitCode;
+  const { values } = parsed;
   const fromFile: Record<string, unknown> = values.spec ? await readSpecFile(values.spec) : {};
   const students = (values.student ?? (typeof fromFile.student === 'string' ? fromFile.student : D.student)).split(',').map((s) => s.trim()).filter(Boolean);
   if (students.length === 0) throw new Error(`--student: give a zoo model such as ${D.student}, or a model file; see --help`);
@@ -246,10 +237,4 @@ async function readSpecFile(file: string): Promise<Record<string, unknown>> {
   return value as Record<string, unknown>;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(`error: ${error instanceof JobValidationError ? error.message : error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(error instanceof JobValidationError ? 2 : 1);
-  },
-);
+runCommand(main, (error) => (error instanceof JobValidationError ? 2 : 1));

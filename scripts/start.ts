@@ -7,13 +7,13 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { createProgress, type Progress } from '../shared/cli/progress.js';
 import { createLogger } from '../shared/log/logger.js';
 import { SECRET_ENV } from '../shared/transport/index.js';
 import { EXIT_WITH_PARENT_ENV } from './local-cluster/exit-with-parent.js';
 import { followMetrics } from './local-cluster/follow-metrics.js';
 import { describeExit, ManagedChild } from './local-cluster/managed-child.js';
+import { parseCommandLine, runCommand } from '../shared/cli/command.js';
 
 const HELP = `Usage: npm start -- [flags]
 
@@ -35,29 +35,20 @@ const LISTEN_TIMEOUT_MS = 60_000;
 const SHUTDOWN_GRACE_MS = 20_000;
 
 async function main(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        peers: { type: 'string' },
-        job: { type: 'string' },
-        'max-steps': { type: 'string' },
-        epochs: { type: 'string' },
-        mode: { type: 'string' },
-        'run-dir': { type: 'string' },
-        help: { type: 'boolean' },
-      },
-    }));
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\n${HELP}\n`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
-  }
+  const parsed = parseCommandLine(
+    argv,
+    {
+      peers: { type: 'string' },
+      job: { type: 'string' },
+      'max-steps': { type: 'string' },
+      epochs: { type: 'string' },
+      mode: { type: 'string' },
+      'run-dir': { type: 'string' },
+    },
+    HELP,
+  );
+  if (parsed.exitCode !== undefined) return parsed.exitCode;
+  const { values } = parsed;
   const peers = values.peers === undefined ? 2 : Number(values.peers);
   if (!Number.isInteger(peers) || peers < 1 || peers > 64) throw new Error(`--peers ${values.peers}: expected a whole number from 1 to 64`);
   const started = performance.now();
@@ -167,10 +158,4 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
-  },
-);
+runCommand(main);

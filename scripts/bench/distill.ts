@@ -8,7 +8,6 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { DISTILL_DEFAULTS, TEACHER_RECIPE } from '../../coordinator/distillation/round-defaults.js';
 import type { ModelFigures, RoundReport } from '../../coordinator/distillation/round-report.js';
 import { loadMnist } from '../../shared/data/mnist.js';
@@ -17,6 +16,7 @@ import { saveModel } from '../../shared/models/file-io.js';
 import { describeZoo } from '../../shared/models/zoo.js';
 import { buildTeacher } from './distill-teacher.js';
 import { ManagedChild } from '../local-cluster/managed-child.js';
+import { parseCommandLine, runCommand } from '../../shared/cli/command.js';
 
 const D = DISTILL_DEFAULTS;
 const HELP = `Usage: npm run bench:distill -- [flags]
@@ -53,35 +53,26 @@ interface Options {
 const ROUND_FLAGS = ['student', 'transfer-samples', 'steps', 'batch-size', 'top-k', 'temperature', 'alpha'] as const;
 
 async function main(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        seeds: { type: 'string' },
-        teacher: { type: 'string' },
-        'teacher-epochs': { type: 'string' },
-        student: { type: 'string' },
-        'transfer-samples': { type: 'string' },
-        steps: { type: 'string' },
-        'batch-size': { type: 'string' },
-        'top-k': { type: 'string' },
-        temperature: { type: 'string' },
-        alpha: { type: 'string' },
-        peers: { type: 'string' },
-        out: { type: 'string' },
-        help: { type: 'boolean' },
-      },
-    }));
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\n${HELP}\n`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
-  }
+  const parsed = parseCommandLine(
+    argv,
+    {
+      seeds: { type: 'string' },
+      teacher: { type: 'string' },
+      'teacher-epochs': { type: 'string' },
+      student: { type: 'string' },
+      'transfer-samples': { type: 'string' },
+      steps: { type: 'string' },
+      'batch-size': { type: 'string' },
+      'top-k': { type: 'string' },
+      temperature: { type: 'string' },
+      alpha: { type: 'string' },
+      peers: { type: 'string' },
+      out: { type: 'string' },
+    },
+    HELP,
+  );
+  if (parsed.exitCode !== undefined) return parsed.exitCode;
+  const { values } = parsed;
   const number = (raw: string | undefined, fallback: number, name: string): number => {
     if (raw === undefined) return fallback;
     const value = Number(raw);
@@ -231,10 +222,4 @@ function formatSummary(summary: ReturnType<typeof summarize>): string {
   ].join('\n');
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
-  },
-);
+runCommand(main);

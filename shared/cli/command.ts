@@ -30,13 +30,16 @@ export function parseCommandLine<T extends FlagOptions>(argv: string[], options:
   return { values };
 }
 
-/** Runs a command's `main` on this process's arguments and exits with its code (1, message only, when it throws). */
-export function runCommand(main: (argv: string[]) => Promise<number>): void {
+/**
+ * Runs a command's `main` on this process's arguments and exits with its code; when it throws, the
+ * message alone and `exitCodeFor(error)` (1 unless told otherwise, e.g. 2 for a bad job file).
+ */
+export function runCommand(main: (argv: string[]) => Promise<number>, exitCodeFor: (error: unknown) => number = () => 1): void {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (error: unknown) => {
       process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
-      process.exit(1);
+      process.exit(exitCodeFor(error));
     },
   );
 }
