@@ -3,6 +3,9 @@
  * split the coordinator decides, stage parts joined into one checkpoint and cut back into parts,
  * and stage reports turned into the dashboard's Gantt rows.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { assembleStageParts, splitIntoStageParts } from '../coordinator/checkpoint/pipeline-checkpoint.js';
@@ -17,6 +20,7 @@ import { StageHolder } from '../peer/session/pipeline/stage-holder.js';
 import { stageModelSource } from '../peer/session/pipeline/stage-model-source.js';
 import { createOptimizer } from '../peer/trainer/optimizer.js';
 import { createModel } from '../shared/models/create-model.js';
+import { saveModel } from '../shared/models/file-io.js';
 import { maxAbsDifference } from './fixtures/pipeline-reference.js';
 
 beforeAll(async () => {
@@ -140,6 +144,36 @@ describe('pipeline stage memory', () => {
         holder.dispose();
       }
       expect(tf.memory().numBytes).toBe(before.numBytes);
+    }
+  });
+});
+
+describe('pipeline stages of a model file', () => {
+  it('a stage of a model.json keeps its layers with the file\'s weights and frees the others', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'rp-stage-file-'));
+    const whole = await createModel('mlp', { ...MNIST, seed: 5 });
+    try {
+      await saveModel(whole, dir);
+      const job = parseClusterJob({ mode: 'pipeline', model: path.join(dir, 'model.json'), optimizer: 'sgd', pipeline: { stages: 2, balance: [2, 2] } });
+      const source = await stageModelSource(job, MNIST);
+      const bare = tf.memory();
+      const probe = createOptimizer(job);
+      const optimizerOwn = { tensors: tf.memory().numTensors - bare.numTensors, bytes: tf.memory().numBytes - bare.numBytes };
+      probe.dispose();
+      const before = tf.memory();
+      const holder = await StageHolder.create('run', [2, 2], 1, source, job);
+      try {
+        // Loaded whole, then cut: only the stage's 4 weights (and the optimizer's scalars) stay.
+        expect(tf.memory().numTensors - before.numTensors).toBe(4 + optimizerOwn.tensors);
+        expect(tf.memory().numBytes - before.numBytes).toBe((512 * 256 + 256 + 256 * 10 + 10) * 4 + optimizerOwn.bytes);
+        const fileValues = whole.trainableWeights.slice(2).map((w) => w.read().dataSync() as Float32Array);
+        expect(maxAbsDifference(fileValues, (await holder.module.readWeights()).map((w) => w.values))).toBe(0);
+      } finally {
+        holder.dispose();
+      }
+    } finally {
+      whole.dispose();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
