@@ -21,7 +21,11 @@ import { stageModelSource } from '../peer/session/pipeline/stage-model-source.js
 import { createOptimizer } from '../peer/trainer/optimizer.js';
 import { createModel } from '../shared/models/create-model.js';
 import { saveModel } from '../shared/models/file-io.js';
-import { maxAbsDifference } from './fixtures/pipeline-reference.js';
+import { maxAbsDifference, syntheticImages } from './fixtures/pipeline-reference.js';
+import { runLocalPipeline } from '../peer/pipeline/local-pipeline.js';
+import { trainStep } from '../peer/trainer/train-step.js';
+import { EpochBatches } from '../shared/data/epoch-batches.js';
+import { buildZooModel } from '../shared/models/zoo.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -144,6 +148,46 @@ describe('pipeline stage memory', () => {
         holder.dispose();
       }
       expect(tf.memory().numBytes).toBe(before.numBytes);
+    }
+  });
+});
+
+describe('training accuracy on the last stage', () => {
+  it('is the share of each mini-batch classified right before the update, as one process counts it (also re-materialised)', async () => {
+    const data = syntheticImages(256, [28, 28, 1], 3);
+    const batchSize = 64;
+    const steps = 3;
+    const makeModel = () => buildZooModel('mlp', { ...MNIST, seed: 4 });
+    const reference: number[] = [];
+    {
+      const model = makeModel();
+      const optimizer = tf.train.sgd(0.1);
+      const batches = new EpochBatches(data, { batchSize, seed: 2 });
+      for (let step = 0; step < steps; step++) {
+        reference.push((await trainStep({ model, optimizer, inputShape: MNIST.inputShape, numClasses: 10, outputKind: 'logits' }, batches.next(), undefined, { accuracy: true })).accuracy!);
+      }
+      optimizer.dispose();
+      model.dispose();
+    }
+    for (const rematerialize of [false, true]) {
+      const model = makeModel();
+      try {
+        const result = await runLocalPipeline({
+          model,
+          balance: [2, 2],
+          schedule: { microBatches: 4, kind: 'gpipe', rematerialize },
+          batchSize,
+          steps,
+          batches: new EpochBatches(data, { batchSize, seed: 2 }),
+          createOptimizer: () => tf.train.sgd(0.1),
+          loss: { numClasses: 10, outputKind: 'logits' },
+          receiveTimeoutMs: 10_000,
+        });
+        expect(result.stages[0]!.accuracies).toEqual([]);
+        expect(result.stages[1]!.accuracies).toEqual(reference);
+      } finally {
+        model.dispose();
+      }
     }
   });
 });

@@ -76,6 +76,8 @@ export interface PipelineStageResult {
   steps: number;
   /** Mean loss of every mini-batch (last stage only; empty elsewhere). */
   losses: number[];
+  /** Share of every mini-batch classified right before its update (last stage only; empty elsewhere). */
+  accuracies: number[];
   /** Most micro-batches held between forward and backward, over the run. */
   peakInFlight: number;
   /** Most bytes held for pending backward passes, over the run. */
@@ -101,7 +103,7 @@ export async function runPipelineStage(options: PipelineStageOptions): Promise<P
   const compute = new StageCompute({ stage, isFirst, isLast, rematerialize: schedule.rematerialize ?? false, ...(options.loss ? { loss: options.loss } : {}) });
   log.debug({ stage: stage.describe(), schedule: kind, microBatches: schedule.microBatches, peakInFlight: peakInFlight(ops) }, 'pipeline stage starting');
 
-  const result: PipelineStageResult = { steps: 0, losses: [], peakInFlight: 0, peakHeldBytes: 0 };
+  const result: PipelineStageResult = { steps: 0, losses: [], accuracies: [], peakInFlight: 0, peakHeldBytes: 0 };
   const firstStep = options.firstStep ?? 0;
   for (let step = firstStep; step < firstStep + options.steps; step++) {
     const startUs = nowUs();
@@ -127,6 +129,7 @@ export async function runPipelineStage(options: PipelineStageOptions): Promise<P
     timeline?.stepDone(step, startUs, endUs);
     result.steps++;
     if (outcome.loss !== undefined) result.losses.push(outcome.loss);
+    if (outcome.correct !== undefined) result.accuracies.push(outcome.correct / options.batchSize);
     result.peakInFlight = Math.max(result.peakInFlight, outcome.peakInFlight);
     result.peakHeldBytes = Math.max(result.peakHeldBytes, outcome.peakHeldBytes);
     const report: StageStepReport = {
