@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { advertise, type Advertisement } from '../shared/discovery/index.js';
 import { createLogger, type Logger } from '../shared/log/logger.js';
-import { listen, type LinkServer, type SecretSource } from '../shared/transport/index.js';
+import { listen, secretSourceOf, type LinkServer, type SecretSource } from '../shared/transport/index.js';
 import { MODEL_FILE } from './checkpoint/checkpoint-layout.js';
 import { CheckpointReceiver } from './checkpoint/checkpoint-receiver.js';
 import { CheckpointStore, type StoredCheckpoint } from './checkpoint/checkpoint-store.js';
@@ -159,7 +159,7 @@ export class Coordinator {
     }
     const host = this.options.host ?? 'auto';
     this.server = await listen<ClusterMessage>({
-      ...secretOf(this.options),
+      ...secretSourceOf(this.options),
       host: host === 'auto' ? defaultBindHost(this.options) : host,
       port: this.options.port ?? 0,
       cluster,
@@ -419,12 +419,4 @@ function defaultBindHost(source: SecretSource): string {
   const env = source.env ?? process.env;
   const hasSecret = source.secret !== undefined || source.secretFile !== undefined || Boolean(env.RINGPIPE_SECRET) || Boolean(env.RINGPIPE_SECRET_FILE);
   return hasSecret ? '0.0.0.0' : '127.0.0.1';
-}
-
-function secretOf(source: SecretSource): SecretSource {
-  const secret: SecretSource = {};
-  if (source.secret !== undefined) secret.secret = source.secret;
-  if (source.secretFile !== undefined) secret.secretFile = source.secretFile;
-  if (source.env !== undefined) secret.env = source.env;
-  return secret;
 }

@@ -4,7 +4,7 @@ import { locateCoordinator, type CoordinatorAddressChoice, type CoordinatorLocat
 import type { BackendFlag } from '../shared/engine/backend-candidates.js';
 import type { PeerReadinessReporter } from '../shared/health/index.js';
 import { createLogger, type Logger } from '../shared/log/logger.js';
-import { connect, isLoopbackHost, TransportError, type SecretSource } from '../shared/transport/index.js';
+import { connect, isLoopbackHost, secretSourceOf, TransportError, type SecretSource } from '../shared/transport/index.js';
 import { PeerResources } from './session/peer-resources.js';
 import { PeerSession, type SessionEnd } from './session/peer-session.js';
 
@@ -90,7 +90,7 @@ async function openSession(options: PeerOptions, nodeId: string, resources: Peer
     ...(options.interface ? { interface: options.interface } : {}),
   });
   const link = await connect<ClusterMessage>({
-    ...secretOf(options),
+    ...secretSourceOf(options),
     host: location.host,
     port: location.port,
     cluster: options.cluster,
@@ -108,7 +108,7 @@ async function openSession(options: PeerOptions, nodeId: string, resources: Peer
   options.readiness?.connected(link.peerLabel);
   const ringHost = options.ringHost ?? (isLoopbackHost(location.host) ? '127.0.0.1' : '0.0.0.0');
   return new PeerSession(link, {
-    ...secretOf(options),
+    ...secretSourceOf(options),
     cluster: options.cluster,
     nodeId,
     ringHost,
@@ -124,13 +124,6 @@ function defaultNodeId(): string {
   return `${host}-${process.pid}`;
 }
 
-function secretOf(source: SecretSource): SecretSource {
-  const secret: SecretSource = {};
-  if (source.secret !== undefined) secret.secret = source.secret;
-  if (source.secretFile !== undefined) secret.secretFile = source.secretFile;
-  if (source.env !== undefined) secret.env = source.env;
-  return secret;
-}
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

@@ -1,5 +1,6 @@
 import { MODEL_FILE, OPTIMIZER_FILE, OPTIMIZER_WEIGHTS_FILE, WEIGHTS_FILE } from './checkpoint-layout.js';
 import type { TransferFile } from '../protocol/file-transfer.js';
+import { concatBytes, parseJsonBytes, utf8Bytes } from '../../shared/encoding/bytes.js';
 
 /**
  * A pipeline checkpoint is written as ONE ordinary checkpoint: the whole model in the standard
@@ -65,7 +66,7 @@ export function parseStagePart(files: readonly TransferFile[], from: string): { 
     if (!data) throw new Error(`${from}: the stage part has no ${name}`);
     return data;
   };
-  const header = parseJson(need(STAGE_PART_FILE), `${from}: ${STAGE_PART_FILE}`) as StagePartHeader;
+  const header = parseJsonBytes(need(STAGE_PART_FILE), `${from}: ${STAGE_PART_FILE}`) as StagePartHeader;
   if (header.format !== STAGE_PART_FORMAT) throw new Error(`${from}: ${STAGE_PART_FILE} has format ${JSON.stringify(header.format)}, expected ${STAGE_PART_FORMAT}`);
   const weights = need(STAGE_WEIGHTS_FILE);
   const optimizer = need(STAGE_OPTIMIZER_FILE);
@@ -91,10 +92,10 @@ export function assembleStageParts(parts: readonly (readonly TransferFile[])[]):
   if (!first.model) throw new Error(`stage 0's part has no ${STAGE_MODEL_FILE}`);
   const trainableBytes = parsed.map((part) => part.weights.subarray(0, bytesOf(part.header.trainable)));
   const nonTrainableBytes = parsed.map((part) => part.weights.subarray(bytesOf(part.header.trainable)));
-  const modelWeights = concat([...trainableBytes, ...nonTrainableBytes]);
+  const modelWeights = concatBytes([...trainableBytes, ...nonTrainableBytes]);
 
   // The topology from stage 0 must describe exactly the weights the stages sent, in that order.
-  const modelJson = parseJson(first.model, `stage 0's ${STAGE_MODEL_FILE}`) as { weightsManifest?: { paths: string[]; weights: WeightSpec[] }[] };
+  const modelJson = parseJsonBytes(first.model, `stage 0's ${STAGE_MODEL_FILE}`) as { weightsManifest?: { paths: string[]; weights: WeightSpec[] }[] };
   const listed = (modelJson.weightsManifest ?? []).flatMap((group) => group.weights);
   const sent = [...parsed.flatMap((part) => part.header.trainable), ...parsed.flatMap((part) => part.header.nonTrainable)];
   const shapes = (specs: readonly WeightSpec[]) => specs.map((spec) => spec.shape.join('x')).join(',');
@@ -103,7 +104,7 @@ export function assembleStageParts(parts: readonly (readonly TransferFile[])[]):
     // Stage 0 holds only its own layers, so it sends the topology alone: each stage names and shapes
     // its weights (after the topology's layer names), in the order weights.bin is laid out.
     modelJson.weightsManifest = [{ paths: ['weights.bin'], weights: sent }];
-    model = utf8(JSON.stringify(modelJson));
+    model = utf8Bytes(JSON.stringify(modelJson));
   } else if (shapes(listed) !== shapes(sent)) {
     throw new Error(`the stages' weights [${shapes(sent)}] do not match the model's [${shapes(listed)}]`);
   }
@@ -120,8 +121,8 @@ export function assembleStageParts(parts: readonly (readonly TransferFile[])[]):
   return [
     { name: WEIGHTS_FILE, data: modelWeights },
     { name: MODEL_FILE, data: model },
-    { name: OPTIMIZER_WEIGHTS_FILE, data: concat(parsed.map((part) => part.optimizer)) },
-    { name: OPTIMIZER_FILE, data: utf8(JSON.stringify(optimizerFile)) },
+    { name: OPTIMIZER_WEIGHTS_FILE, data: concatBytes(parsed.map((part) => part.optimizer)) },
+    { name: OPTIMIZER_FILE, data: utf8Bytes(JSON.stringify(optimizerFile)) },
   ];
 }
 
@@ -136,7 +137,7 @@ export function splitIntoStageParts(files: readonly TransferFile[], step: number
     if (!data) throw new Error(`the checkpoint has no ${name}`);
     return data;
   };
-  const optimizerFile = parseJson(need(OPTIMIZER_FILE), OPTIMIZER_FILE) as PipelineOptimizerFile;
+  const optimizerFile = parseJsonBytes(need(OPTIMIZER_FILE), OPTIMIZER_FILE) as PipelineOptimizerFile;
   if (optimizerFile.format !== PIPELINE_OPTIMIZER_FORMAT) {
     throw new Error(`the checkpoint of step ${step} was not written by a pipeline (${OPTIMIZER_FILE} has format ${JSON.stringify(optimizerFile.format)}); start over with --fresh`);
   }
@@ -172,8 +173,8 @@ export function splitIntoStageParts(files: readonly TransferFile[], step: number
       slots: entry.slots,
     };
     const part: TransferFile[] = [
-      { name: STAGE_PART_FILE, data: utf8(JSON.stringify(header)) },
-      { name: STAGE_WEIGHTS_FILE, data: concat([weights.subarray(trainableAt, trainableAt + t), weights.subarray(nonTrainableAt, nonTrainableAt + n)]) },
+      { name: STAGE_PART_FILE, data: utf8Bytes(JSON.stringify(header)) },
+      { name: STAGE_WEIGHTS_FILE, data: concatBytes([weights.subarray(trainableAt, trainableAt + t), weights.subarray(nonTrainableAt, nonTrainableAt + n)]) },
       { name: STAGE_OPTIMIZER_FILE, data: slots.slice(slotsAt, slotsAt + o) },
     ];
     trainableAt += t;
@@ -181,26 +182,4 @@ export function splitIntoStageParts(files: readonly TransferFile[], step: number
     slotsAt += o;
     return part;
   });
-}
-
-function parseJson(data: Uint8Array, what: string): unknown {
-  try {
-    return JSON.parse(Buffer.from(data).toString('utf8'));
-  } catch (error) {
-    throw new Error(`${what} is not valid JSON: ${(error as Error).message}`);
-  }
-}
-
-function utf8(text: string): Uint8Array {
-  return new Uint8Array(Buffer.from(text, 'utf8'));
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
 }

@@ -1,6 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { TransferFile } from '../protocol/file-transfer.js';
+import { concatBytes } from '../../shared/encoding/bytes.js';
 
 /**
  * A TensorFlow.js LayersModel as the two files it is saved as (`model.json`, `weights.bin`), held
@@ -65,7 +66,7 @@ export async function readModelFiles(location: string): Promise<ModelFiles> {
     }
     specs.push(...group.weights);
   }
-  const weights = concat(parts);
+  const weights = concatBytes(parts);
   const normalized: ModelJson = { ...json, weightsManifest: [{ paths: [WEIGHTS_NAME], weights: specs }] };
   return logitsModel({ source: jsonPath, files: [jsonFile(normalized), { name: WEIGHTS_NAME, data: weights }] });
 }
@@ -150,14 +151,4 @@ function stripOutputSoftmax(topology: TopologyJson): string | undefined {
 
 function jsonFile(json: unknown): TransferFile {
   return { name: MODEL_JSON_NAME, data: new TextEncoder().encode(JSON.stringify(json)) };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
 }

@@ -9,7 +9,7 @@ import type { ClusterMessageOf } from '../../coordinator/protocol/cluster-messag
 import { describeFiles, receiveFiles, sendFiles, type TransferFile } from '../../coordinator/protocol/file-transfer.js';
 import type { ImageDataset } from '../../shared/data/mnist.js';
 import type { Logger } from '../../shared/log/logger.js';
-import type { SecretSource } from '../../shared/transport/index.js';
+import { secretSourceOf, type SecretSource } from '../../shared/transport/index.js';
 import { RingCollective } from '../allreduce/ring-collective.js';
 import { RingNode, type JoinedRing } from '../allreduce/ring-setup.js';
 import { sendQuietly, type CoordinatorLink } from '../session/coordinator-link.js';
@@ -137,7 +137,7 @@ export class DistillationWorker {
     const table: SoftTargetTable | undefined = message.targets ? decodeTable(received[0]!.data, 'the soft targets from the coordinator') : undefined;
     const state = await this.studentState(round, phase, training, message.targets ? received.slice(1) : received);
     const stopped = (): boolean => this.cancelledRounds.has(round) || this.abortedAttempts.has(frameStep);
-    this.node = await RingNode.listen({ rank, worldSize, epoch: message.ringEpoch, cluster, nodeId, host: ringHost, port: 0, logger: log, ...secretOf(this.options) });
+    this.node = await RingNode.listen({ rank, worldSize, epoch: message.ringEpoch, cluster, nodeId, host: ringHost, port: 0, logger: log, ...secretSourceOf(this.options) });
     await this.link.sendControl({ type: 'distill-ready', round, phase, frameStep, ringPort: this.node.address?.port ?? null, committedStep: Math.max(0, state.committedStep) });
     const go = await this.waitForGo(round, phase, frameStep);
     this.ring = await this.node.join(go.next ?? undefined, { timeoutMs: RING_JOIN_TIMEOUT_MS });
@@ -264,12 +264,3 @@ export class DistillationWorker {
 export function attachDistillationWorker(link: CoordinatorLink, options: DistillationWorkerOptions): DistillationWorker {
   return new DistillationWorker(link, options);
 }
-
-function secretOf(source: SecretSource): SecretSource {
-  const secret: SecretSource = {};
-  if (source.secret !== undefined) secret.secret = source.secret;
-  if (source.secretFile !== undefined) secret.secretFile = source.secretFile;
-  if (source.env !== undefined) secret.env = source.env;
-  return secret;
-}
-

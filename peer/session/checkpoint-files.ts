@@ -3,6 +3,7 @@ import type { TransferFile } from '../../coordinator/protocol/file-transfer.js';
 import { MODEL_FILE, OPTIMIZER_FILE, OPTIMIZER_WEIGHTS_FILE, WEIGHTS_FILE } from '../../coordinator/checkpoint/checkpoint-layout.js';
 import { sizeOf } from './state-layout.js';
 import type { TrainingState } from './training-state.js';
+import { concatBytes, parseJsonBytes, utf8Bytes } from '../../shared/encoding/bytes.js';
 
 /**
  * The training state as checkpoint files: the model in the standard TensorFlow.js LayersModel
@@ -48,9 +49,9 @@ export async function exportCheckpointFiles(state: TrainingState, optimizerName:
   const optimizerJson = { format: 'ringpipe-optimizer/1', optimizer: optimizerName, learningRate, weightsFile: basename(OPTIMIZER_WEIGHTS_FILE), weights: slotSpecs };
   return [
     { name: WEIGHTS_FILE, data: new Uint8Array(weightData) },
-    { name: MODEL_FILE, data: utf8(JSON.stringify(modelJson)) },
-    { name: OPTIMIZER_WEIGHTS_FILE, data: concat(slotBytes) },
-    { name: OPTIMIZER_FILE, data: utf8(JSON.stringify(optimizerJson)) },
+    { name: MODEL_FILE, data: utf8Bytes(JSON.stringify(modelJson)) },
+    { name: OPTIMIZER_WEIGHTS_FILE, data: concatBytes(slotBytes) },
+    { name: OPTIMIZER_FILE, data: utf8Bytes(JSON.stringify(optimizerJson)) },
   ];
 }
 
@@ -62,9 +63,9 @@ export async function importCheckpointFiles(state: TrainingState, files: readonl
     if (!data) throw new Error(`the checkpoint has no ${name}`);
     return data;
   };
-  const modelJson = parseJson(need(MODEL_FILE), MODEL_FILE) as tf.io.ModelJSON;
+  const modelJson = parseJsonBytes(need(MODEL_FILE), MODEL_FILE) as tf.io.ModelJSON;
   const modelSpecs = (modelJson.weightsManifest ?? []).flatMap((group) => group.weights) as WeightSpec[];
-  const optimizerJson = parseJson(need(OPTIMIZER_FILE), OPTIMIZER_FILE) as { weights?: WeightSpec[] };
+  const optimizerJson = parseJsonBytes(need(OPTIMIZER_FILE), OPTIMIZER_FILE) as { weights?: WeightSpec[] };
   const tensors = [...decodeWeights(need(WEIGHTS_FILE), modelSpecs, WEIGHTS_FILE), ...decodeWeights(need(OPTIMIZER_WEIGHTS_FILE), optimizerJson.weights ?? [], OPTIMIZER_WEIGHTS_FILE)];
   try {
     await state.setTensors(tensors, step);
@@ -96,28 +97,6 @@ function decodeWeights(data: Uint8Array, specs: readonly WeightSpec[], file: str
     throw new Error(`${file} is ${data.byteLength} bytes but its specs describe ${offset}`);
   }
   return tensors;
-}
-
-function parseJson(data: Uint8Array, file: string): unknown {
-  try {
-    return JSON.parse(Buffer.from(data).toString('utf8'));
-  } catch (error) {
-    throw new Error(`${file} is not valid JSON: ${(error as Error).message}`);
-  }
-}
-
-function utf8(text: string): Uint8Array {
-  return new Uint8Array(Buffer.from(text, 'utf8'));
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
 }
 
 function basename(file: string): string {

@@ -18,6 +18,7 @@ import { SessionGradientExchange, type ExchangeSettings } from './session-exchan
 import type { TrainingState } from './training-state.js';
 import { evaluateResponsively } from './responsive-evaluation.js';
 import { yieldToEventLoop } from './yield-to-event-loop.js';
+import { EpochLifecycle } from './epoch-lifecycle.js';
 
 type Assign = ClusterMessageOf<'assign'>;
 type Start = ClusterMessageOf<'start'>;
@@ -45,46 +46,24 @@ const RESTORE_TIMEOUT_MS = 120_000;
  * failure. A failure anywhere — a dead neighbour, a timeout, an abort from the coordinator — ends
  * the epoch; the state keeps the last committed step, which is what the next epoch starts from.
  */
-export class EpochRun {
+export class EpochRun extends EpochLifecycle<Start, EpochOutcome, Restore> {
   private readonly scope = new AbortScope();
   private ring: JoinedRing | undefined;
   private exchange: SessionGradientExchange | undefined;
   private slices: SliceStream | undefined;
   private stopWanted = false;
   private checkpointWanted = false;
-  private restoreMessage: { resolve(message: Restore): void; promise: Promise<Restore> };
-  private finished: Promise<EpochOutcome> | undefined;
 
   constructor(
     readonly assignment: Assign,
     private readonly node: RingNode,
     private readonly deps: EpochDeps,
   ) {
-    let resolve!: (message: Restore) => void;
-    const promise = new Promise<Restore>((r) => (resolve = r));
-    this.restoreMessage = { resolve, promise };
+    super();
   }
 
   get epoch(): number {
     return this.assignment.epoch;
-  }
-
-  /** Starts the epoch; the promise settles with how it ended (never rejects). */
-  start(start: Start): Promise<EpochOutcome> {
-    this.finished ??= this.run(start).then(
-      (outcome) => outcome,
-      (error: unknown) => this.failure(error),
-    );
-    return this.finished;
-  }
-
-  /** Resolves once the epoch is over (immediately if it never started). */
-  async ended(): Promise<void> {
-    await this.finished;
-  }
-
-  deliverRestore(message: Restore): void {
-    this.restoreMessage.resolve(message);
   }
 
   requestStop(): void {
@@ -103,7 +82,7 @@ export class EpochRun {
     void this.closeRing();
   }
 
-  private async run(start: Start): Promise<EpochOutcome> {
+  protected async run(start: Start): Promise<EpochOutcome> {
     const { rank, worldSize, epoch } = this.assignment;
     const { state, job, plan, log } = this.deps;
     try {
@@ -175,7 +154,7 @@ export class EpochRun {
       if (start.stateSource === 'fresh') {
         await state.resetToInitial();
       } else if (start.stateSource === 'checkpoint') {
-        const restore = await this.scope.race(withTimeout(this.restoreMessage.promise, RESTORE_TIMEOUT_MS, () => `no checkpoint from the coordinator within ${RESTORE_TIMEOUT_MS} ms`));
+        const restore = await this.scope.race(withTimeout(this.restoreMessage(), RESTORE_TIMEOUT_MS, () => `no checkpoint from the coordinator within ${RESTORE_TIMEOUT_MS} ms`));
         const files = await this.scope.race(receiveFiles(link, { epoch: restore.epoch, step: restore.step }, restore.files, RESTORE_TIMEOUT_MS));
         await importCheckpointFiles(state, files, restore.step);
       } else if (state.committedStep !== start.startStep) {
@@ -201,7 +180,7 @@ export class EpochRun {
     await link.sendControl({ type: 'result', epoch: this.epoch, step: state.committedStep, accuracy: evaluation.accuracy, loss: evaluation.loss, samples: evaluation.samples });
   }
 
-  private failure(error: unknown): EpochOutcome {
+  protected failure(error: unknown): EpochOutcome {
     const aborted = error instanceof EpochAborted || this.scope.aborted;
     const reason = aborted ? (this.scope.reason ?? (error as Error).message) : (error as Error).message;
     if (!aborted) this.deps.log.warn({ epoch: this.epoch, err: error }, 'epoch failed');

@@ -6,7 +6,7 @@ import type { ImageDataset } from '../../shared/data/mnist.js';
 import { JobValidationError } from '../../shared/job/schema.js';
 import type { PeerReadinessReporter } from '../../shared/health/index.js';
 import type { Logger } from '../../shared/log/logger.js';
-import type { SecretSource } from '../../shared/transport/index.js';
+import { secretSourceOf, type SecretSource } from '../../shared/transport/index.js';
 import { RingNode } from '../allreduce/ring-setup.js';
 import { attachDistillationWorker } from '../distillation/distillation-worker.js';
 import { CheckpointUploader } from './checkpoint-uploader.js';
@@ -80,9 +80,9 @@ export class PeerSession {
     link.onControl('shutdown', (message) => this.finish({ kind: 'shutdown', success: message.success, reason: message.reason }));
     link.once('close', (info) => this.finish({ kind: 'lost', reason: info.reason }));
     // Distillation rounds use the prepared job's backend and data between (not during) epochs.
-    attachDistillationWorker(link, { ...secretOf(options), cluster: options.cluster, nodeId: options.nodeId, ringHost: options.ringHost, log, resources: () => this.distillationResources() });
+    attachDistillationWorker(link, { ...secretSourceOf(options), cluster: options.cluster, nodeId: options.nodeId, ringHost: options.ringHost, log, resources: () => this.distillationResources() });
     // Pipeline mode: the coordinator assigns stages instead of ranks (peer/session/pipeline/).
-    attachPipelineStages(link, { ...secretOf(options), cluster: options.cluster, nodeId: options.nodeId, ringHost: options.ringHost, log, ...(options.readiness ? { readiness: options.readiness } : {}), active: () => this.active });
+    attachPipelineStages(link, { ...secretSourceOf(options), cluster: options.cluster, nodeId: options.nodeId, ringHost: options.ringHost, log, ...(options.readiness ? { readiness: options.readiness } : {}), active: () => this.active });
     sendQuietly(link, { type: 'join', hostname: os.hostname(), pid: process.pid, backend: 'pending' });
   }
 
@@ -172,7 +172,7 @@ export class PeerSession {
       host: ringHost,
       port: 0,
       logger: log,
-      ...secretOf(this.options),
+      ...secretSourceOf(this.options),
     });
     this.current = new EpochRun(message, node, {
       link: this.link,
@@ -215,12 +215,4 @@ export class PeerSession {
     await run.ended();
     this.current = undefined;
   }
-}
-
-function secretOf(source: SecretSource): SecretSource {
-  const secret: SecretSource = {};
-  if (source.secret !== undefined) secret.secret = source.secret;
-  if (source.secretFile !== undefined) secret.secretFile = source.secretFile;
-  if (source.env !== undefined) secret.env = source.env;
-  return secret;
 }

@@ -20,7 +20,7 @@ export type { LinkOptions } from './link-options.js';
 export { Link, type LinkEvents, type NextTensorOptions, type PeerInfo, type TensorSendHeader, type WaitOptions } from './link/link.js';
 export type { TensorFrame } from './link/tensor-inbox.js';
 export { CloseCode, type LinkCloseInfo } from './link/close-info.js';
-export { loadSecret, MIN_SECRET_BYTES, SECRET_ENV, SECRET_FILE_ENV, type SecretSource } from './auth/secret.js';
+export { loadSecret, MIN_SECRET_BYTES, SECRET_ENV, SECRET_FILE_ENV, secretSourceOf, type SecretSource } from './auth/secret.js';
 export { isLoopbackHost } from './auth/loopback.js';
 export type { DType, TensorArray } from './wire/dtype.js';
 export { TENSOR_HEADER_BYTES, type TensorHeader } from './wire/tensor-header.js';

@@ -15,6 +15,7 @@ import type { GlobalBatches, SliceStream } from '../global-batches.js';
 import { evaluateThroughPipeline } from './pipeline-evaluation.js';
 import type { StageHolder } from './stage-holder.js';
 import type { StagePartUploader } from './stage-part-uploader.js';
+import { EpochLifecycle } from '../epoch-lifecycle.js';
 
 type AssignStage = ClusterMessageOf<'assign-stage'>;
 type Start = ClusterMessageOf<'start'>;
@@ -46,43 +47,22 @@ const RESTORE_TIMEOUT_MS = 120_000;
  * evaluate through the pipeline. Any failure (a dead neighbour, a timeout, an abort) ends the epoch;
  * the stage keeps its last committed step.
  */
-export class PipelineStageRun {
+export class PipelineStageRun extends EpochLifecycle<Start, StageEpochOutcome, Restore> {
   private readonly scope = new AbortScope();
   private joined: JoinedStage | undefined;
   private slices: SliceStream | undefined;
   private readonly syncs: StageSync[] = [];
-  private readonly restoreMessage: { resolve(message: Restore): void; promise: Promise<Restore> };
-  private finished: Promise<StageEpochOutcome> | undefined;
 
   constructor(
     readonly assignment: AssignStage,
     private readonly node: StageNode,
     private readonly deps: StageRunDeps,
   ) {
-    let resolve!: (message: Restore) => void;
-    const promise = new Promise<Restore>((r) => (resolve = r));
-    this.restoreMessage = { resolve, promise };
+    super();
   }
 
   get epoch(): number {
     return this.assignment.epoch;
-  }
-
-  /** Starts the epoch; settles with how it ended (never rejects). */
-  start(start: Start): Promise<StageEpochOutcome> {
-    this.finished ??= this.run(start).then(
-      (outcome) => outcome,
-      (error: unknown) => this.failure(error),
-    );
-    return this.finished;
-  }
-
-  async ended(): Promise<void> {
-    await this.finished;
-  }
-
-  deliverRestore(message: Restore): void {
-    this.restoreMessage.resolve(message);
   }
 
   /** The coordinator's "after step s, checkpoint / stop" (the same s for every stage). */
@@ -96,7 +76,7 @@ export class PipelineStageRun {
     void this.closeLinks(reason);
   }
 
-  private async run(start: Start): Promise<StageEpochOutcome> {
+  protected async run(start: Start): Promise<StageEpochOutcome> {
     const { stage, stages, epoch } = this.assignment;
     const { holder, job, settings, plan, log, uploader } = this.deps;
     const isFirst = stage === 0;
@@ -159,7 +139,7 @@ export class PipelineStageRun {
     if (start.stateSource === 'fresh') {
       await holder.resetFresh();
     } else if (start.stateSource === 'checkpoint') {
-      const restore = await this.scope.race(withTimeout(this.restoreMessage.promise, RESTORE_TIMEOUT_MS, () => `no checkpoint part from the coordinator within ${RESTORE_TIMEOUT_MS} ms`));
+      const restore = await this.scope.race(withTimeout(this.restoreMessage(), RESTORE_TIMEOUT_MS, () => `no checkpoint part from the coordinator within ${RESTORE_TIMEOUT_MS} ms`));
       const files = await this.scope.race(receiveFiles(link, { epoch: restore.epoch, step: restore.step }, restore.files, RESTORE_TIMEOUT_MS));
       await holder.importPart(files, restore.step);
     } else if (holder.committedStep !== start.startStep) {
@@ -230,7 +210,7 @@ export class PipelineStageRun {
     await link.sendControl({ type: 'result', epoch: this.epoch, step: holder.committedStep, accuracy: evaluation.accuracy, loss: evaluation.loss, samples: evaluation.samples });
   }
 
-  private failure(error: unknown): StageEpochOutcome {
+  protected failure(error: unknown): StageEpochOutcome {
     const aborted = error instanceof EpochAborted || this.scope.aborted;
     const reason = aborted ? (this.scope.reason ?? (error as Error).message) : (error as Error).message;
     if (!aborted) this.deps.log.warn({ epoch: this.epoch, err: error }, 'pipeline stage failed');

@@ -4,7 +4,7 @@ import type { TrainingPlan } from '../../../coordinator/job/training-plan.js';
 import type { ClusterMessageOf } from '../../../coordinator/protocol/cluster-messages.js';
 import type { PeerReadinessReporter } from '../../../shared/health/index.js';
 import type { Logger } from '../../../shared/log/logger.js';
-import type { SecretSource } from '../../../shared/transport/index.js';
+import { secretSourceOf, type SecretSource } from '../../../shared/transport/index.js';
 import { StageNode } from '../../pipeline/links/stage-node.js';
 import { sendQuietly, type CoordinatorLink } from '../coordinator-link.js';
 import type { GlobalBatches } from '../global-batches.js';
@@ -81,7 +81,7 @@ export function attachPipelineStages(link: CoordinatorLink, options: PipelineSta
         host: options.ringHost,
         port: 0,
         logger: log,
-        ...secretOf(options),
+        ...secretSourceOf(options),
       });
       const { data } = active.prepared;
       current = new PipelineStageRun(message, node, {
@@ -128,12 +128,4 @@ export function attachPipelineStages(link: CoordinatorLink, options: PipelineSta
     current?.abort(`coordinator link lost: ${info.reason}`);
     void queue.then(() => holder?.dispose());
   });
-}
-
-function secretOf(source: SecretSource): SecretSource {
-  const secret: SecretSource = {};
-  if (source.secret !== undefined) secret.secret = source.secret;
-  if (source.secretFile !== undefined) secret.secretFile = source.secretFile;
-  if (source.env !== undefined) secret.env = source.env;
-  return secret;
 }

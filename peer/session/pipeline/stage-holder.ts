@@ -14,6 +14,7 @@ import type { TransferFile } from '../../../coordinator/protocol/file-transfer.j
 import type { StageModule } from '../../pipeline/partition/stage-module.js';
 import { createOptimizer } from '../../trainer/optimizer.js';
 import type { StageModelSource } from './stage-model-source.js';
+import { concatBytes, utf8Bytes } from '../../../shared/encoding/bytes.js';
 
 type LayerVariable = tf.layers.Layer['weights'][number];
 
@@ -102,9 +103,9 @@ export class StageHolder {
         slots: slots.map((slot) => ({ name: slot.name, shape: [...slot.tensor.shape], dtype: slot.tensor.dtype === 'int32' ? 'int32' : 'float32' })),
       };
       const files: TransferFile[] = [
-        { name: STAGE_PART_FILE, data: utf8(JSON.stringify(header)) },
-        { name: STAGE_WEIGHTS_FILE, data: concat([...trainable, ...nonTrainable].map((weight) => bytesOfTensor(weight.read()))) },
-        { name: STAGE_OPTIMIZER_FILE, data: concat(slots.map((slot) => bytesOfTensor(slot.tensor))) },
+        { name: STAGE_PART_FILE, data: utf8Bytes(JSON.stringify(header)) },
+        { name: STAGE_WEIGHTS_FILE, data: concatBytes([...trainable, ...nonTrainable].map((weight) => bytesOfTensor(weight.read()))) },
+        { name: STAGE_OPTIMIZER_FILE, data: concatBytes(slots.map((slot) => bytesOfTensor(slot.tensor))) },
       ];
       if (this.stage === 0) files.push({ name: STAGE_MODEL_FILE, data: modelTopology(this.source.topology) });
       return files;
@@ -200,19 +201,5 @@ function decode(data: Uint8Array, specs: readonly WeightSpec[]): tf.Tensor[] {
  * the parts (assembleStageParts).
  */
 function modelTopology(topology: object): Uint8Array {
-  return utf8(JSON.stringify({ modelTopology: topology, weightsManifest: [], format: 'layers-model', generatedBy: `TensorFlow.js tfjs-layers v${tf.version_layers}`, convertedBy: null }));
-}
-
-function utf8(text: string): Uint8Array {
-  return new Uint8Array(Buffer.from(text, 'utf8'));
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
+  return utf8Bytes(JSON.stringify({ modelTopology: topology, weightsManifest: [], format: 'layers-model', generatedBy: `TensorFlow.js tfjs-layers v${tf.version_layers}`, convertedBy: null }));
 }

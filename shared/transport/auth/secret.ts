@@ -12,6 +12,15 @@ export interface SecretSource {
   env?: NodeJS.ProcessEnv;
 }
 
+/** Just the secret fields of `source` (options objects that extend SecretSource carry many more), leaving out absent ones. */
+export function secretSourceOf(source: SecretSource): SecretSource {
+  const picked: SecretSource = {};
+  if (source.secret !== undefined) picked.secret = source.secret;
+  if (source.secretFile !== undefined) picked.secretFile = source.secretFile;
+  if (source.env !== undefined) picked.env = source.env;
+  return picked;
+}
+
 export const SECRET_ENV = 'RINGPIPE_SECRET';
 export const SECRET_FILE_ENV = 'RINGPIPE_SECRET_FILE';
 export const MIN_SECRET_BYTES = 16;
