@@ -5,25 +5,7 @@
  * on cache-resident blocks. Assembled by hand so no toolchain is needed: the bytes below follow the
  * binary format section by section (https://webassembly.github.io/spec/core/binary/).
  */
-
-function uleb128(value: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = value & 0x7f;
-    value >>>= 7;
-    if (value !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (value !== 0);
-  return out;
-}
-
-function section(id: number, body: number[]): number[] {
-  return [id, ...uleb128(body.length), ...body];
-}
-
-function name(text: string): number[] {
-  return [...uleb128(text.length), ...Buffer.from(text, 'utf8')];
-}
+import { uleb128, wasmName, wasmSection } from '../../shared/engine/wasm-binary.js';
 
 const I32 = 0x7f;
 const op = {
@@ -76,11 +58,11 @@ export function simdAddModuleBytes(options: { sharedMemory: boolean }): Uint8Arr
   const limits = options.sharedMemory ? [0x03, 1, ...uleb128(65_536)] : [0x00, 1];
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // "\0asm", version 1
-    ...section(1, [1, 0x60, 3, I32, I32, I32, 0]), // type: (i32, i32, i32) → ()
-    ...section(2, [1, ...name('env'), ...name('memory'), 0x02, ...limits]), // import env.memory
-    ...section(3, [1, 0]), // one function of type 0
-    ...section(7, [1, ...name('add'), 0x00, 0]), // export "add" = function 0
-    ...section(10, [1, ...uleb128(body.length), ...body]),
+    ...wasmSection(1, [1, 0x60, 3, I32, I32, I32, 0]), // type: (i32, i32, i32) → ()
+    ...wasmSection(2, [1, ...wasmName('env'), ...wasmName('memory'), 0x02, ...limits]), // import env.memory
+    ...wasmSection(3, [1, 0]), // one function of type 0
+    ...wasmSection(7, [1, ...wasmName('add'), 0x00, 0]), // export "add" = function 0
+    ...wasmSection(10, [1, ...uleb128(body.length), ...body]),
   ]);
 }
 

@@ -9,20 +9,7 @@
  *   w = ((m / (1−β1ᵗ)) / (sqrt(v / (1−β2ᵗ)) + ε))·(−lr) + w
  * Binary format: https://webassembly.github.io/spec/core/binary/.
  */
-
-function uleb128(value: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = value & 0x7f;
-    value >>>= 7;
-    if (value !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (value !== 0);
-  return out;
-}
-
-const section = (id: number, body: number[]): number[] => [id, ...uleb128(body.length), ...body];
-const name = (text: string): number[] => [...uleb128(text.length), ...Buffer.from(text, 'utf8')];
+import { uleb128, wasmName, wasmSection } from './wasm-binary.js';
 
 const I32 = 0x7f;
 const F32 = 0x7d;
@@ -104,11 +91,11 @@ export function adamSimdModuleBytes(): Uint8Array {
   const params = [I32, I32, I32, I32, I32, ...Array.from({ length: CONSTANTS }, () => F32)];
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // "\0asm", version 1
-    ...section(1, [1, 0x60, params.length, ...params, 0]), // type: (5 × i32, 8 × f32) → ()
-    ...section(2, [1, ...name('env'), ...name('memory'), 0x02, 0x00, 1]), // import env.memory, min 1 page
-    ...section(3, [1, 0]),
-    ...section(7, [1, ...name('adam'), 0x00, 0]),
-    ...section(10, [1, ...uleb128(body.length), ...body]),
+    ...wasmSection(1, [1, 0x60, params.length, ...params, 0]), // type: (5 × i32, 8 × f32) → ()
+    ...wasmSection(2, [1, ...wasmName('env'), ...wasmName('memory'), 0x02, 0x00, 1]), // import env.memory, min 1 page
+    ...wasmSection(3, [1, 0]),
+    ...wasmSection(7, [1, ...wasmName('adam'), 0x00, 0]),
+    ...wasmSection(10, [1, ...uleb128(body.length), ...body]),
   ]);
 }
 
