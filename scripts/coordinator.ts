@@ -114,6 +114,17 @@ async function runCoordinator({ values, log, discovery, job, name, port, dashboa
     ...(values['secret-file'] ? { secretFile: values['secret-file'] } : {}),
     logger: log,
   });
+  // Signals are handled from here on, before anything is printed: a launcher that reads "listening"
+  // may signal at once, and a signal with no handler would kill the process with its lock held.
+  const stop = (signal: string) => void coordinator.stop(`${signal} received`);
+  let signalsSeen = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (++signalsSeen === 1) return stop(signal);
+    process.stderr.write(`${signal} again: exiting now, without waiting for the last checkpoint\n`);
+    process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   // The probes are served on the dashboard's port; on a port of their own only when asked (--health-port),
   // that server up before start(): loading checkpoints can take a while, and liveness must answer meanwhile.
   const checks = { live: eventLoopLiveness(), ready: () => coordinatorReadiness(coordinator.state) };
@@ -124,9 +135,6 @@ async function runCoordinator({ values, log, discovery, job, name, port, dashboa
   if (dashboard) process.stdout.write(`dashboard ${dashboard.url}\n`);
   const { host, port: bound } = coordinator.address;
   process.stdout.write(`coordinator listening on ${host}:${bound} (cluster ${values.cluster ?? 'ringpipe'}, job ${name}, run folder ${runDir})\n`);
-  const stop = (signal: string) => void coordinator.stop(`${signal} received`);
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGUSR2', () => {
     if (!coordinator.requestCheckpoint('SIGUSR2')) log.warn('no epoch is training: nothing to checkpoint');
   });

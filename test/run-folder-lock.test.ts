@@ -137,7 +137,17 @@ describe('run folder lock', () => {
     await within(first.exited, 10_000, 'the first coordinator dying');
     const { child: third } = await harness.coordinator(['--port', '0', '--job', job], { name: 'third' });
     expect(harness.logs(third, /^taking over the run folder's lock/).length).toBe(1);
-    await third.stop('SIGTERM', 15_000);
-    expect(existsSync(path.join(harness.runDir, LOCK_FILE)), 'the lock is released on a clean stop').toBe(false);
+    const stopped = await third.stop('SIGTERM', 15_000);
+    const lockFile = path.join(harness.runDir, LOCK_FILE);
+    const released = await within(
+      (async () => {
+        for (let i = 0; i < 30 && existsSync(lockFile); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+        return !existsSync(lockFile);
+      })(),
+      10_000,
+      'the lock file to go',
+    );
+    const left = released ? '' : readFileSync(lockFile, 'utf8');
+    expect(released, `the lock is released on a clean stop (exit ${JSON.stringify(stopped)}, third pid ${third.pid}, lock left: ${left})\n${third.stderr.slice(-2_000)}`).toBe(true);
   }, 90_000);
 });
