@@ -11,6 +11,7 @@ import { checkLanSupport, createLan, type Lan } from '../lan/index.js';
 import { glooAvailable, runGloo, runOurs, type Placement, type SizeResult } from './allreduce-runners.js';
 import { formatCpu, formatProfile, formatTable, medianResults, type TableColumn } from './allreduce-table.js';
 import type { WorkerConfig } from './allreduce-worker.js';
+import { isEntryPoint, runCommand } from '../../shared/cli/command.js';
 
 const HELP = `Usage: npm run bench:allreduce -- [flags]
 
@@ -159,12 +160,4 @@ function sizeText(bytes: number): string {
 const DATA_PLANES: WorkerConfig['dataPlane'][] = ['tcp-threaded', 'tcp', 'link'];
 const PYTORCH_NOTE = 'same sizes/iterations, OMP_NUM_THREADS=1, /usr/bin/python3';
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (error: unknown) => {
-      process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (isEntryPoint(import.meta.url)) runCommand(main);

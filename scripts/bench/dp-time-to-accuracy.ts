@@ -14,6 +14,7 @@ import { isCompression } from '../../peer/compression/create-reducer.js';
 import type { DataParallelResult, DataParallelStepReport } from '../../peer/data-parallel/dp-trainer.js';
 import { median } from './allreduce-table.js';
 import type { DpWorkerConfig } from './dp-worker.js';
+import { isEntryPoint, runCommand } from '../../shared/cli/command.js';
 
 const WORKER = path.join(import.meta.dirname, 'dp-worker.ts');
 
@@ -159,12 +160,4 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (error: unknown) => {
-      process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (isEntryPoint(import.meta.url)) runCommand(main);

@@ -33,6 +33,7 @@ import { machineCpuTicks, busyCoresBetween } from '../../coordinator/planner/mac
 import { isBackendFlag } from '../../shared/engine/backend-candidates.js';
 import { selectBackend } from '../../shared/engine/select-backend.js';
 import { measureDataParallel, measurePipeline, type Measured, type RunSettings } from './plan-measure.js';
+import { isEntryPoint, runCommand } from '../../shared/cli/command.js';
 
 const HELP = `Usage: npm run bench:plan -- [flags]
 
@@ -239,12 +240,4 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (error: unknown) => {
-      process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (isEntryPoint(import.meta.url)) runCommand(main);
