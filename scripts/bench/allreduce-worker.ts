@@ -3,7 +3,7 @@
  * runs warm-up and timed all-reduces (float32 sum) and a separate correctness pass, and reports the
  * timings to the launcher. Started by scripts/bench/allreduce.ts, never by hand.
  */
-import { joinRingFromLauncher, rankFromEnv, reportToLauncher, tellLauncher } from '../../peer/allreduce/launch/join-from-launcher.js';
+import { joinRingFromLauncher, rankFromEnv, reportToLauncher, runLaunchedRank } from '../../peer/allreduce/launch/join-from-launcher.js';
 import { allocateRingBuffer, RingCollective } from '../../peer/allreduce/ring-collective.js';
 import type { WireCodec } from '../../peer/allreduce/wire-codec.js';
 import { Fp16Codec } from '../../peer/compression/fp16-codec.js';
@@ -95,11 +95,4 @@ async function main(): Promise<void> {
   await ring.close();
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    tellLauncher({ ringpipe: 'failed', rank: Number(process.env.RINGPIPE_RANK), message: (error as Error).message });
-    process.stderr.write(`${(error as Error).stack}\n`);
-    process.exit(1);
-  },
-);
+runLaunchedRank(main);

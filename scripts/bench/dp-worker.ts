@@ -3,7 +3,7 @@
  * joins the ring, trains with trainDataParallel and reports every step, every evaluation and the
  * result to the launcher. Config in RINGPIPE_DP_CONFIG (JSON).
  */
-import { joinRingFromLauncher, rankFromEnv, reportToLauncher, tellLauncher } from '../../peer/allreduce/launch/join-from-launcher.js';
+import { joinRingFromLauncher, rankFromEnv, reportToLauncher, runLaunchedRank } from '../../peer/allreduce/launch/join-from-launcher.js';
 import { RingCollective } from '../../peer/allreduce/ring-collective.js';
 import type { DataPlane } from '../../peer/allreduce/ring-setup.js';
 import type { Compression } from '../../peer/compression/create-reducer.js';
@@ -68,11 +68,4 @@ async function main(): Promise<void> {
   await ring.close();
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    tellLauncher({ ringpipe: 'failed', rank: Number(process.env.RINGPIPE_RANK), message: (error as Error).message });
-    process.stderr.write(`${(error as Error).stack}\n`);
-    process.exit(1);
-  },
-);
+runLaunchedRank(main);

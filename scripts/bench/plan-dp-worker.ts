@@ -4,7 +4,8 @@
  * the steps the planner predicts) and reports every step's time split to the launcher.
  * Config in RINGPIPE_PLAN_DP (JSON: PlanDpWorkerConfig).
  */
-import { joinRingFromLauncher, rankFromEnv, reportToLauncher, tellLauncher } from '../../peer/allreduce/launch/join-from-launcher.js';
+import { isEntryPoint } from '../../shared/cli/command.js';
+import { joinRingFromLauncher, rankFromEnv, reportToLauncher, runLaunchedRank } from '../../peer/allreduce/launch/join-from-launcher.js';
 import { RingCollective } from '../../peer/allreduce/ring-collective.js';
 import { replicasFinished } from '../../peer/pipeline/replicas/replica-gradients.js';
 import { trainDataParallel } from '../../peer/data-parallel/dp-trainer.js';
@@ -52,13 +53,4 @@ async function main(): Promise<void> {
 }
 
 // Imported by the benchmark for PLAN_DP_ENV and the config type: run only when started as a program.
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().then(
-    () => process.exit(0),
-    (error: unknown) => {
-      tellLauncher({ ringpipe: 'failed', rank: Number(process.env.RINGPIPE_RANK), message: (error as Error).message });
-      process.stderr.write(`${(error as Error).stack}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (isEntryPoint(import.meta.url)) runLaunchedRank(main);

@@ -18,6 +18,21 @@ export function tellLauncher(line: ChildLine): void {
   process.stdout.write(`${JSON.stringify(line)}\n`);
 }
 
+/**
+ * Runs a launched rank's `main` and exits: 0 when it returns; when it throws, the launcher is told
+ * why (so it can fail the run naming the rank) and the stack goes to stderr, exit 1.
+ */
+export function runLaunchedRank(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      tellLauncher({ ringpipe: 'failed', rank: Number(process.env[RANK_ENV]), message: (error as Error).message });
+      process.stderr.write(`${(error as Error).stack}\n`);
+      process.exit(1);
+    },
+  );
+}
+
 export function reportToLauncher(kind: string, data: unknown): void {
   tellLauncher({ ringpipe: 'report', rank: Number(process.env[RANK_ENV]), kind, data });
 }
