@@ -1,35 +1,19 @@
-import type { Logger } from '../../shared/log/logger.js';
 import type { CheckpointReceiver } from '../checkpoint/checkpoint-receiver.js';
-import type { CheckpointStore, LoadedCheckpoint } from '../checkpoint/checkpoint-store.js';
-import type { ClusterJob } from '../job/cluster-job.js';
-import type { TrainingPlan } from '../job/training-plan.js';
+import type { LoadedCheckpoint } from '../checkpoint/checkpoint-store.js';
 import type { PeerHandle } from '../membership/peer-handle.js';
-import type { PeerRegistry } from '../membership/peer-registry.js';
-import type { LossLog } from '../metrics/loss-log.js';
 import type { ClusterMessageOf, TopologyMember } from '../protocol/cluster-messages.js';
 import { sendFiles } from '../protocol/file-transfer.js';
-import type { CoordinatorState } from '../state/coordinator-state.js';
 import { chooseStateSource } from './choose-state-source.js';
-import { closeEpoch, EpochWatch, type EpochOutcome, type EpochRunner } from './epoch-watch.js';
+import { closeEpoch, EpochWatch, FINAL_CHECKPOINT_TIMEOUT_MS, READY_GRACE_MS, RESTORE_TIMEOUT_MS, type EpochBaseContext, type EpochOutcome, type EpochRunner } from './epoch-watch.js';
 import { loadLatestCheckpoint } from './load-latest-checkpoint.js';
 
 export type { EpochOutcome } from './epoch-watch.js';
 
-export interface EpochContext {
-  registry: PeerRegistry;
-  store: CheckpointStore;
+export interface EpochContext extends EpochBaseContext {
   receiver: CheckpointReceiver;
-  lossLog: LossLog;
-  state: CoordinatorState;
-  job: ClusterJob;
-  plan: TrainingPlan;
-  log: Logger;
 }
 
-const READY_GRACE_MS = 30_000;
 const RESCALE_SETTLE_MS = 1_000;
-const RESTORE_TIMEOUT_MS = 120_000;
-const FINAL_CHECKPOINT_TIMEOUT_MS = 120_000;
 
 /**
  * Runs one membership epoch from the coordinator's side: assign ranks, collect ring addresses,

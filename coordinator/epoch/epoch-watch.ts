@@ -1,13 +1,36 @@
 import type { Logger } from '../../shared/log/logger.js';
+import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
+import type { ClusterJob } from '../job/cluster-job.js';
+import type { TrainingPlan } from '../job/training-plan.js';
 import type { PeerHandle } from '../membership/peer-handle.js';
 import type { PeerRegistry, RegistryEvents } from '../membership/peer-registry.js';
+import type { LossLog } from '../metrics/loss-log.js';
 import type { ClusterMessageOf } from '../protocol/cluster-messages.js';
+import type { CoordinatorState } from '../state/coordinator-state.js';
 
 export type EpochOutcome =
   | { kind: 'finished'; result: Omit<ClusterMessageOf<'result'>, 'type'> }
   | { kind: 'stopped' }
   | { kind: 'failed'; reason: string; progressed: boolean }
   | { kind: 'cancelled'; reason: string };
+
+/** What every epoch controller works with, whatever the mode; each adds its own parts. */
+export interface EpochBaseContext {
+  registry: PeerRegistry;
+  store: CheckpointStore;
+  lossLog: LossLog;
+  state: CoordinatorState;
+  job: ClusterJob;
+  plan: TrainingPlan;
+  log: Logger;
+}
+
+/** How long members get to answer an assignment beyond the step timeout. */
+export const READY_GRACE_MS = 30_000;
+/** How long a member may take to receive the checkpoint it restores from. */
+export const RESTORE_TIMEOUT_MS = 120_000;
+/** How long the coordinator waits for the final checkpoint before it reports the result. */
+export const FINAL_CHECKPOINT_TIMEOUT_MS = 120_000;
 
 /** What the coordinator asks of an epoch controller, whatever the mode (data-parallel ring, pipeline). */
 export interface EpochRunner {

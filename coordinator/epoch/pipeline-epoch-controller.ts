@@ -1,38 +1,22 @@
-import type { Logger } from '../../shared/log/logger.js';
-import type { CheckpointStore, LoadedCheckpoint } from '../checkpoint/checkpoint-store.js';
+import type { LoadedCheckpoint } from '../checkpoint/checkpoint-store.js';
 import { splitIntoStageParts } from '../checkpoint/pipeline-checkpoint.js';
 import type { StageCheckpointCollector } from '../checkpoint/stage-checkpoint-collector.js';
-import type { ClusterJob } from '../job/cluster-job.js';
 import type { PipelinePlan } from '../job/pipeline-plan.js';
 import { pipelineOf } from '../job/pipeline-section.js';
-import type { TrainingPlan } from '../job/training-plan.js';
 import type { PeerHandle } from '../membership/peer-handle.js';
-import type { PeerRegistry } from '../membership/peer-registry.js';
-import type { LossLog } from '../metrics/loss-log.js';
 import type { ClusterMessageOf, TopologyMember } from '../protocol/cluster-messages.js';
 import { sendFiles } from '../protocol/file-transfer.js';
-import type { CoordinatorState } from '../state/coordinator-state.js';
 import { chooseStageStateSource } from './choose-state-source.js';
-import { closeEpoch, EpochWatch, type EpochOutcome, type EpochRunner } from './epoch-watch.js';
+import { closeEpoch, EpochWatch, FINAL_CHECKPOINT_TIMEOUT_MS, READY_GRACE_MS, RESTORE_TIMEOUT_MS, type EpochBaseContext, type EpochOutcome, type EpochRunner } from './epoch-watch.js';
 import { loadLatestCheckpoint } from './load-latest-checkpoint.js';
 import { StageTimelines } from './stage-timelines.js';
 
-export interface PipelineEpochContext {
-  registry: PeerRegistry;
-  store: CheckpointStore;
+export interface PipelineEpochContext extends EpochBaseContext {
   collector: StageCheckpointCollector;
-  lossLog: LossLog;
-  state: CoordinatorState;
-  job: ClusterJob;
-  plan: TrainingPlan;
   pipeline: PipelinePlan;
   timelines: StageTimelines;
-  log: Logger;
 }
 
-const READY_GRACE_MS = 30_000;
-const RESTORE_TIMEOUT_MS = 120_000;
-const FINAL_CHECKPOINT_TIMEOUT_MS = 120_000;
 /**
  * A checkpoint or stop is set for this many steps after the newest one the coordinator heard of:
  * the first stage finishes a step last, at most one step behind the last stage's report, so every
