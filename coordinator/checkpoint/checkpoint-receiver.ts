@@ -1,13 +1,11 @@
 import type { Logger } from '../../shared/log/logger.js';
 import type { PeerHandle } from '../membership/peer-handle.js';
 import type { ClusterMessageOf } from '../protocol/cluster-messages.js';
-import { receiveFiles } from '../protocol/file-transfer.js';
 import { UPLOADED_FILES } from './checkpoint-layout.js';
 import type { CheckpointStore, StoredCheckpoint } from './checkpoint-store.js';
 import type { TrainingStateRecord } from './training-state-record.js';
+import { MAX_UPLOAD_FILE_BYTES, UploadQueue } from './upload-queue.js';
 
-const RECEIVE_TIMEOUT_MS = 120_000;
-const MAX_FILE_BYTES = 4 * 1024 * 1024 * 1024 - 1;
 
 /**
  * Takes checkpoint uploads off peer links and writes them with the store, one write at a time.
@@ -18,7 +16,7 @@ export class CheckpointReceiver {
   private writes: Promise<void> = Promise.resolve();
   private receiving = new Set<Promise<void>>();
   /** Uploads from one peer share its link's frame stream: they are read one after another. */
-  private readonly perPeer = new WeakMap<PeerHandle, Promise<unknown>>();
+  private readonly uploads = new UploadQueue();
 
   constructor(
     private readonly store: CheckpointStore,
@@ -30,15 +28,13 @@ export class CheckpointReceiver {
   handle(peer: PeerHandle, message: ClusterMessageOf<'checkpoint'>): void {
     const names = message.files.map((file) => file.name).sort();
     const expected = [...UPLOADED_FILES].sort();
-    const tooBig = message.files.find((file) => file.bytes > MAX_FILE_BYTES);
+    const tooBig = message.files.find((file) => file.bytes > MAX_UPLOAD_FILE_BYTES);
     if (names.join('\n') !== expected.join('\n') || tooBig) {
       this.log.error({ peer: peer.label, files: names }, 'malformed checkpoint upload; dropping the peer');
       peer.link.close('malformed checkpoint upload');
       return;
     }
-    const previous = this.perPeer.get(peer) ?? Promise.resolve();
-    const received = previous.then(() => receiveFiles(peer.link, { epoch: message.epoch, step: message.step }, message.files, RECEIVE_TIMEOUT_MS));
-    this.perPeer.set(peer, received.catch(() => {}));
+    const received = this.uploads.receive(peer, message);
     const work = (async () => {
       const files = await received;
       const record = this.recordFor(message);

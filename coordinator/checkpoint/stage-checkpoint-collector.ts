@@ -1,13 +1,12 @@
 import type { Logger } from '../../shared/log/logger.js';
 import type { PeerHandle } from '../membership/peer-handle.js';
 import type { ClusterMessageOf } from '../protocol/cluster-messages.js';
-import { receiveFiles, type TransferFile } from '../protocol/file-transfer.js';
+import type { TransferFile } from '../protocol/file-transfer.js';
 import type { CheckpointStore, StoredCheckpoint } from './checkpoint-store.js';
 import { assembleStageParts, STAGE_MODEL_FILE, STAGE_OPTIMIZER_FILE, STAGE_PART_FILE, STAGE_WEIGHTS_FILE } from './pipeline-checkpoint.js';
 import type { TrainingStateRecord } from './training-state-record.js';
+import { MAX_UPLOAD_FILE_BYTES, UploadQueue } from './upload-queue.js';
 
-const RECEIVE_TIMEOUT_MS = 120_000;
-const MAX_FILE_BYTES = 4 * 1024 * 1024 * 1024 - 1;
 const PART_FILES = new Set([STAGE_PART_FILE, STAGE_WEIGHTS_FILE, STAGE_OPTIMIZER_FILE, STAGE_MODEL_FILE]);
 /** Steps whose parts are still incomplete; older ones are given up (a stage missed the request). */
 const MAX_OPEN_STEPS = 4;
@@ -20,7 +19,7 @@ const MAX_OPEN_STEPS = 4;
 export class StageCheckpointCollector {
   private writes: Promise<void> = Promise.resolve();
   private readonly receiving = new Set<Promise<void>>();
-  private readonly perPeer = new WeakMap<PeerHandle, Promise<unknown>>();
+  private readonly uploads = new UploadQueue();
   /** step → parts by stage, for the current number of stages. */
   private readonly open = new Map<number, { parts: Map<number, TransferFile[]>; message: ClusterMessageOf<'stage-checkpoint'> }>();
   private stages = 0;
@@ -39,15 +38,13 @@ export class StageCheckpointCollector {
   }
 
   handle(peer: PeerHandle, message: ClusterMessageOf<'stage-checkpoint'>): void {
-    const unknown = message.files.find((file) => !PART_FILES.has(file.name) || file.bytes > MAX_FILE_BYTES);
+    const unknown = message.files.find((file) => !PART_FILES.has(file.name) || file.bytes > MAX_UPLOAD_FILE_BYTES);
     if (unknown || message.stage >= Math.max(1, this.stages)) {
       this.log.error({ peer: peer.label, files: message.files.map((f) => f.name), stage: message.stage }, 'malformed stage checkpoint upload; dropping the peer');
       peer.link.close('malformed stage checkpoint upload');
       return;
     }
-    const previous = this.perPeer.get(peer) ?? Promise.resolve();
-    const received = previous.then(() => receiveFiles(peer.link, { epoch: message.epoch, step: message.step }, message.files, RECEIVE_TIMEOUT_MS));
-    this.perPeer.set(peer, received.catch(() => {}));
+    const received = this.uploads.receive(peer, message);
     const work = (async () => {
       const files = await received;
       const entry = this.open.get(message.step) ?? { parts: new Map<number, TransferFile[]>(), message };
