@@ -136,6 +136,8 @@ describe('run folder lock', () => {
     first.signal('SIGKILL');
     await within(first.exited, 10_000, 'the first coordinator dying');
     const { child: third } = await harness.coordinator(['--port', '0', '--job', job], { name: 'third' });
+    // Its log reaches the file through a pipe, possibly after the stdout line we waited for.
+    await ClusterHarness.until(() => harness.logs(third, /^taking over the run folder's lock/).length > 0, 10_000, "the third coordinator's take-over warning");
     expect(harness.logs(third, /^taking over the run folder's lock/).length).toBe(1);
     const stopped = await third.stop('SIGTERM', 15_000);
     const lockFile = path.join(harness.runDir, LOCK_FILE);
