@@ -18,6 +18,7 @@ import type { TimelineData } from '../peer/pipeline/timeline/timeline.js';
 import { StageCheckpointCollector } from './checkpoint/stage-checkpoint-collector.js';
 import { splitIntoStageParts } from './checkpoint/pipeline-checkpoint.js';
 import { planPipeline, type PipelinePlan } from './job/pipeline-plan.js';
+import { minReplicasOf } from './job/pipeline-section.js';
 import { trajectoryDifferences, type ClusterJob } from './job/cluster-job.js';
 import { dataPositionAfter, trainingPlan, type TrainingPlan } from './job/training-plan.js';
 import { PeerRegistry } from './membership/peer-registry.js';
@@ -273,10 +274,15 @@ export class Coordinator {
     const { job } = this.options;
     const howToJoin = `Start peers with \`npm run peer -- --coordinator ${this.describeAddress()}\` (same RINGPIPE_SECRET and --cluster ${this.options.cluster}).`;
     const cancelled = this.stopped;
-    // A pipeline needs exactly one peer per stage.
+    // A pipeline needs one peer per stage of each replica; it starts with all R replicas and, after
+    // a loss, goes on with as many whole replicas as peers.min allows (minReplicasOf).
     const stages = this.pipelinePlan?.stages;
-    const peers = stages ? { min: stages, max: stages } : { min: job.peers.min, max: job.peers.max };
-    const purpose = stages ? ` (one per stage of the ${stages}-stage pipeline)` : '';
+    const replicas = stages ? (job.pipeline?.replicas ?? 1) : 1;
+    const peers = stages ? { min: stages * replicas, max: stages * replicas } : { min: job.peers.min, max: job.peers.max };
+    const minReplicas = stages ? minReplicasOf(job, stages) : 1;
+    const purpose = stages ? (replicas > 1 ? ` (one per stage of each of the ${replicas} replicas of the ${stages}-stage pipeline)` : ` (one per stage of the ${stages}-stage pipeline)`) : '';
+    // Below this many peers an epoch cannot form: the wait for more starts.
+    const fewest = stages ? stages * minReplicas : peers.min;
     const first = await waitForPeers(this.registry, {
       ...peers,
       graceMs: job.peers.graceSeconds * 1000,
@@ -311,12 +317,13 @@ export class Coordinator {
         continue;
       }
       const members = this.registry.prepared().slice(0, peers.max);
-      if (members.length < peers.min) {
-        const below = stages ? `the ${stages} stages of the pipeline` : `peers.min ${peers.min}`;
+      if (members.length < fewest) {
+        const below = !stages ? `peers.min ${peers.min}` : minReplicas > 1 ? `the ${fewest} peers of ${minReplicas} replicas of the ${stages}-stage pipeline (peers.min ${job.peers.min})` : `the ${stages} stages of the pipeline`;
         this.state.update({ phase: 'recovering', detail: `${members.length} peers left, below ${below}` });
-        this.log.warn({ alive: members.length, min: peers.min }, `fewer peers than ${below}; waiting up to ${job.peers.waitSeconds} s for ${stages ? 'a replacement' : 'more'}`);
+        this.log.warn({ alive: members.length, min: fewest }, `fewer peers than ${below}; waiting up to ${job.peers.waitSeconds} s for ${stages ? 'a replacement' : 'more'}`);
         const waited = await waitForPeers(this.registry, {
           ...peers,
+          min: fewest,
           graceMs: 0,
           timeoutMs: job.peers.waitSeconds * 1000,
           purpose: `to continue training${purpose}`,

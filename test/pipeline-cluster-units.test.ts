@@ -11,10 +11,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { assembleStageParts, splitIntoStageParts } from '../coordinator/checkpoint/pipeline-checkpoint.js';
 import { pipelineGantt } from '../coordinator/dashboard/model/pipeline-gantt.js';
 import { chooseStageStateSource } from '../coordinator/epoch/choose-state-source.js';
-import { orderStages } from '../coordinator/epoch/pipeline-epoch-controller.js';
+import { assignSlots, orderStages } from '../coordinator/epoch/pipeline-epoch-controller.js';
 import { StageTimelines } from '../coordinator/epoch/stage-timelines.js';
 import { parseClusterJob } from '../coordinator/job/cluster-job.js';
 import { planPipeline } from '../coordinator/job/pipeline-plan.js';
+import { minReplicasOf } from '../coordinator/job/pipeline-section.js';
 import { JobValidationError } from '../shared/job/schema.js';
 import { StageHolder } from '../peer/session/pipeline/stage-holder.js';
 import { stageModelSource } from '../peer/session/pipeline/stage-model-source.js';
@@ -45,7 +46,7 @@ function problemsOf(input: unknown): string[] {
 
 describe('the pipeline section of a job', () => {
   it('has defaults for the zoo models and names every bad field', () => {
-    expect(parseClusterJob({ mode: 'pipeline' }).pipeline).toEqual({ stages: 2, microBatches: 4, schedule: 'gpipe', rematerialize: false, balance: 'flops' });
+    expect(parseClusterJob({ mode: 'pipeline' }).pipeline).toEqual({ stages: 2, microBatches: 4, schedule: 'gpipe', rematerialize: false, balance: 'flops', replicas: 1 });
     expect(parseClusterJob({}).pipeline).toBeUndefined();
     expect(problemsOf({ mode: 'pipeline', batchSize: 8, pipeline: { stages: 3, microBatches: 16, schedule: 'zigzag', balance: [2, 2] }, peers: { max: 2 } })).toEqual(
       expect.arrayContaining([
@@ -56,6 +57,19 @@ describe('the pipeline section of a job', () => {
       ]),
     );
     expect(problemsOf({ pipeline: { stages: 2 } })).toEqual([expect.stringMatching(/^pipeline: only used with mode "pipeline"/)]);
+  });
+
+  it('replicas: each needs a micro-batch worth of its slice, and K·R peers; peers.min decides how few replicas may go on', () => {
+    expect(problemsOf({ mode: 'pipeline', batchSize: 16, pipeline: { stages: 2, microBatches: 8, replicas: 3 }, peers: { max: 4 } })).toEqual([
+      expect.stringMatching(/^pipeline\.replicas: each of the 3 replicas trains on its slice of the global batch \(batchSize 16 \/ 3 = 5 samples or so\), which must hold pipeline\.microBatches \(8\) samples/),
+      'peers.max: 3 replicas of a 2-stage pipeline need 6 peers (one per stage of each replica), got 4',
+    ]);
+    expect(problemsOf({ mode: 'pipeline', pipeline: { replicas: 0 } })).toEqual([expect.stringMatching(/^pipeline\.replicas: /)]);
+    const job = (peers: { min?: number }) => parseClusterJob({ mode: 'pipeline', pipeline: { stages: 2, replicas: 3 }, peers });
+    expect(minReplicasOf(job({}), 2)).toBe(1);
+    expect(minReplicasOf(job({ min: 3 }), 2)).toBe(2);
+    expect(minReplicasOf(job({ min: 6 }), 2)).toBe(3);
+    expect(minReplicasOf(job({ min: 16 }), 2)).toBe(3);
   });
 
   it('the coordinator splits mlp and cnn by counted FLOPs, and refuses a split that cannot be', async () => {
@@ -242,6 +256,19 @@ describe('pipeline epochs', () => {
     expect(orderStages([a, c, d], new Map([['a', 0], ['b', 1], ['c', 2]]))).toEqual([a, d, c]);
     // Fewer stages than before: a stage index beyond the pipeline is free for anyone.
     expect(orderStages([c, d], new Map([['c', 2], ['d', 1]]))).toEqual([c, d]);
+  });
+
+  it('replicas: survivors keep their slot, or their stage in another replica; newcomers fill the rest; extras sit out', () => {
+    const peer = (nodeId: string) => ({ nodeId });
+    const [a, b, c, d, e] = [peer('a'), peer('b'), peer('c'), peer('d'), peer('e')];
+    const slot = (stage: number, replica: number) => ({ stage, replica });
+    expect(assignSlots([a, b, c, d], 2, 2, new Map())).toEqual([[a, b], [c, d]]);
+    const before = new Map([['a', slot(0, 0)], ['b', slot(1, 0)], ['c', slot(0, 1)], ['d', slot(1, 1)]]);
+    // b (stage 1 of replica 0) died: one replica is left, d keeps stage 1 in it, c sits out.
+    expect(assignSlots([a, c, d], 2, 1, before)).toEqual([[a, d]]);
+    // Growing back: a and d keep their slots, c (stage 0, replica 1 before) and newcomer e fill replica 1.
+    expect(assignSlots([a, c, d, e], 2, 2, new Map([['a', slot(0, 0)], ['d', slot(1, 0)]]))).toEqual([[a, d], [c, e]]);
+    expect(() => assignSlots([a, b, c], 2, 2, new Map())).toThrow(/2 replicas of 2 stages need 4 peers, got 3/);
   });
 });
 

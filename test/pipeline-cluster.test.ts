@@ -5,24 +5,16 @@
  * replaced and training resumes from the last checkpoint, as it does when the coordinator is killed
  * and restarted; too few peers is a clear error.
  */
-import { createReadStream, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { parseClusterJob, type ClusterJobInput } from '../coordinator/job/cluster-job.js';
-import { trainingPlan } from '../coordinator/job/training-plan.js';
-import { GlobalBatches } from '../peer/session/global-batches.js';
+import type { ClusterJobInput } from '../coordinator/job/cluster-job.js';
 import { evaluate } from '../peer/trainer/evaluate.js';
-import { outputKindOf } from '../peer/trainer/loss.js';
-import { createOptimizer } from '../peer/trainer/optimizer.js';
-import { trainStep } from '../peer/trainer/train-step.js';
 import { loadMnist } from '../shared/data/mnist.js';
-import { openJobData } from '../shared/data/open-dataset.js';
 import { selectBackend } from '../shared/engine/select-backend.js';
-import { createModel } from '../shared/models/create-model.js';
 import { ClusterHarness, within } from './fixtures/cluster-harness.js';
+import { loadOverHttp, referenceWeights } from './fixtures/pipeline-cluster-support.js';
 import { maxAbsDifference } from './fixtures/pipeline-reference.js';
 
 let harness: ClusterHarness | undefined;
@@ -56,39 +48,6 @@ function checkpointSteps(runDir: string): number[] {
     return readdirSync(path.join(runDir, 'checkpoints')).filter((name) => /^step-\d+$/.test(name)).map((name) => Number(name.slice(5)));
   } catch {
     return [];
-  }
-}
-
-/** Loads a model folder over HTTP with stock tf.loadLayersModel, as a browser would. */
-async function loadOverHttp(modelDir: string): Promise<tf.LayersModel> {
-  const server = http.createServer((req, res) => {
-    createReadStream(path.join(modelDir, path.basename(req.url ?? '/'))).on('error', () => res.writeHead(404).end()).pipe(res);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  try {
-    return await tf.loadLayersModel(`http://127.0.0.1:${(server.address() as AddressInfo).port}/model.json`);
-  } finally {
-    server.close();
-  }
-}
-
-/** Single-process training of the same job on the same global batches (the session's own data path). */
-async function referenceWeights(input: ClusterJobInput): Promise<Float32Array[]> {
-  const job = parseClusterJob(input);
-  const data = await openJobData(job.dataset);
-  const plan = trainingPlan(job, data.trainCount);
-  const model = await createModel(job.model, { inputShape: data.inputShape, numClasses: data.numClasses, seed: job.seed });
-  const optimizer = createOptimizer(job);
-  const stream = new GlobalBatches(data.train, plan, job.seed, data.prefetch).open(0, 1, 0);
-  try {
-    for (let step = 1; step <= plan.totalSteps; step++) {
-      await trainStep({ model, optimizer, inputShape: data.inputShape, numClasses: data.numClasses, outputKind: outputKindOf(model) }, await stream.next());
-    }
-    return await Promise.all(model.trainableWeights.map(async (w) => (await w.read().data()) as Float32Array));
-  } finally {
-    await stream.close();
-    optimizer.dispose();
-    model.dispose();
   }
 }
 

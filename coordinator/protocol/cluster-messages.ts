@@ -10,7 +10,7 @@ import { distillationMessageShapes } from '../distillation/distillation-messages
  *
  * A session:  peer `join` → `welcome` (job) → `prepared` … then per membership epoch:
  *             `assign` → `ready` (ring port) → `start` → `progress`… → `epoch-ended`.
- * Pipeline mode:  `assign-stage` → `ready` (stage port) → `start` (next stage) [→ `restore` per stage]
+ * Pipeline mode:  `assign-stage` → `ready` (stage port [, replica-ring port]) → `start` (next stage [, next replica]) [→ `restore` per stage]
  *             → `stage-report`… (+ `progress` from the last stage) → `epoch-ended`.
  */
 const epoch = z.number().int().min(0);
@@ -27,6 +27,8 @@ export const topologyMember = z
     rank: z.number().int().min(0),
     /** Pipeline stage this member runs; null in data-parallel mode (the hook for `peer/pipeline/`). */
     stage: z.number().int().min(0).nullable(),
+    /** Pipeline + data parallel: which pipeline replica the stage belongs to (absent: 0). */
+    replica: z.number().int().min(0).optional(),
   })
   .strict();
 export type TopologyMember = z.infer<typeof topologyMember>;
@@ -61,7 +63,13 @@ export const clusterMessages = defineMessages({
   /** The peer cannot take part in this job (e.g. a model file missing on that machine). */
   unfit: { runId: z.string(), message: text },
   /** Listening for the previous rank; `committedStep` is the newest state it holds (−1: none). */
-  ready: { epoch, ringPort: z.number().int().min(1).max(65_535).nullable(), committedStep: z.number().int().min(-1) },
+  ready: {
+    epoch,
+    ringPort: z.number().int().min(1).max(65_535).nullable(),
+    committedStep: z.number().int().min(-1),
+    /** Pipeline with replicas: where this stage listens for the same stage of the previous replica (its replica ring). */
+    replicaPort: z.number().int().min(1).max(65_535).optional(),
+  },
   /** Sent after every optimizer step. */
   progress: {
     epoch,
@@ -120,6 +128,8 @@ export const clusterMessages = defineMessages({
     stateSource: z.enum(STATE_SOURCES),
     startStep: step,
     totalSteps: step,
+    /** Pipeline with replicas: the same stage of the next replica, to dial for the stage's replica ring. */
+    replicaNext: address.optional(),
   },
   /** To the state root when stateSource is 'checkpoint': the checkpoint's files follow as tensor frames. */
   restore: { epoch, step, files: z.array(fileEntry).max(64) },
@@ -136,6 +146,9 @@ export const clusterMessages = defineMessages({
     stages: z.number().int().min(1),
     balance: z.array(z.number().int().min(1)).min(1).max(64),
     members: z.array(topologyMember).min(1),
+    /** Pipeline + data parallel: this peer's replica, of `replicas` (absent: 0 of 1). */
+    replica: z.number().int().min(0).optional(),
+    replicas: z.number().int().min(1).optional(),
   },
   /** Pipeline mode: after committing step `step`, every stage checkpoints its part, or stops (all at the same step). */
   'stage-sync': { epoch, step, action: z.enum(['checkpoint', 'stop']), reason: text },

@@ -12,11 +12,21 @@ export interface GradientAverager {
   average(gradients: tf.NamedTensorMap): Promise<tf.NamedTensorMap>;
 }
 
+export interface AveragerOptions {
+  /**
+   * This replica's share of the global batch (its slice / the global batch). Given, each replica
+   * weights its slice-mean gradient by it and the ring sums: the exact global-batch mean even when
+   * slices differ by a sample. Absent: a plain mean (equal slices).
+   */
+  share?: number;
+}
+
 /**
  * Averages over the ring all-reduce of `peer/allreduce`, one ring per stage (its members are the
  * replicas of that stage). All gradients travel fused in one buffer, reused from step to step.
  */
-export function ringGradientAverager(collective: RingCollective): GradientAverager {
+export function ringGradientAverager(collective: RingCollective, options: AveragerOptions = {}): GradientAverager {
+  const { share } = options;
   let fused = new Float32Array(0);
   return {
     replicas: collective.worldSize,
@@ -32,7 +42,10 @@ export function ringGradientAverager(collective: RingCollective): GradientAverag
       }
       const shapes = names.map((name) => gradients[name]!.shape);
       tf.dispose(gradients);
-      await collective.allReduce(fused, { op: 'mean' });
+      if (share !== undefined) {
+        for (let i = 0; i < fused.length; i++) fused[i]! *= share;
+      }
+      await collective.allReduce(fused, { op: share !== undefined ? 'sum' : 'mean' });
       const averaged: tf.NamedTensorMap = {};
       offset = 0;
       names.forEach((name, i) => {

@@ -6,6 +6,11 @@ import { receiveFiles } from '../../../coordinator/protocol/file-transfer.js';
 import type { Dataset } from '../../../shared/data/pipeline/dataset.js';
 import type { Sample } from '../../../shared/data/pipeline/source.js';
 import type { Logger } from '../../../shared/log/logger.js';
+import { sliceOfGlobalBatch } from '../../../shared/data/pipeline/chunk-layout.js';
+import { RingCollective } from '../../allreduce/ring-collective.js';
+import type { JoinedRing, RingNode } from '../../allreduce/ring-setup.js';
+import { replicasDisagreeing } from '../../pipeline/replicas/replica-agreement.js';
+import { replicasFinished, ringGradientAverager } from '../../pipeline/replicas/replica-gradients.js';
 import type { JoinedStage, StageNode } from '../../pipeline/links/stage-node.js';
 import { runPipelineStage, type StageStepReport } from '../../pipeline/run-stage.js';
 import { Timeline } from '../../pipeline/timeline/timeline.js';
@@ -50,12 +55,15 @@ const RESTORE_TIMEOUT_MS = 120_000;
 export class PipelineStageRun extends EpochLifecycle<Start, StageEpochOutcome, Restore> {
   private readonly scope = new AbortScope();
   private joined: JoinedStage | undefined;
+  private replicaRing: JoinedRing | undefined;
   private slices: SliceStream | undefined;
   private readonly syncs: StageSync[] = [];
 
   constructor(
     readonly assignment: AssignStage,
     private readonly node: StageNode,
+    /** With replicas: this stage's end of the ring over the same stage of every replica. */
+    private readonly replicaNode: RingNode | undefined,
     private readonly deps: StageRunDeps,
   ) {
     super();
@@ -78,26 +86,39 @@ export class PipelineStageRun extends EpochLifecycle<Start, StageEpochOutcome, R
 
   protected async run(start: Start): Promise<StageEpochOutcome> {
     const { stage, stages, epoch } = this.assignment;
+    const replica = this.assignment.replica ?? 0;
+    const replicas = this.assignment.replicas ?? 1;
     const { holder, job, settings, plan, log, uploader } = this.deps;
     const isFirst = stage === 0;
     const isLast = stage === stages - 1;
+    // Replica r trains on its slice of each global batch (the data-parallel split); each slice's
+    // mean gradient, weighted by its share, sums over the replica ring to the global-batch mean.
+    const slice = sliceOfGlobalBatch(plan.batchSize, replica, replicas);
+    const sliceSize = slice.end - slice.start;
     try {
       this.joined = await this.scope.race(this.node.join(start.next ? { next: start.next } : {}, JOIN_TIMEOUT_MS), (late) => void late.abort('epoch already over'));
+      let collective: RingCollective | undefined;
+      if (this.replicaNode) {
+        if (!start.replicaNext) throw new Error(`stage ${stage} of replica ${replica} of ${replicas} was started without the address of the next replica's stage ${stage}`);
+        this.replicaRing = await this.scope.race(this.replicaNode.join(start.replicaNext, { timeoutMs: JOIN_TIMEOUT_MS }), (late) => void late.close());
+        collective = new RingCollective(this.replicaRing.membership, { timeoutMs: job.stepTimeoutSeconds * 1000 });
+      }
       await this.agreeOnState(start);
-      log.info({ epoch, stage, stages, startStep: start.startStep, stateFrom: start.stateSource, layers: holder.module.describe() }, 'pipeline stage started');
-      if (isFirst) this.slices = this.deps.batches.open(0, 1, start.startStep, log);
+      log.info({ epoch, stage, stages, replica, replicas, startStep: start.startStep, stateFrom: start.stateSource, layers: holder.module.describe() }, 'pipeline stage started');
+      if (isFirst) this.slices = this.deps.batches.open(replica, replicas, start.startStep, log);
       const slices = this.slices;
-      const timeline = new Timeline({ stage, stages, replica: 0, microBatches: settings.microBatches, schedule: settings.schedule });
+      const timeline = new Timeline({ stage, stages, replica, microBatches: settings.microBatches, schedule: settings.schedule });
       let lastLoss: number | null = null;
       let stoppedAt: number | undefined;
       const afterStep = async (report: StageStepReport): Promise<boolean> => {
         const step = report.step;
         holder.committedStep = step;
         if (report.loss !== undefined) lastLoss = report.loss;
-        this.report(step, report, timeline);
+        this.report(step, report, timeline, sliceSize);
         const due = (action: StageSync['action']) => this.syncs.some((s) => s.action === action && s.step <= step);
         const dueCheckpoint = (job.checkpoint.everySteps > 0 && step % job.checkpoint.everySteps === 0) || due('checkpoint');
-        if (dueCheckpoint && step < start.totalSteps) await uploader.start(holder, epoch, lastLoss);
+        // Replicas of a stage hold the same weights: replica 0's stages make the checkpoint.
+        if (dueCheckpoint && step < start.totalSteps && replica === 0) await uploader.start(holder, epoch, lastLoss);
         this.forgetSyncs(step, 'checkpoint');
         if (due('stop') && step < start.totalSteps) {
           stoppedAt = step;
@@ -112,8 +133,9 @@ export class PipelineStageRun extends EpochLifecycle<Start, StageEpochOutcome, R
         stages,
         neighbours: this.joined.neighbours,
         schedule: { microBatches: settings.microBatches, kind: settings.schedule, rematerialize: settings.rematerialize },
-        batchSize: plan.batchSize,
+        batchSize: sliceSize,
         optimizer: holder.optimizer,
+        ...(collective ? { replicas: ringGradientAverager(collective, { share: sliceSize / plan.batchSize }) } : {}),
         steps: start.totalSteps - start.startStep,
         firstStep: start.startStep + 1,
         ...(slices ? { batches: { next: () => this.scope.race(slices.next()) } } : {}),
@@ -122,8 +144,10 @@ export class PipelineStageRun extends EpochLifecycle<Start, StageEpochOutcome, R
         receiveTimeoutMs: job.stepTimeoutSeconds * 1000,
         afterStep,
       });
+      if (collective) await this.checkReplicasAgree(collective, replica);
       if (stoppedAt !== undefined) return { epoch, committedStep: stoppedAt, outcome: 'stopped', reason: 'stopped by the coordinator at an agreed step' };
-      await this.finishJob(start, lastLoss);
+      // Replica 0's pipeline makes the final checkpoint and evaluates; the others' work is done.
+      if (replica === 0) await this.finishJob(start, lastLoss);
       await this.joined.close(job.stepTimeoutSeconds * 1000);
       this.joined = undefined;
       return { epoch, committedStep: holder.committedStep, outcome: 'finished', reason: 'all steps done' };
@@ -131,6 +155,20 @@ export class PipelineStageRun extends EpochLifecycle<Start, StageEpochOutcome, R
       await this.closeLinks('epoch over');
       await this.slices?.close().catch(() => {});
     }
+  }
+
+  /**
+   * After the epoch's last step: every replica of this stage holds the same weights (else the job
+   * is wrong, and says so), and every replica has finished its all-reduces before the ring closes.
+   */
+  private async checkReplicasAgree(collective: RingCollective, replica: number): Promise<void> {
+    const { holder } = this.deps;
+    const weights = await holder.module.readWeights();
+    const differing = await this.scope.race(replicasDisagreeing(collective, replica, weights.map((w) => w.values)));
+    if (differing.length > 0) {
+      throw new Error(`replicas of stage ${holder.stage} diverged by step ${holder.committedStep}: the weights of replica ${replica} differ from those of replica${differing.length === 1 ? '' : 's'} ${differing.join(', ')}`);
+    }
+    await replicasFinished(collective);
   }
 
   /** Every stage starts from the same step: fresh weights, its part of a checkpoint, or what it holds. */
@@ -149,7 +187,7 @@ export class PipelineStageRun extends EpochLifecycle<Start, StageEpochOutcome, R
   }
 
   /** Where this step's time went (every stage; the dashboard's Gantt), and the loss (last stage). */
-  private report(step: number, report: StageStepReport, timeline: Timeline): void {
+  private report(step: number, report: StageStepReport, timeline: Timeline, sliceSize: number): void {
     const { link, plan } = this.deps;
     const spans = timeline.spans.filter((span) => span.step === step && span.lane === 'compute');
     const sum = (kinds: string[]) => spans.filter((span) => kinds.includes(span.kind)).reduce((total, span) => total + span.durationUs, 0) / 1000;
@@ -170,7 +208,8 @@ export class PipelineStageRun extends EpochLifecycle<Start, StageEpochOutcome, R
         step,
         loss: report.loss,
         ...(report.accuracy !== undefined ? { accuracy: report.accuracy } : {}),
-        samples: plan.batchSize,
+        // This replica's slice: the coordinator weights each replica's loss by it.
+        samples: sliceSize,
         samplesPerSecond: (plan.batchSize * 1000) / Math.max(1e-3, report.stepMs),
         // A pipeline's "exchange" is the waiting for neighbours' activations and gradients.
         exchangeMs: sum(['idle']),
@@ -219,7 +258,9 @@ export class PipelineStageRun extends EpochLifecycle<Start, StageEpochOutcome, R
 
   private async closeLinks(reason: string): Promise<void> {
     const joined = this.joined;
+    const ring = this.replicaRing;
     this.joined = undefined;
-    await Promise.allSettled([joined?.abort(reason), this.node.close()]);
+    this.replicaRing = undefined;
+    await Promise.allSettled([joined?.abort(reason), this.node.close(), ring?.close(), this.replicaNode?.close()]);
   }
 }

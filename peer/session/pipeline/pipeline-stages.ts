@@ -5,6 +5,7 @@ import type { ClusterMessageOf } from '../../../coordinator/protocol/cluster-mes
 import type { PeerReadinessReporter } from '../../../shared/health/index.js';
 import type { Logger } from '../../../shared/log/logger.js';
 import { secretSourceOf, type SecretSource } from '../../../shared/transport/index.js';
+import { RingNode } from '../../allreduce/ring-setup.js';
 import { StageNode } from '../../pipeline/links/stage-node.js';
 import { sendQuietly, type CoordinatorLink } from '../coordinator-link.js';
 import type { GlobalBatches } from '../global-batches.js';
@@ -72,9 +73,12 @@ export function attachPipelineStages(link: CoordinatorLink, options: PipelineSta
         holder = await StageHolder.create(active.runId, message.balance, message.stage, source, active.job);
       }
       uploader ??= new StagePartUploader(link, log);
+      const replica = message.replica ?? 0;
+      const replicas = message.replicas ?? 1;
       const node = await StageNode.listen({
         stage: message.stage,
         stages: message.stages,
+        replica,
         epoch: message.epoch,
         cluster: options.cluster,
         nodeId: options.nodeId,
@@ -83,8 +87,27 @@ export function attachPipelineStages(link: CoordinatorLink, options: PipelineSta
         logger: log,
         ...secretSourceOf(options),
       });
+      // With replicas: the ring of this stage's R replicas (peer/allreduce's ring, set up as a
+      // data-parallel epoch sets up its own), named per stage so rings of different stages never mix.
+      const replicaNode =
+        replicas > 1
+          ? await RingNode.listen({
+              rank: replica,
+              worldSize: replicas,
+              epoch: message.epoch,
+              cluster: `${options.cluster}/stage-${message.stage}`,
+              nodeId: options.nodeId,
+              host: options.ringHost,
+              port: 0,
+              logger: log,
+              ...secretSourceOf(options),
+            }).catch(async (error: unknown) => {
+              await node.close();
+              throw error;
+            })
+          : undefined;
       const { data } = active.prepared;
-      current = new PipelineStageRun(message, node, {
+      current = new PipelineStageRun(message, node, replicaNode, {
         link,
         job: active.job,
         settings: pipelineOf(active.job),
@@ -97,9 +120,10 @@ export function attachPipelineStages(link: CoordinatorLink, options: PipelineSta
         uploader,
         log,
       });
-      log.info({ epoch: message.epoch, stage: message.stage, stages: message.stages, balance: message.balance }, 'assigned a pipeline stage');
+      log.info({ epoch: message.epoch, stage: message.stage, stages: message.stages, replica, replicas, balance: message.balance }, 'assigned a pipeline stage');
       options.readiness?.assigned(message.epoch, message.stage, message.stages);
-      sendQuietly(link, { type: 'ready', epoch: message.epoch, ringPort: node.address?.port ?? null, committedStep: holder.committedStep });
+      const replicaPort = replicaNode?.address?.port;
+      sendQuietly(link, { type: 'ready', epoch: message.epoch, ringPort: node.address?.port ?? null, committedStep: holder.committedStep, ...(replicaPort !== undefined ? { replicaPort } : {}) });
     }),
   );
   link.onControl('start', (message) =>
