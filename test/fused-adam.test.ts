@@ -96,6 +96,34 @@ describe.each([
     fused.dispose();
     reference.dispose();
   });
+
+  it('applies gradients from one flat buffer exactly as from tensors, skipping control entries', async () => {
+    await tf.setBackend(backend);
+    const shapes = [[9, 7], [7], [7, 3]];
+    const ours = variables(`flat-${backend}-${kernel}`, shapes);
+    const theirs = variables(`tensors-${backend}-${kernel}`, shapes);
+    const flatAdam = fusedAdam(kernel, 0.01);
+    const tensorAdam = fusedAdam(kernel, 0.01);
+    // Gradients end to end with a control value in between, as the data-parallel exchange lays them out.
+    const entries: { name: string; offset: number; size: number; control?: boolean }[] = [];
+    let offset = 0;
+    ours.forEach((v, i) => {
+      entries.push({ name: v.name, offset, size: v.size });
+      offset += v.size;
+      if (i === 0) entries.push({ name: 'control', offset: offset++, size: 1, control: true });
+    });
+    const buffer = new Float32Array(offset);
+    for (let s = 1; s <= 5; s++) {
+      ours.forEach((v, i) => buffer.set(values(v.size, s * 31 + i), entries.find((e) => e.name === v.name)!.offset));
+      buffer[entries.find((e) => e.control)!.offset] = 1e9;
+      flatAdam.applyFlatGradients({ values: buffer, entries });
+      step(tensorAdam, theirs, s);
+    }
+    ours.forEach((v, i) => expect(bits(v)).toEqual(bits(theirs[i]!)));
+    expect(() => flatAdam.applyFlatGradients({ values: buffer.subarray(0, 10), entries })).toThrow(/past the buffer/);
+    flatAdam.dispose();
+    tensorAdam.dispose();
+  });
 });
 
 it('says what to use instead when asked for optimizer state', async () => {

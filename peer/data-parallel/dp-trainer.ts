@@ -2,6 +2,7 @@ import type * as tf from '@tensorflow/tfjs';
 import type { ImageDataset } from '../../shared/data/mnist.js';
 import { trainingBatches } from '../../shared/data/training-batches.js';
 import type { TrainingJob } from '../../shared/job/schema.js';
+import { acceptsFlatGradients } from '../../shared/engine/flat-gradients.js';
 import { FusedAdam } from '../../shared/engine/fused-adam.js';
 import { createModel } from '../../shared/models/create-model.js';
 import type { RingCollective } from '../allreduce/ring-collective.js';
@@ -9,11 +10,11 @@ import { createReducer, type Compression } from '../compression/create-reducer.j
 import type { Evaluation } from '../trainer/evaluate.js';
 import { outputKindOf } from '../trainer/loss.js';
 import { createOptimizer } from '../trainer/optimizer.js';
-import { trainStep, type StepContext } from '../trainer/train-step.js';
+import { trainStep, type FlatGradientExchange, type GradientExchange, type StepContext } from '../trainer/train-step.js';
 import { evaluateDistributed } from './distributed-evaluate.js';
 import { fusedLayout } from './fused-layout.js';
 import { GradientFusion } from './gradient-fusion.js';
-import { createGradientExchange, type ExchangeReport } from './gradient-exchange.js';
+import { createFlatGradientExchange, createGradientExchange, type ExchangeReport, type GradientExchangeArgs } from './gradient-exchange.js';
 import { broadcastWeights, ReplicaCheck } from './weight-sync.js';
 
 export interface DataParallelOptions {
@@ -99,11 +100,15 @@ export async function trainDataParallel(job: TrainingJob, options: DataParallelO
   const reducer = createReducer(options.compression ?? 'none', layout, { seed: job.seed, ...(options.powerSgdRank ? { powerSgdRank: options.powerSgdRank } : {}) });
   let share = 1;
   let exchangeReport: ExchangeReport = { ms: 0, wireBytes: 0, fp32Bytes: 0 };
+  const exchangeArgs: GradientExchangeArgs = { ring, fusion, reducer, share: () => share, onReport: (r) => (exchangeReport = r) };
   // A ring of one with nothing to compress has nothing to exchange: plain local training, no overhead.
-  const exchange =
+  // FusedAdam takes the summed gradients straight from the fused buffer; other optimizers get tensors.
+  const exchange: GradientExchange | FlatGradientExchange | undefined =
     ring.worldSize === 1 && reducer.name === 'none'
       ? undefined
-      : createGradientExchange({ ring, fusion, reducer, share: () => share, onReport: (r) => (exchangeReport = r) });
+      : acceptsFlatGradients(optimizer)
+        ? { flat: createFlatGradientExchange(exchangeArgs) }
+        : createGradientExchange(exchangeArgs);
   const replicas = new ReplicaCheck(ring);
   // Also proves the broadcast worked: every replica starts from the same bits.
   const initialWeightsHash = await replicas.verify(model, 0);

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { RingCollective } from '../allreduce/ring-collective.js';
 import { scaleInPlace } from '../allreduce/reduce-kernels.js';
 import type { GradientReducer, ReduceStats } from '../compression/gradient-reducer.js';
+import type { FlatGradients } from '../../shared/engine/flat-gradients.js';
 import type { GradientExchange } from '../trainer/train-step.js';
 import type { GradientFusion } from './gradient-fusion.js';
 
@@ -10,13 +11,7 @@ export interface ExchangeReport extends ReduceStats {
   ms: number;
 }
 
-/**
- * The data-parallel GradientExchange: each rank weights its gradients by its share of the global
- * batch (its local batch / the global batch), and the ring sums them, so every replica applies the
- * gradient of the whole global batch, as single-process training would. Buckets are reduced as soon
- * as they are copied out, so the ring is already moving bucket k while bucket k+1 is copied.
- */
-export function createGradientExchange(args: {
+export interface GradientExchangeArgs {
   ring: RingCollective;
   fusion: GradientFusion;
   reducer: GradientReducer;
@@ -25,7 +20,26 @@ export function createGradientExchange(args: {
   onReport?: (report: ExchangeReport) => void;
   /** The value each control entry of the layout gets this step (default 0), written after the share scaling. */
   control?: (name: string) => number;
-}): GradientExchange {
+}
+
+/** The data-parallel exchange handing back tensors (for any tfjs optimizer); see createFlatGradientExchange. */
+export function createGradientExchange(args: GradientExchangeArgs): GradientExchange {
+  const flat = createFlatGradientExchange(args);
+  return async (grads) => {
+    await flat(grads);
+    return args.fusion.scatter();
+  };
+}
+
+/**
+ * The data-parallel GradientExchange: each rank weights its gradients by its share of the global
+ * batch (its local batch / the global batch), and the ring sums them, so every replica applies the
+ * gradient of the whole global batch, as single-process training would. Buckets are reduced as soon
+ * as they are copied out, so the ring is already moving bucket k while bucket k+1 is copied.
+ * The summed gradients are left in the fused buffer, which an optimizer such as FusedAdam reads
+ * directly (no tensor per gradient rebuilt and read out again).
+ */
+export function createFlatGradientExchange(args: GradientExchangeArgs): (grads: tf.NamedTensorMap) => Promise<FlatGradients> {
   const { ring, fusion, reducer } = args;
   const whole = { start: 0, end: fusion.layout.length };
   return async (grads) => {
@@ -49,7 +63,7 @@ export function createGradientExchange(args: {
       wireBytes: stats.reduce((sum, s) => sum + s.wireBytes, 0),
       fp32Bytes: stats.reduce((sum, s) => sum + s.fp32Bytes, 0),
     });
-    return fusion.scatter();
+    return fusion.flat();
   };
 }
 

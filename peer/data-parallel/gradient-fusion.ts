@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Region } from '../allreduce/partition.js';
 import { allocateRingBuffer } from '../allreduce/ring-collective.js';
+import type { FlatGradients } from '../../shared/engine/flat-gradients.js';
+import { copyFloat32Into } from '../../shared/engine/tensor-read.js';
 import type { FusedLayout } from './fused-layout.js';
 
 /**
@@ -23,7 +25,7 @@ export class GradientFusion {
       const grad = grads[entry.name];
       if (!grad) throw new Error(`no gradient for variable '${entry.name}': every rank must train the same variables`);
       if (grad.size !== entry.size) throw new Error(`gradient of '${entry.name}' has ${grad.size} values, expected ${entry.size}`);
-      this.buffer.set(grad.dataSync() as Float32Array, entry.offset);
+      copyFloat32Into(grad, this.buffer, entry.offset);
     }
   }
 
@@ -32,6 +34,11 @@ export class GradientFusion {
     const entry = this.layout.entries.find((e) => e.control && e.name === name);
     if (!entry) throw new Error(`the fused layout has no control entry '${name}'`);
     return this.buffer[entry.offset]!;
+  }
+
+  /** The buffer's current values as flat gradients (valid until the buffer is next written). */
+  flat(): FlatGradients {
+    return { values: this.buffer, entries: this.layout.entries };
   }
 
   /**

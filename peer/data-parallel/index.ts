@@ -5,4 +5,4 @@ export { trainDataParallel, type DataParallelOptions, type DataParallelResult, t
 export { ReplicaDivergenceError, ReplicaCheck, broadcastWeights, hashWeights } from './weight-sync.js';
 export { GradientFusion } from './gradient-fusion.js';
 export { fusedLayout, type FusedLayout, type FusedEntry } from './fused-layout.js';
-export { createGradientExchange, type ExchangeReport } from './gradient-exchange.js';
+export { createFlatGradientExchange, createGradientExchange, type ExchangeReport, type GradientExchangeArgs } from './gradient-exchange.js';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../../shared/data/batch.js';
+import { acceptsFlatGradients, type FlatGradients } from '../../shared/engine/flat-gradients.js';
 import { crossEntropy, type OutputKind } from './loss.js';
 
 export interface StepContext {
@@ -15,6 +16,14 @@ export interface StepContext {
  * them across peers here. Receives and must return tensors it owns.
  */
 export type GradientExchange = (grads: tf.NamedTensorMap) => Promise<tf.NamedTensorMap>;
+
+/**
+ * The same exchange leaving its result in one flat buffer (valid until its next call), for an
+ * optimizer that reads it there (FusedAdam): no gradient tensor is rebuilt. Takes the tensors it receives.
+ */
+export interface FlatGradientExchange {
+  flat(grads: tf.NamedTensorMap): Promise<FlatGradients>;
+}
 
 export interface StepResult {
   loss: number;
@@ -32,7 +41,7 @@ export interface StepOptions {
 }
 
 /** Forward, backward and one optimizer update on a batch, with gradients exposed in between. */
-export async function trainStep(ctx: StepContext, batch: Batch, exchange?: GradientExchange, options: StepOptions = {}): Promise<StepResult> {
+export async function trainStep(ctx: StepContext, batch: Batch, exchange?: GradientExchange | FlatGradientExchange, options: StepOptions = {}): Promise<StepResult> {
   const started = performance.now();
   const xs = tf.tensor(batch.xs, [batch.size, ...ctx.inputShape]);
   const labels = tf.tensor1d(batch.labels, 'int32');
@@ -59,12 +68,39 @@ export async function trainStep(ctx: StepContext, batch: Batch, exchange?: Gradi
     correct.dispose();
   }
   let exchangeMs = 0;
-  if (exchange) {
+  if (exchange && typeof exchange !== 'function') {
     const exchangeStart = performance.now();
-    grads = await exchange(grads);
+    const flat = await exchange.flat(grads);
     exchangeMs = performance.now() - exchangeStart;
+    applyFlat(ctx.optimizer, flat);
+  } else {
+    if (exchange) {
+      const exchangeStart = performance.now();
+      grads = await exchange(grads);
+      exchangeMs = performance.now() - exchangeStart;
+    }
+    ctx.optimizer.applyGradients(grads);
+    tf.dispose(grads);
   }
-  ctx.optimizer.applyGradients(grads);
-  tf.dispose(grads);
   return { loss, computeMs: performance.now() - started - exchangeMs, exchangeMs, ...(accuracy !== undefined ? { accuracy } : {}) };
+}
+
+/** Applies flat gradients: straight from the buffer when the optimizer can, else through tensors over it. */
+function applyFlat(optimizer: tf.Optimizer, flat: FlatGradients): void {
+  if (acceptsFlatGradients(optimizer)) {
+    optimizer.applyFlatGradients(flat);
+    return;
+  }
+  const grads: tf.NamedTensorMap = {};
+  for (const entry of flat.entries) {
+    if (entry.control) continue;
+    const variable = tf.engine().registeredVariables[entry.name];
+    if (!variable) throw new Error(`no variable named '${entry.name}' for its gradient`);
+    grads[entry.name] = tf.tensor(flat.values.subarray(entry.offset, entry.offset + entry.size), variable.shape, 'float32');
+  }
+  try {
+    optimizer.applyGradients(grads);
+  } finally {
+    tf.dispose(grads);
+  }
 }

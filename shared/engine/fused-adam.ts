@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { adamSimdModuleBytes, type AdamKernel } from './adam-simd-module.js';
+import type { FlatGradientOptimizer, FlatGradients } from './flat-gradients.js';
+import { copyFloat32Into } from './tensor-read.js';
 
 /** A named tensor as tfjs optimizers take them (tfjs does not export the type from its main entry). */
 type NamedTensor = { name: string; tensor: tf.Tensor };
@@ -102,7 +104,7 @@ interface WasmApi {
  * changes speed, not results. Moments live here, not in tfjs variables, so getWeights/setWeights
  * (optimizer checkpoints) are not supported.
  */
-export class FusedAdam extends tf.Optimizer {
+export class FusedAdam extends tf.Optimizer implements FlatGradientOptimizer {
   static get className(): string {
     return 'Adam';
   }
@@ -133,7 +135,30 @@ export class FusedAdam extends tf.Optimizer {
 
   applyGradients(variableGradients: tf.NamedTensorMap | NamedTensor[]): void {
     const entries = Array.isArray(variableGradients) ? variableGradients.map((g) => [g.name, g.tensor] as const) : Object.entries(variableGradients);
-    const constants = [
+    const constants = this.stepConstants();
+    for (const [name, gradient] of entries) {
+      if (!gradient) continue;
+      this.update(name, gradient.size, constants, (target, offset) => copyFloat32Into(gradient, target, offset));
+    }
+    this.finishStep();
+  }
+
+  /**
+   * The same update from gradients laid end to end in one buffer (the data-parallel exchange's
+   * reduced buffer): each is copied once into the kernel's memory, and no gradient tensor is built.
+   */
+  applyFlatGradients({ values, entries }: FlatGradients): void {
+    const constants = this.stepConstants();
+    for (const entry of entries) {
+      if (entry.control) continue;
+      if (entry.offset + entry.size > values.length) throw new Error(`gradient of '${entry.name}' ends at ${entry.offset + entry.size}, past the buffer's ${values.length} values`);
+      this.update(entry.name, entry.size, constants, (target, offset) => target.set(values.subarray(entry.offset, entry.offset + entry.size), offset));
+    }
+    this.finishStep();
+  }
+
+  private stepConstants(): number[] {
+    return [
       f32(this.beta1),
       f32(1 - this.beta1),
       f32(this.beta2),
@@ -143,21 +168,25 @@ export class FusedAdam extends tf.Optimizer {
       f32(-this.learningRate),
       this.epsilon,
     ];
-    for (const [name, gradient] of entries) {
-      if (!gradient) continue;
-      const slot = this.slotFor(name);
-      if (gradient.size !== slot.size) throw new Error(`gradient of '${name}' has ${gradient.size} values, the variable ${slot.size}`);
-      const { offset, size } = slot;
-      const stride = Math.ceil(size / 4) * 4;
-      const [g, m, v, w] = [offset, offset + stride, offset + 2 * stride, offset + 3 * stride];
-      this.memory.floats.set(gradient.dataSync() as Float32Array, g);
-      this.memory.step(g, m, v, w, size, constants);
-      // tf.tensor copies the values into backend memory, so ours stay ours.
-      const updated = tf.tensor(this.memory.floats.subarray(w, w + size), slot.shape, 'float32');
-      slot.variable.assign(updated);
-      updated.dispose();
-      slot.writtenData = slot.variable.dataId;
-    }
+  }
+
+  /** One variable's update: `fill` writes its gradient at `offset` of `target` (the kernel memory). */
+  private update(name: string, gradientSize: number, constants: number[], fill: (target: Float32Array, offset: number) => void): void {
+    const slot = this.slotFor(name);
+    if (gradientSize !== slot.size) throw new Error(`gradient of '${name}' has ${gradientSize} values, the variable ${slot.size}`);
+    const { offset, size } = slot;
+    const stride = Math.ceil(size / 4) * 4;
+    const [g, m, v, w] = [offset, offset + stride, offset + 2 * stride, offset + 3 * stride];
+    fill(this.memory.floats, g);
+    this.memory.step(g, m, v, w, size, constants);
+    // tf.tensor copies the values into backend memory, so ours stay ours.
+    const updated = tf.tensor(this.memory.floats.subarray(w, w + size), slot.shape, 'float32');
+    slot.variable.assign(updated);
+    updated.dispose();
+    slot.writtenData = slot.variable.dataId;
+  }
+
+  private finishStep(): void {
     this.accBeta1 = f32(this.accBeta1 * f32(this.beta1));
     this.accBeta2 = f32(this.accBeta2 * f32(this.beta2));
     this.incrementIterations();
@@ -176,7 +205,7 @@ export class FusedAdam extends tf.Optimizer {
     // Someone else assigned the variable (initial weights, a broadcast, a restore): start from its values.
     if (slot.variable.dataId !== slot.writtenData) {
       const w = slot.offset + 3 * Math.ceil(slot.size / 4) * 4;
-      this.memory.floats.set(slot.variable.dataSync() as Float32Array, w);
+      copyFloat32Into(slot.variable, this.memory.floats, w);
     }
     return slot;
   }
