@@ -53,7 +53,7 @@ describe('pipeline jobs with replicas on the coordinator (separate processes)', 
     // Every (stage, replica) pair once, in epoch 1; every stage of both replicas finished.
     expect(slotsOf(harness, peers, 1)).toEqual(['0/0', '0/1', '1/0', '1/1']);
     for (const peer of peers) expect(harness.logs(peer, /^pipeline epoch ended$/).map((e) => e.outcome), peer.name).toEqual(['finished']);
-    // Each point of the loss curve is the global batch's: both replicas' slices, 32 samples each.
+    // Each point of the loss curve is the global batch's: both replicas' slices.
     const curve = harness.metrics();
     expect(curve.map((p) => p.step)).toEqual([1, 2, 3, 4, 5]);
     expect(curve.every((p) => p.worldSize === 2 && (p as unknown as { samples: number }).samples === 64)).toBe(true);

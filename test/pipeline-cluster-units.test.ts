@@ -24,6 +24,10 @@ import { createModel } from '../shared/models/create-model.js';
 import { saveModel } from '../shared/models/file-io.js';
 import { maxAbsDifference, syntheticImages } from './fixtures/pipeline-reference.js';
 import { runLocalPipeline } from '../peer/pipeline/local-pipeline.js';
+import { createLocalRing } from '../peer/allreduce/local-channel.js';
+import { RingCollective } from '../peer/allreduce/ring-collective.js';
+import { replicasDisagreeing } from '../peer/pipeline/replicas/replica-agreement.js';
+import { ringGradientAverager } from '../peer/pipeline/replicas/replica-gradients.js';
 import { trainStep } from '../peer/trainer/train-step.js';
 import { EpochBatches } from '../shared/data/epoch-batches.js';
 import { buildZooModel } from '../shared/models/zoo.js';
@@ -269,6 +273,34 @@ describe('pipeline epochs', () => {
     // Growing back: a and d keep their slots, c (stage 0, replica 1 before) and newcomer e fill replica 1.
     expect(assignSlots([a, c, d, e], 2, 2, new Map([['a', slot(0, 0)], ['d', slot(1, 0)]]))).toEqual([[a, d], [c, e]]);
     expect(() => assignSlots([a, b, c], 2, 2, new Map())).toThrow(/2 replicas of 2 stages need 4 peers, got 3/);
+  });
+});
+
+describe('pipeline replicas', () => {
+  const ringOf = (n: number) => createLocalRing(n).map((channel, rank) => new RingCollective({ rank, worldSize: n, channel }, { timeoutMs: 5_000 }));
+
+  it("weight each replica's slice-mean gradient by its share of the global batch: the sum is the global mean, the same bits everywhere", async () => {
+    const slices = [11, 10, 10];
+    const ring = ringOf(3);
+    const gradients = slices.map((_, r) => ({ w: Float32Array.from({ length: 6 }, (_, i) => (r + 1) * (i - 2.5)), b: Float32Array.of(r - 1) }));
+    const averaged = await Promise.all(
+      ring.map((collective, r) => ringGradientAverager(collective, { share: slices[r]! / 31 }).average({ w: tf.tensor(gradients[r]!.w, [2, 3]), b: tf.tensor(gradients[r]!.b) })),
+    );
+    const expected = (name: 'w' | 'b') => gradients[0]![name].map((_, i) => slices.reduce((sum, size, r) => sum + (size / 31) * gradients[r]![name][i]!, 0));
+    for (const result of averaged) {
+      expect(result.w!.shape).toEqual([2, 3]);
+      expect(maxAbsDifference([result.w!.dataSync() as Float32Array, result.b!.dataSync() as Float32Array], [expected('w'), expected('b')])).toBeLessThan(1e-6);
+      expect([...result.w!.dataSync()]).toEqual([...averaged[0]!.w!.dataSync()]);
+    }
+    tf.dispose(averaged);
+  });
+
+  it('a replica whose weights differ is named by every other replica, and names them all', async () => {
+    const same = [Float32Array.of(1, 2, 3), Float32Array.of(4)];
+    const ring = ringOf(3);
+    expect(await Promise.all(ring.map((collective, r) => replicasDisagreeing(collective, r, same)))).toEqual([[], [], []]);
+    const off = [Float32Array.of(1, 2, 3 + 1e-6), Float32Array.of(4)];
+    expect(await Promise.all(ring.map((collective, r) => replicasDisagreeing(collective, r, r === 2 ? off : same)))).toEqual([[2], [2], [0, 1]]);
   });
 });
 
