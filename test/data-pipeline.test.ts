@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Dataset, trainingBatches, type DataSource, type PipelineBatch, type Sample } from '../shared/data/index.js';
 import type { ImageDataset } from '../shared/data/mnist.js';
 import { epochIndexOrder } from '../shared/data/pipeline/index-order.js';
+import { packOutcomes, unpackOutcomes } from '../shared/data/pipeline/packed-samples.js';
 import { prepareTransfer } from '../shared/data/pipeline/transferables.js';
 import { addNoise, calls, countCalls, failOn, returnView } from './fixtures/data-transforms.js';
 
@@ -228,6 +229,35 @@ describe('cache', () => {
     expect(iterate).toThrow(/other\.cache: this cache file holds a different pipeline \(numbered-30 \(30 samples\) → countCalls\(\{\}\) seed 0\)\. Delete it/);
     writeFileSync(file, 'not a cache');
     expect(iterate).toThrow(/holds something that is not a ringpipe cache/);
+  });
+});
+
+describe('packed hand-back from worker threads', () => {
+  it('packs a chunk\'s samples into one buffer and back, failures in place; anything else travels unpacked', () => {
+    const failed = { ok: false as const, error: 'bad', stage: 0 };
+    const outcomes = [{ ok: true as const, value: { x: Float32Array.of(1, 2), label: 3 } }, failed, { ok: true as const, value: { x: Float32Array.of(4, 5), label: 0 } }];
+    const packed = packOutcomes(outcomes)!;
+    expect([...packed.xs]).toEqual([1, 2, 4, 5]);
+    expect(unpackOutcomes(packed)).toEqual(outcomes);
+    expect(packOutcomes([{ ok: true, value: { x: Float32Array.of(1), label: 0 } }, { ok: true, value: { x: Float32Array.of(1, 2), label: 0 } }])).toBeUndefined();
+    expect(packOutcomes([{ ok: true, value: { x: Float32Array.of(1), label: 1.5 } }])).toBeUndefined();
+    expect(packOutcomes([{ ok: true, value: { pixels: new Uint8Array(1), label: 1 } }])).toBeUndefined();
+  });
+
+  it('gives the same batches, skips and sample indices inline and in threads, and a cache after threaded maps keeps samples it owns', async () => {
+    const run = async (parallel: number, cache: boolean) => {
+      let dataset = Dataset.from(numberedSource(60)).shuffle(60, 2).map(failOn.with({ samples: [5, 17] }), { parallel, onError: 'skip' });
+      if (cache) dataset = dataset.cache();
+      const iterator = dataset.batch(8, { chunkSize: 3 }).prefetch(2).iterate();
+      const batches = await take(iterator, 12); // two epochs: the second one read from the cache
+      await iterator.close();
+      return batches.map((b) => ({ xs: [...b.xs], labels: [...b.labels], indices: [...b.sampleIndices], position: b.position.index }));
+    };
+    const inline = await run(0, false);
+    expect(inline[0]!.indices).toEqual(inline[0]!.xs.filter((_, i) => i % 2 === 0));
+    expect(inline.flatMap((b) => b.indices)).not.toContain(5);
+    expect(await run(2, false)).toEqual(inline);
+    expect(await run(2, true)).toEqual(inline);
   });
 });
 

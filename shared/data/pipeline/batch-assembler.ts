@@ -11,6 +11,8 @@ export interface PipelineBatch extends Batch {
   epoch: number;
   /** Position just after this batch: save it in a checkpoint to resume with the next batch. */
   position: PipelinePosition;
+  /** Source index of each sample, in batch order (to look up per-sample data kept beside the pipeline, e.g. soft targets). */
+  sampleIndices: Uint32Array;
 }
 
 export interface SkipStats {
@@ -53,6 +55,7 @@ export class BatchAssembler {
   async nextBatch(): Promise<PipelineBatch> {
     const xs: Float32Array[] = [];
     const labels: number[] = [];
+    const indices: number[] = [];
     let epoch: number | undefined;
     let position: PipelinePosition | undefined;
     for (;;) {
@@ -65,6 +68,7 @@ export class BatchAssembler {
           if (keepPartial) break;
           xs.length = 0;
           labels.length = 0;
+          indices.length = 0;
           epoch = undefined;
         }
         this.pending = await this.chunks.next();
@@ -83,6 +87,7 @@ export class BatchAssembler {
         const x = this.checkSample(outcome.value, sampleIndex);
         xs.push(x.x);
         labels.push(x.label);
+        indices.push(sampleIndex);
       }
       // split(): the batch is this peer's slice of a global batch, complete when its last chunk is consumed.
       const sliceDone = chunk.batchEnd !== undefined && this.offset === outcomes.length;
@@ -92,7 +97,7 @@ export class BatchAssembler {
         break;
       }
     }
-    return { ...stack(xs, labels, this.featureCount ?? 0), epoch: epoch!, position: position! };
+    return { ...stack(xs, labels, this.featureCount ?? 0), epoch: epoch!, position: position!, sampleIndices: Uint32Array.from(indices) };
   }
 
   private endEpoch(epoch: number): void {

@@ -54,7 +54,9 @@ export function composeElementStages(plan: Plan): ElementComputation {
     while (end < stages.length && stages[end]!.kind === 'map' && (stages[end] as MapStage).parallel > 0 === stage.parallel > 0) end++;
     const group = stages.slice(i, end) as MapStage[];
     const specs = group.map((s, k): StageSpec => ({ moduleUrl: s.transform.moduleUrl, exportName: s.transform.exportName, options: s.options, seed: s.seed, stage: i + k, epochIndependent: i + k < lastCache }));
-    compute = mapped(compute, specs, group, stage.parallel > 0 ? pool : undefined);
+    // Results of the last stage go straight to batch(), which copies them: they may come back
+    // packed, as views into one buffer (a cache or a map after them must get samples they own).
+    compute = mapped(compute, specs, group, stage.parallel > 0 ? pool : undefined, end === stages.length);
     i = end;
   }
   return {
@@ -67,7 +69,7 @@ export function composeElementStages(plan: Plan): ElementComputation {
   };
 }
 
-function mapped(upstream: ComputeChunk, specs: StageSpec[], group: MapStage[], pool: WorkerPool | undefined): ComputeChunk {
+function mapped(upstream: ComputeChunk, specs: StageSpec[], group: MapStage[], pool: WorkerPool | undefined, last: boolean): ComputeChunk {
   const transforms = group.map((s) => s.transform);
   return async (chunk) => {
     const inputs = await upstream(chunk);
@@ -76,7 +78,7 @@ function mapped(upstream: ComputeChunk, specs: StageSpec[], group: MapStage[], p
       if (outcome.ok) work.push({ sampleIndex: chunk.samples[i]!, value: outcome.value });
     });
     // Inline work runs as its own macrotask, so a prefetching pipeline interleaves with the trainer's awaits instead of starving them.
-    const results = pool ? await pool.run(specs, chunk.epoch, work) : await new Promise<ItemOutcome[]>((resolve) => setImmediate(() => resolve(runStages(specs, transforms, chunk.epoch, work))));
+    const results = pool ? await pool.run(specs, chunk.epoch, work, last) : await new Promise<ItemOutcome[]>((resolve) => setImmediate(() => resolve(runStages(specs, transforms, chunk.epoch, work))));
     let next = 0;
     return inputs.map((outcome) => (outcome.ok ? results[next++]! : outcome));
   };

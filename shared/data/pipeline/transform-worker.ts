@@ -5,6 +5,7 @@
 import { parentPort } from 'node:worker_threads';
 import { runStages, type ItemOutcome, type StageSpec, type WorkItem } from './run-stages.js';
 import { importTransform, type JsonValue, type Transform } from './transform.js';
+import { packOutcomes, type PackedOutcomes } from './packed-samples.js';
 import { prepareTransfer } from './transferables.js';
 
 export interface MapTaskMessage {
@@ -12,6 +13,8 @@ export interface MapTaskMessage {
   epoch: number;
   stages: StageSpec[];
   items: WorkItem[];
+  /** These maps are the last stage before batch(): hand the samples back packed (see packed-samples.ts). */
+  pack: boolean;
 }
 
 /** Finish the task in hand, drop the queued ones, and exit. */
@@ -19,7 +22,7 @@ export interface CloseMessage {
   close: true;
 }
 
-export type MapReplyMessage = { id: number; outcomes: ItemOutcome[] } | { id: number; failure: string };
+export type MapReplyMessage = { id: number; outcomes: ItemOutcome[] } | { id: number; packed: PackedOutcomes } | { id: number; failure: string };
 
 const loaded = new Map<string, Promise<Transform<unknown, unknown, JsonValue>>>();
 
@@ -37,7 +40,9 @@ async function handle(task: MapTaskMessage): Promise<void> {
   let reply: MapReplyMessage;
   try {
     const transforms = await Promise.all(task.stages.map(load));
-    reply = { id: task.id, outcomes: runStages(task.stages, transforms, task.epoch, task.items) };
+    const outcomes = runStages(task.stages, transforms, task.epoch, task.items);
+    const packed = task.pack ? packOutcomes(outcomes) : undefined;
+    reply = packed ? { id: task.id, packed } : { id: task.id, outcomes };
   } catch (err) {
     reply = { id: task.id, failure: err instanceof Error ? err.message : String(err) };
   }

@@ -2,6 +2,7 @@ import { Worker } from 'node:worker_threads';
 import type { ItemOutcome, StageSpec, WorkItem } from './run-stages.js';
 import type { CloseMessage, MapReplyMessage, MapTaskMessage } from './transform-worker.js';
 import { prepareTransfer } from './transferables.js';
+import { unpackOutcomes } from './packed-samples.js';
 
 interface Pending {
   resolve: (outcomes: ItemOutcome[]) => void;
@@ -32,13 +33,16 @@ export class WorkerPool {
     for (let i = 0; i < size; i++) this.workers.push(this.spawn(i));
   }
 
-  /** Runs `stages` on `items` in the least busy worker; the items' typed arrays move to that thread. */
-  run(stages: StageSpec[], epoch: number, items: WorkItem[]): Promise<ItemOutcome[]> {
+  /**
+   * Runs `stages` on `items` in the least busy worker; the items' typed arrays move to that thread.
+   * `pack`: the results go straight to batch(), so they may come back packed (samples as views into one buffer).
+   */
+  run(stages: StageSpec[], epoch: number, items: WorkItem[], pack = false): Promise<ItemOutcome[]> {
     if (this.closed) return Promise.reject(new Error('the data pipeline was closed'));
     if (this.broken) return Promise.reject(this.broken);
     const target = this.workers.reduce((best, w) => (w.pending.size < best.pending.size ? w : best));
     const id = this.nextId++;
-    const message: MapTaskMessage = { id, epoch, stages, items };
+    const message: MapTaskMessage = { id, epoch, stages, items, pack };
     return new Promise<ItemOutcome[]>((resolve, reject) => {
       target.pending.set(id, { resolve, reject });
       if (target.pending.size === 1) target.worker.ref();
@@ -79,7 +83,7 @@ export class WorkerPool {
       entry.pending.delete(reply.id);
       if (entry.pending.size === 0) worker.unref();
       if ('failure' in reply) pending.reject(new Error(reply.failure));
-      else pending.resolve(reply.outcomes);
+      else pending.resolve('packed' in reply ? unpackOutcomes(reply.packed) : reply.outcomes);
     });
     worker.on('error', (err: Error) => this.fail(entry, new Error(`data worker thread ${index} crashed: ${err.message}`)));
     worker.on('exit', (code) => {

@@ -1,0 +1,81 @@
+/**
+ * Where the input pipeline's CPU time goes, thread by thread (no free cores needed: CPU time, not wall time).
+ *
+ *   npx tsx scripts/bench/ingest-profile.ts [--images 1500] [--batches 40] [--workers 2] [--rounds 2] [--parallel-only]
+ *   … --main-profile FILE: a CPU profile of the main thread while it pulls the parallel pipeline's batches
+ *   node --cpu-prof --cpu-prof-dir=DIR --import tsx scripts/bench/ingest-profile.ts …   (one profile per thread)
+ *
+ * Same dataset and pipeline as `npm run bench:ingest`. For inline and parallel pipelines it prints
+ * the CPU time per sample of the whole process and of its main thread (from /proc; and its event
+ * loop's busy time, which a busy machine inflates): what the trainer's thread still pays for ingestion.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { augmentImage, Dataset, decodeImage, imageFolderSource, scalePixels, type ImageFolderSource } from '../../shared/data/index.js';
+import { loadMnist } from '../../shared/data/mnist.js';
+import { writeDigitImages } from './ingest-images.js';
+
+const { values: flags } = parseArgs({ options: { images: { type: 'string', default: '1500' }, batches: { type: 'string', default: '40' }, workers: { type: 'string', default: '2' }, batch: { type: 'string', default: '64' }, rounds: { type: 'string', default: '2' }, 'parallel-only': { type: 'boolean', default: false }, 'main-profile': { type: 'string' }, warmup: { type: 'string', default: '4' } } });
+const batches = Number(flags.batches);
+const batchSize = Number(flags.batch);
+
+/** CPU ms of this process's main thread so far (utime + stime of its task, in 10 ms ticks). */
+function mainThreadCpuMs(): number {
+  const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+async function measure(source: ImageFolderSource, parallel: number): Promise<string> {
+  const where = { parallel };
+  const iterator = Dataset.from(source)
+    .shuffle(source.size, 7)
+    .map(decodeImage.with({ channels: 1 }), where)
+    .map(augmentImage.with({ crop: [56, 56], flip: true, resize: [28, 28] }), { ...where, seed: 7 })
+    .map(scalePixels.with({}), where)
+    .batch(batchSize)
+    .prefetch(parallel > 0 ? 4 : 0)
+    .iterate();
+  try {
+    for (let i = 0; i < Number(flags.warmup); i++) await iterator.next();
+    const profiling = flags['main-profile'] && parallel > 0 ? new Session() : undefined;
+    if (profiling) {
+      profiling.connect();
+      await profiling.post('Profiler.enable');
+      await profiling.post('Profiler.start');
+    }
+    const cpu = process.cpuUsage();
+    const mainCpu = mainThreadCpuMs();
+    const elu = performance.eventLoopUtilization();
+    const started = performance.now();
+    for (let i = 0; i < batches; i++) await iterator.next();
+    const wall = performance.now() - started;
+    const used = process.cpuUsage(cpu);
+    const main = performance.eventLoopUtilization(elu);
+    const mainCpuMs = mainThreadCpuMs() - mainCpu;
+    const samples = batches * batchSize;
+    if (profiling) {
+      const { profile } = await profiling.post('Profiler.stop');
+      writeFileSync(flags['main-profile']!, JSON.stringify(profile));
+      profiling.disconnect();
+    }
+    return `parallel ${parallel}: process CPU ${((used.user + used.system) / 1000 / samples).toFixed(3)} ms/sample (user ${(used.user / 1000 / samples).toFixed(3)}, sys ${(used.system / 1000 / samples).toFixed(3)}), main thread CPU ${(mainCpuMs / samples).toFixed(3)} ms/sample (busy ${(main.active / samples).toFixed(3)}), wall ${(wall / samples).toFixed(3)} ms/sample`;
+  } finally {
+    await iterator.close();
+  }
+}
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'rp-ingest-profile-'));
+try {
+  writeDigitImages(await loadMnist('train'), Number(flags.images), dir);
+  const source = await imageFolderSource(dir);
+  for (let round = 0; round < Number(flags.rounds); round++) {
+    if (!flags['parallel-only']) process.stdout.write(`${await measure(source, 0)}\n`);
+    process.stdout.write(`${await measure(source, Number(flags.workers))}\n`);
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
