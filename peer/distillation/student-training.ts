@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { StudentTraining } from '../../coordinator/distillation/distillation-messages.js';
 import { denseTargets, type SoftTargetTable } from '../../coordinator/distillation/soft-target-table.js';
 import { sliceOfBatch } from '../../coordinator/job/training-plan.js';
-import { epochOrder, gatherBatch } from '../../shared/data/epoch-batches.js';
 import type { ImageDataset } from '../../shared/data/mnist.js';
+import { transferSetBatches } from './distillation-data.js';
 import type { RingCollective } from '../allreduce/ring-collective.js';
 import { RingGradientExchange } from '../session/ring-gradient-exchange.js';
 import { yieldToEventLoop } from '../session/yield-to-event-loop.js';
@@ -52,44 +52,41 @@ export async function trainStudent(run: StudentRun): Promise<{ trainSeconds: num
   const started = performance.now();
   const { start: sliceStart, end: sliceEnd } = sliceOfBatch(training.batchSize, rank, worldSize);
   const exchange = ring && worldSize > 1 ? new RingGradientExchange(ring, model, (sliceEnd - sliceStart) / training.batchSize) : undefined;
-  const batchesPerEpoch = Math.floor(training.samples / training.batchSize);
-  let order: Uint32Array = new Uint32Array(0);
-  let orderEpoch = -1;
+  const batches = transferSetBatches(train, training, rank, worldSize, run.startStep);
   let lastLoss = Number.NaN;
-  for (let step = run.startStep + 1; step <= training.steps; step++) {
-    await yieldToEventLoop();
-    if (run.isCancelled()) throw new Error('cancelled by the coordinator');
-    const epoch = Math.floor((step - 1) / batchesPerEpoch);
-    if (epoch !== orderEpoch) {
-      order = epochOrder(training.samples, training.seed, epoch, true);
-      orderEpoch = epoch;
+  try {
+    for (let step = run.startStep + 1; step <= training.steps; step++) {
+      await yieldToEventLoop();
+      if (run.isCancelled()) throw new Error('cancelled by the coordinator');
+      const batch = await batches.next();
+      if (batch.size !== sliceEnd - sliceStart) throw new Error(`step ${step}: the data pipeline gave ${batch.size} samples, this rank's slice of the global batch has ${sliceEnd - sliceStart}`);
+      const samples = batch.sampleIndices;
+      const probs = training.alpha > 0 ? denseTargets(table!, samples) : undefined;
+      const xs = tf.tensor(batch.xs, [batch.size, ...inputShape]);
+      const labels = tf.tensor1d(batch.labels, 'int32');
+      const teacher = probs ? tf.tensor2d(probs, [batch.size, numClasses]) : undefined;
+      const trainable = model.trainableWeights.map((weight) => weight.read() as tf.Variable);
+      let loss: tf.Scalar;
+      let grads: tf.NamedTensorMap;
+      try {
+        ({ value: loss, grads } = optimizer.computeGradients(
+          () => distillationLoss(model.apply(xs, { training: true }) as tf.Tensor, labels, teacher, { temperature: training.temperature, alpha: training.alpha, numClasses }),
+          trainable,
+        ));
+      } finally {
+        tf.dispose([xs, labels, ...(teacher ? [teacher] : [])]);
+      }
+      lastLoss = (await loss.data())[0]!;
+      loss.dispose();
+      // A failed exchange throws before the update: the state stays committed at step − 1.
+      if (exchange) grads = await exchange.exchange(grads);
+      optimizer.applyGradients(grads);
+      tf.dispose(grads);
+      run.onCommitted?.(step);
+      if (rank === 0 && (step % PROGRESS_EVERY === 0 || step === training.steps)) run.onProgress(step, training.steps, lastLoss);
     }
-    const first = ((step - 1) % batchesPerEpoch) * training.batchSize;
-    const samples = order.subarray(first + sliceStart, first + sliceEnd);
-    const batch = gatherBatch(train, samples, 0, samples.length);
-    const probs = training.alpha > 0 ? denseTargets(table!, samples) : undefined;
-    const xs = tf.tensor(batch.xs, [batch.size, ...inputShape]);
-    const labels = tf.tensor1d(batch.labels, 'int32');
-    const teacher = probs ? tf.tensor2d(probs, [batch.size, numClasses]) : undefined;
-    const trainable = model.trainableWeights.map((weight) => weight.read() as tf.Variable);
-    let loss: tf.Scalar;
-    let grads: tf.NamedTensorMap;
-    try {
-      ({ value: loss, grads } = optimizer.computeGradients(
-        () => distillationLoss(model.apply(xs, { training: true }) as tf.Tensor, labels, teacher, { temperature: training.temperature, alpha: training.alpha, numClasses }),
-        trainable,
-      ));
-    } finally {
-      tf.dispose([xs, labels, ...(teacher ? [teacher] : [])]);
-    }
-    lastLoss = (await loss.data())[0]!;
-    loss.dispose();
-    // A failed exchange throws before the update: the state stays committed at step − 1.
-    if (exchange) grads = await exchange.exchange(grads);
-    optimizer.applyGradients(grads);
-    tf.dispose(grads);
-    run.onCommitted?.(step);
-    if (rank === 0 && (step % PROGRESS_EVERY === 0 || step === training.steps)) run.onProgress(step, training.steps, lastLoss);
+  } finally {
+    await batches.close();
   }
   return { trainSeconds: (performance.now() - started) / 1000, lastLoss };
 }

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { emptyTable, writeTopK, type SoftTargetTable } from '../../coordinator/distillation/soft-target-table.js';
-import { gatherBatch } from '../../shared/data/epoch-batches.js';
 import type { ImageDataset } from '../../shared/data/mnist.js';
 import { yieldToEventLoop } from '../session/yield-to-event-loop.js';
+import { inOrderBatches } from './distillation-data.js';
 
 export interface TeacherShard {
   /** Training samples [start, end) in dataset order. */
@@ -28,17 +28,21 @@ export async function teacherTargets(
   const { start, end, k, temperature, batchSize } = shard;
   if (!(start >= 0 && end <= data.count && start < end)) throw new Error(`shard [${start}, ${end}) is not within the ${data.count} training samples`);
   const table = emptyTable(end - start, data.numClasses, k, temperature);
-  for (let from = start; from < end; from += batchSize) {
-    if (isCancelled()) throw new Error('cancelled by the coordinator');
-    const to = Math.min(from + batchSize, end);
-    const samples = Uint32Array.from({ length: to - from }, (_, i) => from + i);
-    const batch = gatherBatch(data, samples, 0, samples.length);
-    const logits = tf.tidy(() => teacher.predict(tf.tensor(batch.xs, [batch.size, ...inputShape])) as tf.Tensor);
-    const values = (await logits.data()) as Float32Array;
-    logits.dispose();
-    if (values.length !== batch.size * data.numClasses) throw new Error(`the teacher outputs ${values.length / batch.size} values per sample, the dataset has ${data.numClasses} classes`);
-    writeTopK(table, from - start, values);
-    await yieldToEventLoop();
+  const batches = inOrderBatches(data, start, end, batchSize, 'mnist:train');
+  try {
+    for (let from = start; from < end; ) {
+      if (isCancelled()) throw new Error('cancelled by the coordinator');
+      const batch = await batches.next();
+      const logits = tf.tidy(() => teacher.predict(tf.tensor(batch.xs, [batch.size, ...inputShape])) as tf.Tensor);
+      const values = (await logits.data()) as Float32Array;
+      logits.dispose();
+      if (values.length !== batch.size * data.numClasses) throw new Error(`the teacher outputs ${values.length / batch.size} values per sample, the dataset has ${data.numClasses} classes`);
+      writeTopK(table, from - start, values);
+      from += batch.size;
+      await yieldToEventLoop();
+    }
+  } finally {
+    await batches.close();
   }
   return table;
 }
