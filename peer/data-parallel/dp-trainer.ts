@@ -100,7 +100,8 @@ export async function trainDataParallel(job: TrainingJob, options: DataParallelO
   const reducer = createReducer(options.compression ?? 'none', layout, { seed: job.seed, ...(options.powerSgdRank ? { powerSgdRank: options.powerSgdRank } : {}) });
   let share = 1;
   let exchangeReport: ExchangeReport = { ms: 0, wireBytes: 0, fp32Bytes: 0 };
-  const exchangeArgs: GradientExchangeArgs = { ring, fusion, reducer, share: () => share, onReport: (r) => (exchangeReport = r) };
+  // The share scales the loss (trainStep's lossScale), so the gradients come out weighted already.
+  const exchangeArgs: GradientExchangeArgs = { ring, fusion, reducer, share: () => share, weighted: true, onReport: (r) => (exchangeReport = r) };
   // A ring of one with nothing to compress has nothing to exchange: plain local training, no overhead.
   // FusedAdam takes the summed gradients straight from the fused buffer; other optimizers get tensors.
   const exchange: GradientExchange | FlatGradientExchange | undefined =
@@ -128,7 +129,7 @@ export async function trainDataParallel(job: TrainingJob, options: DataParallelO
       const batch = await batches.next();
       const dataWaitMs = performance.now() - stepStart;
       share = batch.size / job.batchSize;
-      const result = await trainStep(ctx, batch, exchange);
+      const result = await trainStep(ctx, batch, exchange, { lossScale: share });
       trainMs += performance.now() - stepStart;
       steps++;
       const report: DataParallelStepReport = {

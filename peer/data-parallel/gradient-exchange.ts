@@ -17,6 +17,11 @@ export interface GradientExchangeArgs {
   reducer: GradientReducer;
   /** This step's share of the global batch, read at each exchange. */
   share: () => number;
+  /**
+   * The gradients arrive weighted by the share already (trainStep's lossScale): not scaled again
+   * here. The reducer is still told the share (PowerSGD's error feedback needs it).
+   */
+  weighted?: boolean;
   onReport?: (report: ExchangeReport) => void;
   /** The value each control entry of the layout gets this step (default 0), written after the share scaling. */
   control?: (name: string) => number;
@@ -49,7 +54,7 @@ export function createFlatGradientExchange(args: GradientExchangeArgs): (grads: 
     try {
       for (const bucket of reducer.bucketed ? fusion.layout.buckets : [whole]) {
         fusion.gather(grads, bucket);
-        if (share !== 1) scaleInPlace(fusion.buffer.subarray(bucket.start, bucket.end), share);
+        if (share !== 1 && !args.weighted) scaleInPlace(fusion.buffer.subarray(bucket.start, bucket.end), share);
         writeControls(fusion, bucket, args.control);
         if (reducer.bucketed) pending.push(reducer.reduce(fusion.buffer, bucket, ring, share));
       }

@@ -38,11 +38,18 @@ export interface StepResult {
 export interface StepOptions {
   /** Also count correct predictions (an argMax over the outputs already computed; off by default for benchmarks). */
   accuracy?: boolean;
+  /**
+   * Multiplies the loss before differentiating, so every gradient comes out multiplied by it: a
+   * data-parallel rank's share of the global batch costs one op on the [batch, classes] loss
+   * gradient instead of a pass over every gradient value. The reported loss is unscaled.
+   */
+  lossScale?: number;
 }
 
 /** Forward, backward and one optimizer update on a batch, with gradients exposed in between. */
 export async function trainStep(ctx: StepContext, batch: Batch, exchange?: GradientExchange | FlatGradientExchange, options: StepOptions = {}): Promise<StepResult> {
   const started = performance.now();
+  const lossScale = options.lossScale ?? 1;
   const xs = tf.tensor(batch.xs, [batch.size, ...ctx.inputShape]);
   const labels = tf.tensor1d(batch.labels, 'int32');
   const trainable = ctx.model.trainableWeights.map((w) => w.read() as tf.Variable);
@@ -54,13 +61,14 @@ export async function trainStep(ctx: StepContext, batch: Batch, exchange?: Gradi
       const outputs = ctx.model.apply(xs, { training: true }) as tf.Tensor;
       // Kept out of the gradient tape's tidy; not on the path to the loss, so no gradient flows through it.
       if (options.accuracy) correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(outputs, -1), labels), 'float32')));
-      return crossEntropy(outputs, labels, ctx.numClasses, ctx.outputKind);
+      const lossValue = crossEntropy(outputs, labels, ctx.numClasses, ctx.outputKind);
+      return lossScale === 1 ? lossValue : tf.mul(lossValue, lossScale);
     }, trainable));
   } finally {
     xs.dispose();
     labels.dispose();
   }
-  const loss = (await lossTensor.data())[0]!;
+  const loss = (await lossTensor.data())[0]! / lossScale;
   lossTensor.dispose();
   let accuracy: number | undefined;
   if (correct) {

@@ -31,7 +31,8 @@ const HELP = `Usage: npm run bench:dp -- [flags]
   --compress C       none | fp16 | powersgd                                   [none]
   --data-plane P     tcp | tcp-threaded | link                                [tcp]
   --backend B        tensor backend of every process                          [wasm]
-  --no-baseline      skip the 1-process runs (e.g. to compare compressions)`;
+  --no-baseline      skip the 1-process runs (e.g. to compare compressions)
+  --cpu-prof DIR     write a V8 CPU profile of every training process to DIR (open in Chrome DevTools)`;
 
 interface RunResult {
   peers: number;
@@ -41,13 +42,13 @@ interface RunResult {
   cpuMsPerStep: number[];
 }
 
-async function runOnce(peers: number, config: DpWorkerConfig): Promise<RunResult> {
+async function runOnce(peers: number, config: DpWorkerConfig, cpuProfDir?: string): Promise<RunResult> {
   const steps: DataParallelStepReport[] = [];
   const outcomes = await launchRing({
     worldSize: peers,
     timeoutMs: 3_600_000,
     spawn: (_rank, env) =>
-      spawn(process.execPath, ['--import', 'tsx', WORKER], {
+      spawn(process.execPath, [...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []), '--import', 'tsx', WORKER], {
         env: { ...process.env, ...env, RINGPIPE_DP_CONFIG: JSON.stringify(config), RINGPIPE_LOG_LEVEL: 'warn', RINGPIPE_LOG_FORMAT: 'json' },
         stdio: ['pipe', 'pipe', 'pipe'],
       }),
@@ -92,6 +93,7 @@ export async function main(argv: string[]): Promise<number> {
       'data-plane': { type: 'string' },
       backend: { type: 'string' },
       'no-baseline': { type: 'boolean' },
+      'cpu-prof': { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -126,10 +128,10 @@ export async function main(argv: string[]): Promise<number> {
   for (let run = 0; run < runs; run++) {
     if (!values['no-baseline']) {
       process.stderr.write(`run ${run + 1}/${runs}: 1 process\n`);
-      single.push(await runOnce(1, config));
+      single.push(await runOnce(1, config, values['cpu-prof']));
     }
     process.stderr.write(`run ${run + 1}/${runs}: ${peers} processes\n`);
-    parallel.push(await runOnce(peers, { ...config, compression }));
+    parallel.push(await runOnce(peers, { ...config, compression }, values['cpu-prof']));
   }
   const loadAfter = os.loadavg();
   const row = (label: string, results: RunResult[]) => {
