@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { EpochBatches } from '../shared/data/epoch-batches.js';
 import { buildZooModel } from '../shared/models/zoo.js';
 import { recordForward } from '../peer/pipeline/autodiff/deferred-tape.js';
+import { labelledLength, packLabelled, unpackLabelled } from '../peer/pipeline/links/labelled-activation.js';
 import {
   balanceByCost,
   balanceByParameters,
@@ -306,5 +307,20 @@ describe('in-process pipeline', () => {
       /expected the activation of micro-batch 0 of step 4 from stage 0, got the activation of micro-batch 1 of step 4/,
     );
     await expect(b.receive({ step: 4, micro: 2, kind: 'gradient' }, 50)).rejects.toThrow(/waited 50 ms for the gradient of micro-batch 2/);
+  });
+
+  it('an activation travels with its labels in one tensor, every label bit kept, into a reused buffer', async () => {
+    const [a, b] = localLinkPair(['stage 0', 'stage 1']);
+    const labels = new Int32Array([3, -1, 2 ** 30 + 7]);
+    const activation = Float32Array.from({ length: 6 }, (_, i) => i / 7);
+    const packed = packLabelled(activation, labels, new Float32Array(labelledLength(3, 2)));
+    await a.send({ step: 1, micro: 0, kind: 'labelled-activation' }, packed);
+    const into = new Float32Array(labelledLength(3, 2));
+    const received = (await b.receive({ step: 1, micro: 0, kind: 'labelled-activation' }, 1_000, into)) as Float32Array;
+    expect(received).toBe(into);
+    const unpacked = unpackLabelled(received, 3, 2);
+    expect([...unpacked.activation]).toEqual([...activation]);
+    expect([...unpacked.labels]).toEqual([...labels]);
+    expect(() => unpackLabelled(received, 2, 2)).toThrow(/2 samples × 2 values has 6 floats, got 9/);
   });
 });

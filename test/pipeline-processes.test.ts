@@ -69,7 +69,7 @@ describe('pipeline stages in separate processes over authenticated links', () =>
       const job: PipelineJobInput = { model: 'mlp', seed: 7, data: 'mnist', batchSize: 24, steps: 3, backend: 'cpu', runs: [...runs], outDir, receiveTimeoutMs: 30_000 };
       const [outcomes, reference] = await Promise.all([
         launch(job, stages),
-        referenceTraining({ makeModel: zooFactory('mlp', 7, [28, 28, 1]), data: mnist, batchSize: 24, steps: 3, seed: 7, makeOptimizer: () => createOptimizer({ optimizer: 'adam', learningRate: 0.001 }) }),
+        referenceTraining({ makeModel: zooFactory('mlp', 7, [28, 28, 1]), data: mnist, batchSize: 24, steps: 3, seed: 7, dataPipeline: true, makeOptimizer: () => createOptimizer({ optimizer: 'adam', learningRate: 0.001 }) }),
       ]);
       const reports = runReports(outcomes);
       for (const [run, settings] of runs.entries()) {
@@ -94,7 +94,7 @@ describe('pipeline stages in separate processes over authenticated links', () =>
     const job: PipelineJobInput = { model: 'mlp', seed: 9, data: 'mnist', batchSize: 12, steps: 3, backend: 'cpu', runs: [{ microBatches: 3 }], outDir, receiveTimeoutMs: 30_000 };
     const [, reference] = await Promise.all([
       launch(job, 2, { replicas: 2 }),
-      referenceTraining({ makeModel: zooFactory('mlp', 9, [28, 28, 1]), data: mnist, batchSize: 24, steps: 3, seed: 9, makeOptimizer: () => createOptimizer({ optimizer: 'adam', learningRate: 0.001 }) }),
+      referenceTraining({ makeModel: zooFactory('mlp', 9, [28, 28, 1]), data: mnist, batchSize: 24, steps: 3, seed: 9, dataPipeline: true, makeOptimizer: () => createOptimizer({ optimizer: 'adam', learningRate: 0.001 }) }),
     ]);
     for (const replica of [0, 1]) {
       expect(maxAbsDifference(reference.weights, pipelineWeights(outDir, 0, 2, replica)), `replica ${replica}`).toBeLessThanOrEqual(1e-5);

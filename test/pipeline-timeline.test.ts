@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { EpochBatches } from '../shared/data/epoch-batches.js';
 import { profileLayers } from '../shared/profiling/layer-profile.js';
 import { planBalance, runLocalPipeline, sequentialLayers, summarizeBubble, theoreticalBubble, toChromeTrace, type TimelineData } from '../peer/pipeline/index.js';
+import { replayBubble } from '../peer/pipeline/timeline/replayed-bubble.js';
 import { syntheticImages, tinyCnn } from './fixtures/pipeline-reference.js';
 
 beforeAll(async () => {
@@ -89,6 +90,35 @@ describe('timeline and bubble', () => {
     expect(summary.stepMs).toBe(10);
   });
 
+  it('replays the stages\' own times with free links: equal stages give (K − 1) / (M + K − 1), a slower stage more', () => {
+    // One counted step; every forward and backward of stage s takes forwardMs[s] and backwardMs[s].
+    const timelines = (forwardMs: number[], backwardMs: number[], updateMs = 0): TimelineData[] =>
+      forwardMs.map((f, index) => ({
+        stage: index,
+        stages: forwardMs.length,
+        replica: 0,
+        microBatches: 4,
+        schedule: 'gpipe',
+        steps: [{ step: 1, startUs: 0, endUs: 1 }],
+        spans: [
+          ...[0, 1, 2, 3].flatMap((micro) => [
+            { kind: 'forward' as const, lane: 'compute' as const, step: 1, micro, startUs: 0, durationUs: f * 1000 },
+            { kind: 'backward' as const, lane: 'compute' as const, step: 1, micro, startUs: 0, durationUs: backwardMs[index]! * 1000 },
+          ]),
+          { kind: 'update' as const, lane: 'compute' as const, step: 1, startUs: 0, durationUs: updateMs * 1000 },
+        ],
+      }));
+    const equal = replayBubble(timelines([1, 1], [2, 2]), { skipSteps: 1 });
+    expect(equal.stepMs).toBeCloseTo((4 + 1) * 3, 9);
+    expect(equal.bubble).toBeCloseTo(theoreticalBubble(2, 4), 9);
+    // Stage 0 twice as slow: 4 · 6 + 3 = 27 ms per step; stage 0 idles 3 ms, stage 1 15 ms.
+    const unequal = replayBubble(timelines([2, 1], [4, 2]), { skipSteps: 1 });
+    expect(unequal.stepMs).toBeCloseTo(27, 9);
+    expect(unequal.bubble).toBeCloseTo((3 / 27 + 15 / 27) / 2, 9);
+    // An update is work, not bubble, but it stretches the step.
+    expect(replayBubble(timelines([1, 1], [2, 2], 1), { skipSteps: 1 }).stepMs).toBeCloseTo(16, 9);
+  });
+
   it('records every pass of every micro-batch and exports a Chrome trace with a row per stage', async () => {
     const model = tinyCnn(2, [12, 12, 1]);
     const data = syntheticImages(64, [12, 12, 1], 3);
@@ -115,9 +145,9 @@ describe('timeline and bubble', () => {
         expect(timeline.spans.filter((s) => s.step === step && s.kind === 'update')).toHaveLength(1);
       }
       expect(timeline.steps.map((s) => s.step)).toEqual([0, 1]);
-      // Activations leave every stage but the last, gradients every stage but the first.
+      // Activations (with their labels, one tensor) leave every stage but the last, gradients every stage but the first.
       const sends = timeline.spans.filter((s) => s.kind === 'send' && s.step === 1).length;
-      expect(sends).toBe((timeline.stage < 2 ? 2 * microBatches : 0) + (timeline.stage > 0 ? microBatches : 0));
+      expect(sends).toBe((timeline.stage < 2 ? microBatches : 0) + (timeline.stage > 0 ? microBatches : 0));
     }
     const summary = summarizeBubble(result.timelines);
     expect(summary.theoretical).toBeCloseTo(theoreticalBubble(3, 3), 12);

@@ -6,6 +6,7 @@ import type { StageNeighbours } from './links/neighbour-link.js';
 import type { StageModule } from './partition/stage-module.js';
 import type { GradientAverager } from './replicas/replica-gradients.js';
 import { peakInFlight, stageSchedule, type ScheduleKind } from './schedule/schedule.js';
+import { StageBuffers } from './stage-buffers.js';
 import { StageCompute, type LossSpec } from './stage-compute.js';
 import { runStageStep } from './stage-step.js';
 import { nowUs, type Timeline } from './timeline/timeline.js';
@@ -103,13 +104,14 @@ export async function runPipelineStage(options: PipelineStageOptions): Promise<P
   const compute = new StageCompute({ stage, isFirst, isLast, rematerialize: schedule.rematerialize ?? false, ...(options.loss ? { loss: options.loss } : {}) });
   log.debug({ stage: stage.describe(), schedule: kind, microBatches: schedule.microBatches, peakInFlight: peakInFlight(ops) }, 'pipeline stage starting');
 
+  const buffers = new StageBuffers();
   const result: PipelineStageResult = { steps: 0, losses: [], accuracies: [], peakInFlight: 0, peakHeldBytes: 0 };
   const firstStep = options.firstStep ?? 0;
   for (let step = firstStep; step < firstStep + options.steps; step++) {
     const startUs = nowUs();
     const batch = isFirst ? await waitForData(options.batches!, step, timeline) : undefined;
     const outcome = await runStageStep(
-      { stage, stages, compute, neighbours, ops, microBatches: schedule.microBatches, batchSize: options.batchSize, receiveTimeoutMs: options.receiveTimeoutMs ?? 60_000, ...(timeline ? { timeline } : {}) },
+      { stage, stages, compute, neighbours, ops, microBatches: schedule.microBatches, batchSize: options.batchSize, receiveTimeoutMs: options.receiveTimeoutMs ?? 60_000, buffers, ...(timeline ? { timeline } : {}) },
       step,
       batch,
     );

@@ -1,10 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../../shared/data/epoch-batches.js';
 import { PipelineError } from './errors.js';
+import { labelledLength, packLabelled, unpackLabelled } from './links/labelled-activation.js';
 import { describeTag, type NeighbourLink, type StageNeighbours, type StageTensor, type TensorTag } from './links/neighbour-link.js';
 import { microBatchSizes, splitMiniBatch, type MicroBatch } from './microbatch.js';
 import type { StageModule } from './partition/stage-module.js';
 import type { StageOp } from './schedule/schedule.js';
+import type { StageBuffers } from './stage-buffers.js';
 import type { StageCompute } from './stage-compute.js';
 import { nowUs, type Timeline } from './timeline/timeline.js';
 
@@ -19,6 +21,8 @@ export interface StageStepContext {
   /** Samples per mini-batch (per replica); every stage knows it, so every tensor's size is checked. */
   batchSize: number;
   receiveTimeoutMs: number;
+  /** Receive and send buffers reused from one mini-batch to the next (one per micro-batch). */
+  buffers: StageBuffers;
   timeline?: Timeline;
 }
 
@@ -59,8 +63,8 @@ export async function runStageStep(ctx: StageStepContext, step: number, batch?: 
     sent.catch(() => {});
     sends.push(sent);
   };
-  const receive = async (link: NeighbourLink, tag: TensorTag, elements: number): Promise<StageTensor> => {
-    const wait = link.receive(tag, ctx.receiveTimeoutMs);
+  const receive = async (link: NeighbourLink, tag: TensorTag, elements: number, into: Float32Array): Promise<StageTensor> => {
+    const wait = link.receive(tag, ctx.receiveTimeoutMs, into);
     const data = timeline ? await timeline.wait('idle', step, wait, { micro: tag.micro, detail: `waiting for ${tag.kind} from ${link.label}` }) : await wait;
     if (data.length !== elements) {
       throw new PipelineError('desync', `the ${describeTag(tag)} from ${link.label} has ${data.length} values, expected ${elements}`);
@@ -84,10 +88,12 @@ export async function runStageStep(ctx: StageStepContext, step: number, batch?: 
           input = tf.tensor(micro[m]!.xs, [n, ...stage.inputShape]);
           labels = micro[m]!.labels;
         } else {
-          const previous = neighbours.previous!;
-          const activation = (await receive(previous, { step, micro: m, kind: 'activation' }, n * inputElements)) as Float32Array;
-          labels = (await receive(previous, { step, micro: m, kind: 'labels' }, n)) as Int32Array;
-          input = tf.tensor(activation, [n, ...stage.inputShape]);
+          // Activation and labels arrive in one frame (one wake-up per micro-batch).
+          const length = labelledLength(n, inputElements);
+          const data = (await receive(neighbours.previous!, { step, micro: m, kind: 'labelled-activation' }, length, ctx.buffers.get('receive-activation', m, length))) as Float32Array;
+          const unpacked = unpackLabelled(data, n, inputElements);
+          labels = unpacked.labels;
+          input = tf.tensor(unpacked.activation, [n, ...stage.inputShape]);
         }
         const output = time('forward', m, () => {
           const result = compute.forward(m, input, isLast ? { labels, lossScale: n / ctx.batchSize } : undefined);
@@ -101,13 +107,13 @@ export async function runStageStep(ctx: StageStepContext, step: number, batch?: 
         peakInFlight = Math.max(peakInFlight, compute.inFlight);
         peakHeldBytes = Math.max(peakHeldBytes, compute.heldBytes);
         if (output) {
-          send(neighbours.next!, { step, micro: m, kind: 'activation' }, output);
-          send(neighbours.next!, { step, micro: m, kind: 'labels' }, labels);
+          const packed = packLabelled(output, labels, ctx.buffers.get('send-activation', m, labelledLength(n, outputElements)));
+          send(neighbours.next!, { step, micro: m, kind: 'labelled-activation' }, packed);
         }
       } else {
         let outputGradient: tf.Tensor | undefined;
         if (!isLast) {
-          const gradient = (await receive(neighbours.next!, { step, micro: m, kind: 'gradient' }, n * outputElements)) as Float32Array;
+          const gradient = (await receive(neighbours.next!, { step, micro: m, kind: 'gradient' }, n * outputElements, ctx.buffers.get('receive-gradient', m, n * outputElements))) as Float32Array;
           outputGradient = tf.tensor(gradient, [n, ...stage.outputShape]);
         }
         const inputGradient = time('backward', m, () => {

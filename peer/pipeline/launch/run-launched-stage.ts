@@ -1,24 +1,25 @@
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { EpochBatches, type Batch } from '../../../shared/data/epoch-batches.js';
 import { loadMnist, type ImageDataset } from '../../../shared/data/mnist.js';
+import type { DataIterator } from '../../../shared/data/pipeline/data-iterator.js';
+import { trainingBatches } from '../../../shared/data/training-batches.js';
 import { selectBackend } from '../../../shared/engine/select-backend.js';
 import { createModel } from '../../../shared/models/create-model.js';
 import { Prng } from '../../../shared/random/prng.js';
 import { RingCollective } from '../../allreduce/ring-collective.js';
 import { outputKindOf } from '../../trainer/loss.js';
-import { createOptimizer } from '../../trainer/optimizer.js';
 import { transportNeighbourLink } from '../links/transport-link.js';
 import type { StageNeighbours } from '../links/neighbour-link.js';
 import { balanceByParameters, type Balance } from '../partition/balance.js';
 import { takeStage } from '../partition/partition-model.js';
 import { sequentialLayers } from '../partition/sequential-layers.js';
 import { replicasFinished, ringGradientAverager } from '../replicas/replica-gradients.js';
-import { runPipelineStage, type BatchSource } from '../run-stage.js';
+import { runPipelineStage } from '../run-stage.js';
 import type { ScheduleKind } from '../schedule/schedule.js';
 import { Timeline } from '../timeline/timeline.js';
 import { joinPipelineFromLauncher, reportToLauncher } from './join-from-launcher.js';
 import { stageFilePrefix, type PipelineJob, type StageRunReport } from './pipeline-job.js';
+import { stageOptimizer } from './stage-optimizer.js';
 
 /**
  * The body of a launched stage process: join the pipeline (and the replica ring), then train every
@@ -42,7 +43,8 @@ export async function runLaunchedStage(job: PipelineJob, options: { cluster: str
       const chunk = job.chunkBytes ? { chunkBytes: job.chunkBytes } : {};
       if (launched.pipeline.links.previous) neighbours.previous = transportNeighbourLink(launched.pipeline.links.previous, { epoch: run, ...chunk });
       if (launched.pipeline.links.next) neighbours.next = transportNeighbourLink(launched.pipeline.links.next, { epoch: run, ...chunk });
-      const optimizer = createOptimizer(job);
+      const optimizer = stageOptimizer(job);
+      const batches = data ? stageBatches(data, job, replica, replicas) : undefined;
       const timeline = new Timeline({ stage: index, stages, replica, microBatches: settings.microBatches, schedule: settings.schedule });
       const started = performance.now();
       const cpuBefore = process.cpuUsage();
@@ -55,13 +57,13 @@ export async function runLaunchedStage(job: PipelineJob, options: { cluster: str
         batchSize: job.batchSize,
         optimizer,
         steps: job.steps,
-        ...(data ? { batches: replicaShare(new EpochBatches(data, { batchSize: job.batchSize * replicas, seed: job.seed }), replica, replicas) } : {}),
+        ...(batches ? { batches } : {}),
         ...(index === stages - 1 ? { loss: { numClasses: 10, outputKind: outputKindOf(model) } } : {}),
         ...(collective ? { replicas: ringGradientAverager(collective) } : {}),
         timeline,
         receiveTimeoutMs: job.receiveTimeoutMs,
         ...(options.onStep ? { onStep: (report: { step: number }) => options.onStep!(run, report.step) } : {}),
-      });
+      }).finally(() => batches?.close());
       const trainMs = performance.now() - started;
       const cpu = process.cpuUsage(cpuBefore);
       const machineAfter = machineBusyMs();
@@ -127,19 +129,12 @@ export function syntheticMnistShaped(count: number, seed: number): ImageDataset 
   return { images, labels, count, height: 28, width: 28, channels: 1, numClasses: 10 };
 }
 
-/** Replica r's slice of each global mini-batch (equal slices, so the replicas' mean is the batch mean). */
-export function replicaShare(batches: EpochBatches, replica: number, replicas: number): BatchSource {
-  return {
-    next(): Batch {
-      const batch = batches.next();
-      if (replicas === 1) return batch;
-      const size = batch.size / replicas;
-      const perSample = batch.xs.length / batch.size;
-      return {
-        xs: batch.xs.subarray(replica * size * perSample, (replica + 1) * size * perSample),
-        labels: batch.labels.subarray(replica * size, (replica + 1) * size),
-        size,
-      };
-    },
-  };
+/**
+ * The first stage's mini-batches through the data pipeline, as the coordinator's pipeline session
+ * reads them: a fresh shuffle every epoch, replica r's slice of each global mini-batch (equal slices,
+ * so the replicas' mean is the batch mean), and the next batches assembled ahead (prefetch) while
+ * the stage waits for gradients, not at the step boundary.
+ */
+export function stageBatches(data: ImageDataset, job: Pick<PipelineJob, 'batchSize' | 'seed'>, replica: number, replicas: number): DataIterator {
+  return trainingBatches(data, { batchSize: job.batchSize * replicas, seed: job.seed, split: { rank: replica, world: replicas }, prefetch: 2, name: 'pipeline' }).iterate();
 }

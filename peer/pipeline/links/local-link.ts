@@ -65,11 +65,13 @@ export function localLinkPair(labels: [string, string] = ['stage a', 'stage b'])
         return Promise.reject(error);
       }
     },
-    async receive(expected, timeoutMs) {
+    async receive(expected, timeoutMs, into) {
       const { tag, data } = await inbox.take(timeoutMs, () => `${self} waited ${timeoutMs} ms for the ${describeTag(expected)} from ${peer}`);
       checkTag(expected, tag, peer);
       checkData(expected, data, peer);
-      return data;
+      if (!into || into.length !== data.length) return data;
+      into.set(data);
+      return into;
     },
     close(reason = 'closed') {
       const error = new PipelineError('link', `link between ${self} and ${peer} closed: ${reason}`);

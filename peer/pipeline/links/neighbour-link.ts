@@ -1,12 +1,14 @@
 import { PipelineError } from '../errors.js';
 
 /**
- * What crosses the link between two neighbouring stages: activations and their labels forward,
- * gradients of those activations backward. Every tensor is tagged with the mini-batch step and the
+ * What crosses the link between two neighbouring stages: activations and their labels forward (one
+ * tensor, 'labelled-activation': see labelled-activation.ts; the separate 'activation' and 'labels'
+ * kinds serve evaluation and the planner's crossing measurement), gradients of those activations
+ * backward. Every tensor is tagged with the mini-batch step and the
  * micro-batch, and a stage always names the tensor it expects next: a neighbour that is out of step
  * is caught at once instead of silently mixing micro-batches.
  */
-export type TensorKind = 'activation' | 'labels' | 'gradient';
+export type TensorKind = 'activation' | 'labels' | 'labelled-activation' | 'gradient';
 
 export interface TensorTag {
   step: number;
@@ -22,8 +24,12 @@ export interface NeighbourLink {
   readonly label: string;
   /** Sends a tensor. Resolves once `data` may be reused; sends on one link keep their order. */
   send(tag: TensorTag, data: StageTensor): Promise<void>;
-  /** The next tensor from the neighbour, which must be `expected`; rejects after `timeoutMs`. */
-  receive(expected: TensorTag, timeoutMs: number): Promise<StageTensor>;
+  /**
+   * The next tensor from the neighbour, which must be `expected`; rejects after `timeoutMs`. With
+   * `into` (of the expected length and dtype) the values are written there and a view of it is
+   * returned: a stage reuses its receive buffers instead of touching fresh memory per tensor.
+   */
+  receive(expected: TensorTag, timeoutMs: number, into?: StageTensor): Promise<StageTensor>;
   close(reason?: string): void;
 }
 

@@ -2,7 +2,7 @@ import type { ControlMessage, Link, TensorArray, TensorHeader } from '../../../s
 import { PipelineError } from '../errors.js';
 import { checkData, checkTag, describeTag, type NeighbourLink, type StageTensor, type TensorKind, type TensorTag } from './neighbour-link.js';
 
-const KIND_CODES: Record<TensorKind, number> = { activation: 1, labels: 2, gradient: 3 };
+const KIND_CODES: Record<TensorKind, number> = { activation: 1, labels: 2, gradient: 3, 'labelled-activation': 4 };
 const KINDS_BY_CODE = new Map(Object.entries(KIND_CODES).map(([kind, code]) => [code, kind as TensorKind]));
 const MICRO_BITS = 24;
 const MAX_MICRO = 2 ** MICRO_BITS - 1;
@@ -48,14 +48,19 @@ export function transportNeighbourLink<M extends ControlMessage>(link: Link<M>, 
         throw linkError(error, `sending the ${describeTag(tag)} to ${label}`);
       }
     },
-    async receive(expected, timeoutMs) {
+    async receive(expected, timeoutMs, into) {
       try {
-        const first = await link.nextTensor({ timeoutMs });
+        const first = await link.nextTensor(into ? { timeoutMs, into } : { timeoutMs });
         checkFrame(first.header, expected, label, options.epoch, 0);
         checkData(expected, first.data as StageTensor, label);
         if (first.header.length === first.header.totalLength) return first.data as StageTensor;
-        const whole = first.data instanceof Float32Array ? new Float32Array(first.header.totalLength) : new Int32Array(first.header.totalLength);
-        whole.set(first.data as Float32Array & Int32Array);
+        let whole: StageTensor;
+        if (into && into.length === first.header.totalLength) {
+          whole = into;
+        } else {
+          whole = first.data instanceof Float32Array ? new Float32Array(first.header.totalLength) : new Int32Array(first.header.totalLength);
+          whole.set(first.data as Float32Array & Int32Array);
+        }
         let filled = first.header.length;
         while (filled < whole.length) {
           const frame = await link.nextTensor<TensorArray>({ timeoutMs, into: whole });
