@@ -21,6 +21,9 @@ describe('checkpoints and resume (coordinator and peer processes)', () => {
     expect((await within(first.child.exited, 60_000, 'the first run finishing')).code, first.child.stderr).toBe(0);
     const checkpoints = path.join(harness.runDir, 'checkpoints');
     expect(readdirSync(checkpoints).sort()).toEqual(['step-00000010', 'step-00000020', 'step-00000030']);
+    // The peer's iterator reported where it stood, naming its pipeline: that is what a resume starts from.
+    const saved = JSON.parse(readFileSync(path.join(checkpoints, 'step-00000020', 'training-state.json'), 'utf8'));
+    expect(saved.dataPosition).toMatchObject({ epoch: 0, index: 20 * 64, pipeline: expect.stringMatching(/^mnist:train \(\d+ samples\) \| shuffle buffer \d+ seed 5 \| batch 64$/) });
     const firstCurve = harness.metrics();
     expect(firstCurve.map((p) => p.step)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
 

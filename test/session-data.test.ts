@@ -73,6 +73,29 @@ describe('global batches through the pipeline', () => {
     for (let i = 0; i < 3; i++) expect([...survivors[0]![i]!, ...survivors[1]![i]!]).toEqual(whole[5 + i]);
   });
 
+  it('a checkpoint saves the iterator\'s own position (with its pipeline); resuming there continues with the next batches, and a position from another pipeline or step is refused', async () => {
+    const whole = await stepsOf(0, 1, 0, plan.totalSteps);
+    for (const after of [4, 6]) {
+      const first = batches.open(0, 1, 0);
+      for (let i = 0; i < after; i++) await first.next();
+      const saved = first.savedPosition;
+      await first.close();
+      expect(saved.pipeline).toMatch(/^numbered-47 \(47 samples\) \| shuffle buffer 47 seed 5 \| batch 10$/);
+      const resumed = batches.open(0, 1, after, undefined, saved);
+      const next: number[][] = [];
+      for (let i = after; i < plan.totalSteps; i++) next.push(samplesOf(await resumed.next()));
+      await resumed.close();
+      expect(next).toEqual(whole.slice(after));
+    }
+    const saved = { epoch: 1, index: 20, pipeline: 'numbered-47 (47 samples) | shuffle buffer 47 seed 6 | batch 10' };
+    expect(() => batches.open(0, 1, 6, undefined, saved)).toThrow(/cannot resume: the checkpoint's data position belongs to the pipeline\n {2}numbered-47 \(47 samples\) \| shuffle buffer 47 seed 6/);
+    // Where the source lives is not compared (peers may keep the dataset at different paths).
+    const elsewhere = batches.open(0, 1, 6, undefined, { ...saved, pipeline: 'numbered-47-on-another-disk (47 samples) | shuffle buffer 47 seed 5 | batch 10' });
+    expect(samplesOf(await elsewhere.next())).toEqual(whole[6]);
+    await elsewhere.close();
+    expect(() => batches.open(0, 1, 5, undefined, saved)).toThrow(/saved the data position \{"epoch":1,"index":20\}, but step 5 ends at \{"epoch":1,"index":10\}/);
+  });
+
   it('bit for bit the same features as the source, and the same order for the same seed only', async () => {
     const again = new GlobalBatches(numbered(47), plan, 5, 0).open(0, 1, 0);
     const other = new GlobalBatches(numbered(47), plan, 6, 0).open(0, 1, 0);

@@ -37,7 +37,7 @@ export class CheckpointReceiver {
     const received = this.uploads.receive(peer, message);
     const work = (async () => {
       const files = await received;
-      const record = this.recordFor(message);
+      const record = withReportedPosition(this.recordFor(message), message.dataPosition);
       const write = this.writes.then(async () => {
         const latest = this.store.latest;
         if (latest && latest.step >= message.step) {
@@ -63,4 +63,10 @@ export class CheckpointReceiver {
     while (this.receiving.size > 0) await Promise.allSettled([...this.receiving]);
     await this.writes;
   }
+}
+
+/** The data position as the uploading peer's iterator reported it, when it did (the record's own is derived from the step). */
+function withReportedPosition(record: TrainingStateRecord, reported: ClusterMessageOf<'checkpoint'>['dataPosition']): TrainingStateRecord {
+  if (!reported) return record;
+  return { ...record, epoch: reported.epoch, dataPosition: reported, rng: { ...record.rng, shuffleEpoch: reported.epoch } };
 }

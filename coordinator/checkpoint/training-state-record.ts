@@ -11,8 +11,13 @@ export const trainingStateRecordSchema = z.object({
   totalSteps: z.number().int().min(0),
   /** Data epoch (passes over the training set) the next step belongs to. */
   epoch: z.number().int().min(0),
-  /** Next sample of the global epoch order: where the data iterator continues. */
-  dataPosition: z.object({ epoch: z.number().int().min(0), index: z.number().int().min(0) }),
+  /**
+   * Next sample of the global epoch order: where the data iterator continues. As the peer's
+   * iterator reported it, with `pipeline` describing its order (source, shuffle, batch); a resume
+   * into a pipeline that would order samples differently is refused. Older checkpoints carry a
+   * position derived from the step, without `pipeline`.
+   */
+  dataPosition: z.object({ epoch: z.number().int().min(0), index: z.number().int().min(0), pipeline: z.string().optional() }),
   rng: z.object({ algorithm: z.string(), seed: z.number().int(), shuffleEpoch: z.number().int().min(0) }),
   /** Membership epoch and world size when it was taken (for the record; resuming may use others). */
   membershipEpoch: z.number().int().min(0),

@@ -130,6 +130,7 @@ export class EpochController implements EpochRunner {
             stateSource: choice.source,
             startStep: choice.startStep,
             totalSteps: plan.totalSteps,
+            ...(checkpoint ? { dataPosition: checkpoint.state.dataPosition } : {}),
           });
         }),
       );

@@ -19,6 +19,8 @@ const nodeId = z.string().min(1).max(128);
 const address = z.object({ host: z.string().min(1).max(256), port: z.number().int().min(1).max(65_535) }).strict();
 const fileEntry = z.object({ name: z.string().min(1).max(256), bytes: z.number().int().min(0) }).strict();
 const text = z.string().max(2_000);
+/** Where the data iterator stands after a step (shared/data/pipeline/position.ts), naming its pipeline. */
+const dataPosition = z.object({ epoch, index: z.number().int().min(0), pipeline: z.string().max(16_000).optional() }).strict();
 
 /** One member of an epoch: its rank in the ring, and (pipeline mode) its stage. */
 export const topologyMember = z
@@ -91,7 +93,7 @@ export const clusterMessages = defineMessages({
     rssBytes: z.number().int().min(0).optional(),
   },
   /** A checkpoint follows as tensor frames (tensorId = file index), then the coordinator writes it. */
-  checkpoint: { epoch, step, files: z.array(fileEntry).max(64), loss: z.number().nullable() },
+  checkpoint: { epoch, step, files: z.array(fileEntry).max(64), loss: z.number().nullable(), dataPosition: dataPosition.optional() },
   /** Rank 0 is evaluating on the test set (sent per batch, so a long evaluation is not mistaken for a hang). */
   evaluating: { epoch, done: z.number().int().min(0), total: z.number().int().min(0) },
   /** Final evaluation on the test set (rank 0, after the last step). */
@@ -130,6 +132,8 @@ export const clusterMessages = defineMessages({
     totalSteps: step,
     /** Pipeline with replicas: the same stage of the next replica, to dial for the stage's replica ring. */
     replicaNext: address.optional(),
+    /** With stateSource 'checkpoint': the data position the checkpoint saved, where every rank's iterator resumes. */
+    dataPosition: dataPosition.optional(),
   },
   /** To the state root when stateSource is 'checkpoint': the checkpoint's files follow as tensor frames. */
   restore: { epoch, step, files: z.array(fileEntry).max(64) },

@@ -94,7 +94,7 @@ export class EpochRun extends EpochLifecycle<Start, EpochOutcome, Restore> {
       this.exchange = new SessionGradientExchange(collective, state.model, exchangeSettingsOf(job));
       this.exchange.stopRequested = this.stopWanted;
       // The data stream starts where the state stands: the batch after the committed step.
-      const slices = (this.slices = this.deps.batches.open(rank, worldSize, start.startStep, log));
+      const slices = (this.slices = this.deps.batches.open(rank, worldSize, start.startStep, log, start.dataPosition));
       let lastLoss: number | null = null;
       for (let step = start.startStep + 1; step <= start.totalSteps; step++) {
         await yieldToEventLoop();
@@ -132,7 +132,7 @@ export class EpochRun extends EpochLifecycle<Start, EpochOutcome, Restore> {
           // A checkpoint due while the previous one is still on the wire waits for it: skipping it
           // would break the promise that at most one interval of work is ever redone.
           await this.deps.uploader.settle();
-          if (await this.deps.uploader.start(state, epoch, lastLoss)) this.checkpointWanted = false;
+          if (await this.deps.uploader.start(state, epoch, lastLoss, slices.savedPosition)) this.checkpointWanted = false;
         }
         if (this.exchange.stopAgreed && step < start.totalSteps) {
           return { epoch, committedStep: step, outcome: 'stopped', reason: 'stopped by the coordinator (membership change)' };
@@ -175,7 +175,7 @@ export class EpochRun extends EpochLifecycle<Start, EpochOutcome, Restore> {
     );
     log.info({ step: state.committedStep, accuracy: evaluation.accuracy, loss: evaluation.loss }, 'final evaluation');
     await uploader.settle();
-    await uploader.start(state, this.epoch, lastLoss);
+    await uploader.start(state, this.epoch, lastLoss, this.slices?.savedPosition);
     await uploader.settle();
     await link.sendControl({ type: 'result', epoch: this.epoch, step: state.committedStep, accuracy: evaluation.accuracy, loss: evaluation.loss, samples: evaluation.samples });
   }

@@ -1,6 +1,8 @@
 import type { DataIterator } from '../../shared/data/pipeline/data-iterator.js';
 import type { Dataset } from '../../shared/data/pipeline/dataset.js';
 import type { PipelineBatch } from '../../shared/data/pipeline/batch-assembler.js';
+import { DataError } from '../../shared/data/pipeline/data-error.js';
+import type { PipelinePosition } from '../../shared/data/pipeline/position.js';
 import type { Sample } from '../../shared/data/pipeline/source.js';
 import type { Logger } from '../../shared/log/logger.js';
 import { dataPositionAfter, type TrainingPlan } from '../../coordinator/job/training-plan.js';
@@ -21,14 +23,30 @@ export class GlobalBatches {
     private readonly prefetch: number,
   ) {}
 
-  /** The slices of steps `afterStep + 1`, `afterStep + 2`… for `rank` of `worldSize`. Close it when the epoch ends. */
-  open(rank: number, worldSize: number, afterStep: number, log?: Logger): SliceStream {
+  /**
+   * The slices of steps `afterStep + 1`, `afterStep + 2`… for `rank` of `worldSize`. Close it when
+   * the epoch ends. `saved`: the position a checkpoint saved with step `afterStep`; the iterator
+   * resumes there, and it is refused if it is not where that step ends or belongs to a pipeline
+   * that orders samples differently.
+   */
+  open(rank: number, worldSize: number, afterStep: number, log?: Logger, saved?: PipelinePosition): SliceStream {
+    const expected = dataPositionAfter(this.plan, afterStep);
+    if (saved && (saved.epoch !== expected.epoch || saved.index !== expected.index)) {
+      throw new Error(`the checkpoint of step ${afterStep} saved the data position ${JSON.stringify({ epoch: saved.epoch, index: saved.index })}, but step ${afterStep} ends at ${JSON.stringify(expected)} with ${this.plan.batchesPerEpoch} global batches of ${this.plan.batchSize} per epoch: resume with the batch size and dataset it was written with`);
+    }
     const iterator = this.data
       .shuffle(this.plan.trainSamples, this.seed)
       .batch(this.plan.batchSize)
       .split(rank, worldSize)
       .prefetch(this.prefetch)
-      .iterate({ start: dataPositionAfter(this.plan, afterStep), ...(log ? { log } : {}) });
+      .iterate({ start: expected, ...(log ? { log } : {}) });
+    if (saved?.pipeline !== undefined && sameOrder(saved.pipeline) !== sameOrder(iterator.pipeline)) {
+      void iterator.close();
+      throw new DataError(
+        `cannot resume: the checkpoint's data position belongs to the pipeline\n  ${saved.pipeline}\nbut this peer's is\n  ${iterator.pipeline}\n` +
+          'so the batches would differ. Resume with the same dataset, seed and batch size, or train into a new run folder.',
+      );
+    }
     if (iterator.batchesPerEpoch !== this.plan.batchesPerEpoch) {
       void iterator.close();
       throw new Error(`the data pipeline has ${iterator.batchesPerEpoch} global batches per epoch, the training plan ${this.plan.batchesPerEpoch}: every peer must hold the same dataset (${this.plan.trainSamples} training samples)`);
@@ -55,6 +73,11 @@ export class SliceStream {
     return this.normalised(this.iterator.position);
   }
 
+  /** The position with the pipeline it belongs to: what a checkpoint saves. */
+  get savedPosition(): PipelinePosition & { pipeline: string } {
+    return { ...this.position, pipeline: this.pipeline };
+  }
+
   get stall(): DataIterator['stall'] {
     return this.iterator.stall;
   }
@@ -79,4 +102,12 @@ export class SliceStream {
   close(): Promise<void> {
     return this.iterator.close();
   }
+}
+
+/**
+ * What decides the order of a pipeline description, without where the source lives: peers may keep
+ * the same dataset at different paths, so `image-folder:/a/b (N samples) | …` compares from `(N samples)` on.
+ */
+function sameOrder(pipeline: string): string {
+  return pipeline.replace(/^[^|]*?(\(\d+ samples\))/, '$1');
 }
