@@ -18,7 +18,7 @@ import type { TimelineData } from '../peer/pipeline/timeline/timeline.js';
 import { StageCheckpointCollector } from './checkpoint/stage-checkpoint-collector.js';
 import { splitIntoStageParts } from './checkpoint/pipeline-checkpoint.js';
 import { planPipeline, type PipelinePlan } from './job/pipeline-plan.js';
-import { minReplicasOf } from './job/pipeline-section.js';
+import { minReplicasOf, replicasWanted } from './job/pipeline-section.js';
 import { trajectoryDifferences, type ClusterJob } from './job/cluster-job.js';
 import { dataPositionAfter, trainingPlan, type TrainingPlan } from './job/training-plan.js';
 import { PeerRegistry } from './membership/peer-registry.js';
@@ -274,13 +274,15 @@ export class Coordinator {
     const { job } = this.options;
     const howToJoin = `Start peers with \`npm run peer -- --coordinator ${this.describeAddress()}\` (same RINGPIPE_SECRET and --cluster ${this.options.cluster}).`;
     const cancelled = this.stopped;
-    // A pipeline needs one peer per stage of each replica; it starts with all R replicas and, after
-    // a loss, goes on with as many whole replicas as peers.min allows (minReplicasOf).
+    // A pipeline needs one peer per stage of each replica; it starts with all R replicas ("auto": as
+    // many as have joined, from peers.min's worth, after the grace period) and, after a loss, goes
+    // on with as many whole replicas as peers.min allows (minReplicasOf).
     const stages = this.pipelinePlan?.stages;
-    const replicas = stages ? (job.pipeline?.replicas ?? 1) : 1;
-    const peers = stages ? { min: stages * replicas, max: stages * replicas } : { min: job.peers.min, max: job.peers.max };
+    const auto = job.pipeline?.replicas === 'auto';
+    const replicas = stages ? replicasWanted(job, stages) : 1;
     const minReplicas = stages ? minReplicasOf(job, stages) : 1;
-    const purpose = stages ? (replicas > 1 ? ` (one per stage of each of the ${replicas} replicas of the ${stages}-stage pipeline)` : ` (one per stage of the ${stages}-stage pipeline)`) : '';
+    const peers = stages ? { min: stages * (auto ? minReplicas : replicas), max: stages * replicas } : { min: job.peers.min, max: job.peers.max };
+    const purpose = !stages ? '' : auto ? ` (one per stage of each replica of the ${stages}-stage pipeline, "auto": ${minReplicas} to ${replicas} replicas)` : replicas > 1 ? ` (one per stage of each of the ${replicas} replicas of the ${stages}-stage pipeline)` : ` (one per stage of the ${stages}-stage pipeline)`;
     // Below this many peers an epoch cannot form: the wait for more starts.
     const fewest = stages ? stages * minReplicas : peers.min;
     const first = await waitForPeers(this.registry, {

@@ -5,7 +5,7 @@
  * loads; a stage peer of one replica killed with kill -9: the job goes on with one replica at once,
  * takes a new peer in as a second replica again, and finishes.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ClusterJobInput } from '../coordinator/job/cluster-job.js';
@@ -73,13 +73,39 @@ describe('pipeline jobs with replicas on the coordinator (separate processes)', 
     expect(optimizer.stages).toHaveLength(2);
   });
 
+  it('replicas "auto": starts with the peers there are, and grows by a replica when two more join', async () => {
+    harness = new ClusterHarness();
+    // Enough steps for two new peers to start and load the job while one replica trains (they
+    // joined at step 88 of 400 in a run at load 9–15).
+    const steps = 250;
+    const input: ClusterJobInput = { mode: 'pipeline', pipeline: { stages: 2, microBatches: 2, replicas: 'auto' }, batchSize: 32, maxSteps: steps, checkpoint: { everySteps: 0, everySeconds: 0 }, peers: { min: 2, max: 4, graceSeconds: 1, joinTimeoutSeconds: 90 } };
+    const { child: coordinator, port } = await harness.coordinator(['--port', '0', '--job', writeJob(harness.dir, input)]);
+    const peers = [harness.peer(port), harness.peer(port)];
+    await ClusterHarness.until(() => harness!.metrics().some((p) => p.step >= 1), 120_000, 'one replica training');
+    peers.push(harness.peer(port), harness.peer(port));
+    expect((await within(coordinator.exited, 150_000, 'the job finishing')).code, coordinator.stderr).toBe(0);
+
+    const starts = harness.logs(coordinator, /^epoch \d+ starts at step/);
+    expect(starts[0]).toMatchObject({ epoch: 1, replicas: 1, source: 'fresh', startStep: 0 });
+    // The newcomers wait for a checkpoint of an agreed step, then train as replica 1 from it.
+    expect(starts.at(-1)).toMatchObject({ replicas: 2, source: 'checkpoint' });
+    expect(slotsOf(harness, peers, starts.at(-1)!.epoch as number)).toEqual(['0/0', '0/1', '1/0', '1/1']);
+    expect(harness.result()).toMatchObject({ outcome: 'finished', steps });
+    const curve = harness.metrics();
+    expect(curve.map((p) => p.step)).toEqual(Array.from({ length: steps }, (_, i) => i + 1));
+    expect(curve.at(-1)!.worldSize).toBe(2);
+  });
+
   it('kill -9 of a stage peer of one replica: training goes on with one replica from the checkpoint, grows back to two when a new peer joins, and finishes', async () => {
     harness = new ClusterHarness();
-    const steps = 40;
-    const input: ClusterJobInput = { mode: 'pipeline', pipeline: { stages: 2, microBatches: 2, replicas: 2 }, batchSize: 32, maxSteps: steps, checkpoint: { everySteps: 4, everySeconds: 0 }, peers: { joinTimeoutSeconds: 90, waitSeconds: 60 }, stepTimeoutSeconds: 20 };
+    // Enough steps for the replacement to start and load the job while one replica trains alone
+    // (40 were not: one replica ran steps 9–40 in 2 s at load 10).
+    const steps = 200;
+    const input: ClusterJobInput = { mode: 'pipeline', pipeline: { stages: 2, microBatches: 2, replicas: 2 }, batchSize: 32, maxSteps: steps, checkpoint: { everySteps: 10, everySeconds: 0 }, peers: { joinTimeoutSeconds: 90, waitSeconds: 60 }, stepTimeoutSeconds: 20 };
     const { child: coordinator, port } = await harness.coordinator(['--port', '0', '--job', writeJob(harness.dir, input)]);
     const peers = [harness.peer(port), harness.peer(port), harness.peer(port), harness.peer(port)];
-    await ClusterHarness.until(() => harness!.metrics().some((p) => p.step >= 8), 120_000, 'the pipeline passing step 8');
+    // Killed once the checkpoint of step 10 is on disk (before it, survivors at different steps start fresh).
+    await ClusterHarness.until(() => existsSync(path.join(harness!.runDir, 'checkpoints', 'step-00000010')), 120_000, 'the checkpoint of step 10');
     const victim = peers.find((peer) => harness!.logs(peer, /^assigned a pipeline stage$/).some((a) => a.epoch === 1 && a.stage === 1 && a.replica === 1))!;
     victim.signal('SIGKILL');
     const before = harness.metrics();

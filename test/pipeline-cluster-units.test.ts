@@ -15,7 +15,7 @@ import { assignSlots, orderStages } from '../coordinator/epoch/pipeline-epoch-co
 import { StageTimelines } from '../coordinator/epoch/stage-timelines.js';
 import { parseClusterJob } from '../coordinator/job/cluster-job.js';
 import { planPipeline } from '../coordinator/job/pipeline-plan.js';
-import { minReplicasOf } from '../coordinator/job/pipeline-section.js';
+import { minReplicasOf, replicasWanted } from '../coordinator/job/pipeline-section.js';
 import { JobValidationError } from '../shared/job/schema.js';
 import { StageHolder } from '../peer/session/pipeline/stage-holder.js';
 import { stageModelSource } from '../peer/session/pipeline/stage-model-source.js';
@@ -74,6 +74,12 @@ describe('the pipeline section of a job', () => {
     expect(minReplicasOf(job({ min: 3 }), 2)).toBe(2);
     expect(minReplicasOf(job({ min: 6 }), 2)).toBe(3);
     expect(minReplicasOf(job({ min: 16 }), 2)).toBe(3);
+    // "auto": as many whole replicas as peers.max makes, at least peers.min's worth.
+    const auto = parseClusterJob({ mode: 'pipeline', pipeline: { stages: 2, replicas: 'auto' }, peers: { min: 3, max: 7 } });
+    expect([minReplicasOf(auto, 2), replicasWanted(auto, 2)]).toEqual([2, 3]);
+    expect(problemsOf({ mode: 'pipeline', batchSize: 16, pipeline: { stages: 2, replicas: 'auto' } })).toEqual([
+      expect.stringMatching(/^pipeline\.replicas: each of the 8 replicas \("auto" with peers\.max 16\) trains on its slice .* use a smaller peers\.max or micro-batches, or a larger batchSize, got "auto"$/),
+    ]);
   });
 
   it('the coordinator splits mlp and cnn by counted FLOPs, and refuses a split that cannot be', async () => {

@@ -2,7 +2,7 @@ import type { LoadedCheckpoint } from '../checkpoint/checkpoint-store.js';
 import { splitIntoStageParts } from '../checkpoint/pipeline-checkpoint.js';
 import type { StageCheckpointCollector } from '../checkpoint/stage-checkpoint-collector.js';
 import type { PipelinePlan } from '../job/pipeline-plan.js';
-import { minReplicasOf, pipelineOf } from '../job/pipeline-section.js';
+import { minReplicasOf, pipelineOf, replicasWanted } from '../job/pipeline-section.js';
 import type { PeerHandle } from '../membership/peer-handle.js';
 import type { ClusterMessageOf, TopologyMember } from '../protocol/cluster-messages.js';
 import { sendFiles } from '../protocol/file-transfer.js';
@@ -76,7 +76,8 @@ export class PipelineEpochController implements EpochRunner {
     const K = pipeline.stages;
     // As many whole replicas as the candidates make, up to the job's R (the coordinator only calls
     // with at least peers.min's worth).
-    const replicas = Math.max(1, Math.min(settings.replicas, Math.floor(candidates.length / K)));
+    const wanted = replicasWanted(job, K);
+    const replicas = Math.max(1, Math.min(wanted, Math.floor(candidates.length / K)));
     const grid = assignSlots(candidates, K, replicas, this.previousSlots);
     // Replica-major: member i is stage i % K of replica ⌊i / K⌋ (its rank in the topology).
     const stages = grid.flat();
@@ -96,8 +97,8 @@ export class PipelineEpochController implements EpochRunner {
     const shape = replicas > 1 ? `${replicas} replicas of a pipeline of ${K} stages` : `a pipeline of ${K} stages`;
     state.update({ phase: 'forming-epoch', epoch, topology, detail: `epoch ${epoch}: ${shape}` });
     log.info({ epoch, stages: stages.map((peer) => `${where(peer)}: ${peer.label}`), replicas, balance: pipeline.balance }, `forming epoch ${epoch}: ${shape}`);
-    if (replicas < settings.replicas) {
-      log.warn({ epoch, replicas, wanted: settings.replicas, minReplicas: minReplicasOf(job, K) }, `training with ${replicas} of ${settings.replicas} replicas until ${K} more peers are there for another`);
+    if (replicas < wanted && settings.replicas !== 'auto') {
+      log.warn({ epoch, replicas, wanted, minReplicas: minReplicasOf(job, K) }, `training with ${replicas} of ${wanted} replicas until ${K} more peers are there for another`);
     }
     this.onCancel = (reason) => watch.finish({ kind: 'cancelled', reason });
     if (this.cancelRequested) watch.finish({ kind: 'cancelled', reason: this.cancelRequested });
@@ -242,7 +243,7 @@ export class PipelineEpochController implements EpochRunner {
       // checkpoint and stop at one agreed step; the next epoch takes them in from that checkpoint.
       let growing = false;
       const maybeGrow = (): void => {
-        if (growing || replicas >= settings.replicas || !this.sync) return;
+        if (growing || replicas >= wanted || !this.sync) return;
         const waiting = registry.prepared().filter((peer) => !memberSet.has(peer));
         if (waiting.length < K) return;
         growing = true;

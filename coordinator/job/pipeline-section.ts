@@ -27,9 +27,10 @@ export const pipelineSectionSchema = z
      * R: pipeline replicas (pipeline + data parallel). Each replica's first stage reads its own slice
      * of the global batch; stage s of every replica averages its gradients over a ring of the R peers
      * holding stage s. The job needs K·R peers; after a loss it goes on with fewer whole replicas
-     * while peers.min allows it (see docs/pipeline.md).
+     * while peers.min allows it (see docs/pipeline.md). "auto": as many as the peers make, from
+     * ⌈peers.min / K⌉ up to ⌊peers.max / K⌋, growing as peers join.
      */
-    replicas: z.number().int().min(1).max(64).default(1),
+    replicas: z.union([z.number().int().min(1).max(64), z.literal('auto')]).default(1),
   })
   .strict();
 
@@ -40,9 +41,18 @@ export type PipelineSection = z.infer<typeof pipelineSectionSchema>;
  * least one). The default peers.min (1) lets a job lose replicas down to one and carry on; set
  * peers.min to K·R to wait for a replacement instead.
  */
-export function minReplicasOf(job: { peers: { min: number }; pipeline?: PipelineSection | undefined }, stages: number): number {
+export function minReplicasOf(job: { peers: { min: number; max: number }; pipeline?: PipelineSection | undefined }, stages: number): number {
+  return Math.min(replicasWanted(job, stages), Math.max(1, Math.ceil(job.peers.min / stages)));
+}
+
+/** Most replicas an epoch trains with: R, or for "auto" as many whole pipelines as peers.max peers make. */
+export function replicasWanted(job: { peers: { max: number }; pipeline?: PipelineSection | undefined }, stages: number): number {
   const replicas = job.pipeline?.replicas ?? 1;
-  return Math.min(replicas, Math.max(1, Math.ceil(job.peers.min / stages)));
+  return replicas === 'auto' ? autoReplicas(job.peers.max, stages) : replicas;
+}
+
+function autoReplicas(maxPeers: number, stages: number): number {
+  return Math.max(1, Math.min(64, Math.floor(maxPeers / stages)));
 }
 
 /** The pipeline settings of a job in pipeline mode (defaults filled in by parseClusterJob). */
@@ -62,19 +72,21 @@ export function pipelineSectionProblems(input: Record<string, unknown>): string[
   const number = (raw: unknown, fallback: number): number => (typeof raw === 'number' && Number.isFinite(raw) ? raw : fallback);
   const stages = number(section?.stages, 2);
   const microBatches = number(section?.microBatches, 4);
-  const replicas = number(section?.replicas, 1);
+  const peers = (typeof input.peers === 'object' && input.peers !== null ? input.peers : {}) as Record<string, unknown>;
+  const auto = section?.replicas === 'auto';
+  // "auto" is checked at its most: ⌊peers.max / K⌋ replicas.
+  const replicas = auto ? autoReplicas(number(peers.max, 16), stages) : number(section?.replicas, 1);
   const batchSize = number(input.batchSize, 128);
   if (microBatches > batchSize && batchSize >= 1) problems.push(`pipeline.microBatches: must be at most batchSize (${batchSize}): every micro-batch needs a sample, got ${microBatches}`);
   else if (replicas > 1 && microBatches * replicas > batchSize && batchSize >= 1) {
     problems.push(
-      `pipeline.replicas: each of the ${replicas} replicas trains on its slice of the global batch (batchSize ${batchSize} / ${replicas} = ${Math.floor(batchSize / replicas)} samples or so), which must hold pipeline.microBatches (${microBatches}) samples; use fewer replicas or micro-batches, or a larger batchSize, got ${replicas}`,
+      `pipeline.replicas: each of the ${replicas} replicas${auto ? ` ("auto" with peers.max ${number(peers.max, 16)})` : ''} trains on its slice of the global batch (batchSize ${batchSize} / ${replicas} = ${Math.floor(batchSize / replicas)} samples or so), which must hold pipeline.microBatches (${microBatches}) samples; use ${auto ? 'a smaller peers.max' : 'fewer replicas'} or micro-batches, or a larger batchSize, got ${auto ? '"auto"' : replicas}`,
     );
   }
   const balance = section?.balance;
   if (Array.isArray(balance) && balance.length !== stages) {
     problems.push(`pipeline.balance: lists ${balance.length} stage${balance.length === 1 ? '' : 's'} but pipeline.stages is ${stages}, got [${balance.join(', ')}]`);
   }
-  const peers = (typeof input.peers === 'object' && input.peers !== null ? input.peers : {}) as Record<string, unknown>;
   if (typeof peers.max === 'number' && peers.max < stages * replicas) {
     const what = replicas > 1 ? `${replicas} replicas of a ${stages}-stage pipeline need ${stages * replicas} peers (one per stage of each replica)` : `a pipeline of ${stages} stages needs ${stages} peers (one per stage)`;
     problems.push(`peers.max: ${what}, got ${peers.max}`);
