@@ -3,7 +3,7 @@
  *
  *   npx tsx scripts/bench/train-step-profile.ts [--model mlp|cnn] [--backend wasm] [--batch 128]
  *                                               [--steps 5] [--no-fast-kernels | --compare]
- *                                               [--clock cpu|wall]
+ *                                               [--clock cpu|wall] [--fused-adam]
  *
  * Runs the same step as `npm run bench:train` (zoo model, Adam, real MNIST batches) under
  * tf.profile, after 3 warm-up steps, and prints a markdown table: per kernel (and per input
@@ -11,6 +11,9 @@
  * `--no-fast-kernels` profiles the stock wasm kernels (RINGPIPE_FAST_KERNELS=0: only the kernels
  * wasm lacks are added). `--compare` (wasm only) profiles both side by side: stock and fast
  * steps alternate in this one process, so machine load hits both columns alike.
+ *
+ * `--fused-adam` updates with FusedAdam (as the data-parallel trainer does) instead of tf.train.adam
+ * (as bench:train does): its update is one pass outside tfjs, so it shows in the step's CPU only.
  *
  * `--clock cpu` (the default) times each kernel by the process's CPU time instead of the wall
  * clock: kernels on wasm run synchronously on this one thread, so CPU time is their cost
@@ -23,6 +26,7 @@ import * as tf from '@tensorflow/tfjs';
 import { EpochBatches } from '../../shared/data/epoch-batches.js';
 import { loadMnist } from '../../shared/data/mnist.js';
 import { isBackendFlag } from '../../shared/engine/backend-candidates.js';
+import { FusedAdam } from '../../shared/engine/fused-adam.js';
 import { selectBackend } from '../../shared/engine/select-backend.js';
 import { allReplacements, registerWasmTrainingKernels } from '../../shared/engine/wasm-kernels/index.js';
 import { buildZooModel } from '../../shared/models/zoo.js';
@@ -39,6 +43,7 @@ const { values } = parseArgs({
     'no-fast-kernels': { type: 'boolean', default: false },
     compare: { type: 'boolean', default: false },
     clock: { type: 'string', default: 'cpu' },
+    'fused-adam': { type: 'boolean', default: false },
   },
 });
 if (values['no-fast-kernels']) process.env['RINGPIPE_FAST_KERNELS'] = '0';
@@ -50,7 +55,8 @@ const batchSize = Number(values.batch);
 const steps = Number(values.steps);
 const inputShape = [28, 28, 1];
 const model = buildZooModel(values.model, { inputShape, numClasses: 10, seed: 1 });
-const ctx: StepContext = { model, optimizer: createOptimizer({ optimizer: 'adam', learningRate: 1e-3 }), inputShape, numClasses: 10, outputKind: outputKindOf(model) };
+const optimizer = values['fused-adam'] ? new FusedAdam(1e-3) : createOptimizer({ optimizer: 'adam', learningRate: 1e-3 });
+const ctx: StepContext = { model, optimizer, inputShape, numClasses: 10, outputKind: outputKindOf(model) };
 const batches = new EpochBatches(await loadMnist('train'), { batchSize, seed: 1 });
 
 type Mode = 'stock' | 'fast';
