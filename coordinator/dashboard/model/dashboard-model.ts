@@ -189,6 +189,6 @@ function topologyOf(snapshot: CoordinatorSnapshot, peers: readonly PeerRow[]): T
   return {
     epoch: snapshot.epoch,
     kind: members.some((member) => member.stage !== null) ? 'pipeline' : 'ring',
-    members: members.map((member) => ({ nodeId: member.nodeId, rank: member.rank, stage: member.stage, state: stateOf(member.nodeId) })),
+    members: members.map((member) => ({ nodeId: member.nodeId, rank: member.rank, stage: member.stage, ...(member.replica !== undefined ? { replica: member.replica } : {}), state: stateOf(member.nodeId) })),
   };
 }

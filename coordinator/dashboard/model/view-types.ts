@@ -33,6 +33,8 @@ export interface TopologyMemberView {
   nodeId: string;
   rank: number;
   stage: number | null;
+  /** Pipeline + data parallel: the member's pipeline replica (absent with one replica). */
+  replica?: number;
   /** Connected; dead (its link closed while the job ran); or left after the job ended. */
   state: 'alive' | 'dead' | 'left';
 }

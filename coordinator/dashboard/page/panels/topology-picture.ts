@@ -24,8 +24,13 @@ export function renderTopology(topology: TopologyView): void {
   }
   const lost = members.filter((member) => member.state === 'dead').length;
   byId('topology-summary').textContent =
-    members.length === 0 ? '' : `epoch ${topology.epoch} · ${topology.kind === 'ring' ? `ring of ${members.length}` : `${members.length} stages`}${lost > 0 ? ` · ${lost} lost` : ''}`;
+    members.length === 0 ? '' : `epoch ${topology.epoch} · ${topology.kind === 'ring' ? `ring of ${members.length}` : pipelineShape(members)}${lost > 0 ? ` · ${lost} lost` : ''}`;
   fill(byId('topology'), svg);
+}
+
+function pipelineShape(members: TopologyMemberView[]): string {
+  const replicas = new Set(members.map((member) => member.replica ?? 0)).size;
+  return replicas > 1 ? `${replicas} replicas × ${members.length / replicas} stages` : `${members.length} stages`;
 }
 
 function drawRing(svg: SVGSVGElement, members: TopologyMemberView[]): void {
@@ -58,6 +63,11 @@ function drawRing(svg: SVGSVGElement, members: TopologyMemberView[]): void {
 }
 
 function drawPipeline(svg: SVGSVGElement, members: TopologyMemberView[]): void {
+  const replicas = new Set(members.map((member) => member.replica ?? 0)).size;
+  if (replicas > 1) {
+    drawReplicas(svg, members, replicas);
+    return;
+  }
   const stages = [...members].sort((a, b) => (a.stage ?? 0) - (b.stage ?? 0) || a.rank - b.rank);
   const gap = WIDTH / stages.length;
   const y = HEIGHT / 2 - 10;
@@ -73,6 +83,24 @@ function drawPipeline(svg: SVGSVGElement, members: TopologyMemberView[]): void {
     svg.append(node(member, x, y, y + NODE_RADIUS + 18, x, `S${member.stage ?? '?'}`));
   });
   svg.append(caption(HEIGHT - 8, 'activations → forward · gradients ← backward'));
+}
+
+/** Pipeline + data parallel: one row of stages per replica; each column is a stage's replica ring. */
+function drawReplicas(svg: SVGSVGElement, members: TopologyMemberView[], replicas: number): void {
+  const stages = Math.max(...members.map((member) => member.stage ?? 0)) + 1;
+  const gapX = WIDTH / stages;
+  const gapY = (HEIGHT - 30) / replicas;
+  const at = (member: TopologyMemberView): [number, number] => [gapX * ((member.stage ?? 0) + 0.5), gapY * ((member.replica ?? 0) + 0.5)];
+  for (const member of members) {
+    const [x, y] = at(member);
+    const next = members.find((other) => other.replica === member.replica && other.stage === (member.stage ?? 0) + 1);
+    if (next) svg.append(s('line', { x1: x + NODE_RADIUS + 4, y1: y, x2: at(next)[0] - NODE_RADIUS - 6, y2: y, class: 'link', 'marker-end': 'url(#arrow)' }));
+    const below = members.find((other) => other.stage === member.stage && other.replica === (member.replica ?? 0) + 1);
+    // Below the name label: the stage's replica ring (drawn as the link to the next replica).
+    if (below) svg.append(s('line', { x1: x, y1: y + NODE_RADIUS + 20, x2: x, y2: at(below)[1] - NODE_RADIUS - 4, class: 'link closed' }));
+    svg.append(node(member, x, y, y + NODE_RADIUS + 14, x, `S${member.stage ?? '?'}·R${member.replica ?? 0}`));
+  }
+  svg.append(caption(HEIGHT - 8, `→ activations · | each stage's replica ring (gradients)`));
 }
 
 function node(member: TopologyMemberView, x: number, y: number, labelY: number, labelX = x, inner = `r${member.rank}`): SVGGElement {
