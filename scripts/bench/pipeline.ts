@@ -5,7 +5,7 @@
  * every stage's timeline) beside the theoretical (K − 1)/(M + K − 1), activation memory held, and a
  * Chrome trace per configuration (open in chrome://tracing or https://ui.perfetto.dev).
  *
- *   npm run bench:pipeline -- [--model mlp] [--stages 2,3] [--micro 1,2,4,8,16] [--batch 256] [--steps 6]
+ *   npm run bench:pipeline -- [--model mlp] [--stages 2,3] [--micro 1,2,4,8,16] [--batch 256] [--steps 20]
  *                             [--backend wasm] [--balance parameters|time|2,2] [--schedules gpipe,1f1b]
  *                             [--remat] [--rounds 3] [--one-session] [--cpu-prof DIR] [--out DIR]
  *   npm run bench:pipeline -- --stage-cpu [--stages 2] [--micro …] [--balance …]
@@ -54,7 +54,7 @@ const { values } = parseArgs({
     stages: { type: 'string', default: '2,3' },
     micro: { type: 'string', default: '1,2,4,8,16' },
     batch: { type: 'string', default: '256' },
-    steps: { type: 'string', default: '6' },
+    steps: { type: 'string', default: '20' },
     backend: { type: 'string', default: 'wasm' },
     balance: { type: 'string', default: 'parameters' },
     schedules: { type: 'string', default: 'gpipe' },
