@@ -153,6 +153,19 @@ describe('determinism', () => {
     expect(await run(2)).toEqual(inline);
   });
 
+  it('pipelines share the process\'s worker threads: closing one leaves the other\'s batches untouched', async () => {
+    const source = numberedSource(200);
+    const build = (parallel: number) => Dataset.from(source).shuffle(200, 4).map(addNoise.with({ amount: 0.5 }), { parallel, seed: 2 }).batch(8, { chunkSize: 3 }).prefetch(4);
+    const expected = await take(build(0).iterate(), 20);
+    const [kept, closed] = [build(2).iterate(), build(2).iterate()];
+    const first = await take(kept, 10);
+    await take(closed, 3);
+    await closed.close();
+    const rest = await take(kept, 10);
+    await kept.close();
+    expect([...first, ...rest].map((b) => [...b.xs])).toEqual(expected.map((b) => [...b.xs]));
+  });
+
   it('moves buffers to workers and back, copying views instead of dragging their whole buffer', async () => {
     const owned = new Float32Array(4);
     const view = new Float32Array(1000).subarray(10, 12);

@@ -9,7 +9,7 @@
  * the CPU time per sample of the whole process and of its main thread (from /proc; and its event
  * loop's busy time, which a busy machine inflates): what the trainer's thread still pays for ingestion.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,6 +27,22 @@ const batchSize = Number(flags.batch);
 function mainThreadCpuMs(): number {
   const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** CPU ms per thread of this process (name from /proc comm, id), for the per-thread breakdown. */
+function threadCpuMs(): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(`${name}#${tid}`, (Number(fields[11]) + Number(fields[12])) * 10);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
 }
 
 async function measure(source: ImageFolderSource, parallel: number): Promise<string> {
@@ -49,6 +65,7 @@ async function measure(source: ImageFolderSource, parallel: number): Promise<str
     }
     const cpu = process.cpuUsage();
     const mainCpu = mainThreadCpuMs();
+    const threadsBefore = threadCpuMs();
     const elu = performance.eventLoopUtilization();
     const started = performance.now();
     for (let i = 0; i < batches; i++) await iterator.next();
@@ -56,13 +73,14 @@ async function measure(source: ImageFolderSource, parallel: number): Promise<str
     const used = process.cpuUsage(cpu);
     const main = performance.eventLoopUtilization(elu);
     const mainCpuMs = mainThreadCpuMs() - mainCpu;
+    const threads = [...threadCpuMs()].map(([name, ms]) => [name, ms - (threadsBefore.get(name) ?? 0)] as const).filter(([, ms]) => ms > 0).sort((a, b) => b[1] - a[1]);
     const samples = batches * batchSize;
     if (profiling) {
       const { profile } = await profiling.post('Profiler.stop');
       writeFileSync(flags['main-profile']!, JSON.stringify(profile));
       profiling.disconnect();
     }
-    return `parallel ${parallel}: process CPU ${((used.user + used.system) / 1000 / samples).toFixed(3)} ms/sample (user ${(used.user / 1000 / samples).toFixed(3)}, sys ${(used.system / 1000 / samples).toFixed(3)}), main thread CPU ${(mainCpuMs / samples).toFixed(3)} ms/sample (busy ${(main.active / samples).toFixed(3)}), wall ${(wall / samples).toFixed(3)} ms/sample`;
+    return `parallel ${parallel}: process CPU ${((used.user + used.system) / 1000 / samples).toFixed(3)} ms/sample (user ${(used.user / 1000 / samples).toFixed(3)}, sys ${(used.system / 1000 / samples).toFixed(3)}), main thread CPU ${(mainCpuMs / samples).toFixed(3)} ms/sample (busy ${(main.active / samples).toFixed(3)}), wall ${(wall / samples).toFixed(3)} ms/sample; threads (ms/sample): ${threads.map(([name, ms]) => `${name} ${(ms / samples).toFixed(3)}`).join(', ')}`;
   } finally {
     await iterator.close();
   }

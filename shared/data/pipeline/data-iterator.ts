@@ -18,7 +18,8 @@ export interface IterateOptions {
 
 /**
  * Batches, epoch after epoch, forever: the trainer decides when to stop. Call `close()` when
- * done (it stops the worker threads; a forgotten iterator still never keeps the process alive).
+ * done (it drops its queued work in the worker threads, which stay for the next pipeline; a
+ * forgotten iterator still never keeps the process alive).
  */
 export class DataIterator implements AsyncIterable<PipelineBatch> {
   /** Time the trainer waits in `next()`, as a share of its step time. */

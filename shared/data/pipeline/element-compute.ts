@@ -1,7 +1,7 @@
 import { FileCache, MemoryCache, type ElementCache } from './element-cache.js';
 import { describeUpstream, type MapStage, type Plan } from './plan.js';
 import { runStages, type ItemOutcome, type StageSpec, type WorkItem } from './run-stages.js';
-import { WorkerPool } from './worker-pool.js';
+import { WorkerPool, type PoolLease } from './worker-pool.js';
 
 /** A run of consecutive samples of one epoch's order: the unit of work of the pipeline. */
 export interface Chunk {
@@ -31,13 +31,14 @@ export interface ElementComputation {
 /**
  * Composes source → map/cache stages into one function from a chunk of sample indices to the
  * elements. Consecutive maps with the same placement run fused in one pass (one message per
- * chunk to a worker, not one per stage). Worker threads are shared by all parallel maps.
+ * chunk to a worker, not one per stage). Worker threads are shared by all parallel maps (and with
+ * the process's other pipelines: see WorkerPool).
  */
 export function composeElementStages(plan: Plan): ElementComputation {
   const stages = plan.elementStages;
   const lastCache = stages.map((s) => s.kind).lastIndexOf('cache');
   const parallel = Math.max(0, ...stages.map((s) => (s.kind === 'map' ? s.parallel : 0)));
-  const pool = parallel > 0 ? new WorkerPool(parallel) : undefined;
+  const pool = parallel > 0 ? WorkerPool.lease(parallel) : undefined;
   const caches: ElementCache[] = [];
 
   let compute: ComputeChunk = async (chunk) => Array.from(chunk.samples, (i) => ({ ok: true, value: plan.source.read(i) }));
@@ -69,7 +70,7 @@ export function composeElementStages(plan: Plan): ElementComputation {
   };
 }
 
-function mapped(upstream: ComputeChunk, specs: StageSpec[], group: MapStage[], pool: WorkerPool | undefined, last: boolean): ComputeChunk {
+function mapped(upstream: ComputeChunk, specs: StageSpec[], group: MapStage[], pool: PoolLease | undefined, last: boolean): ComputeChunk {
   const transforms = group.map((s) => s.transform);
   return async (chunk) => {
     const inputs = await upstream(chunk);

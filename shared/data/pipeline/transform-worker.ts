@@ -1,6 +1,7 @@
 /**
  * Body of a data worker thread: receives chunks of samples, runs the map stages on them and
- * sends the results back, moving (not copying) their typed arrays.
+ * sends the results back, moving (not copying) their typed arrays. The thread serves every
+ * pipeline of the process one after another (see WorkerPool); each task names its pipeline's lease.
  */
 import { parentPort } from 'node:worker_threads';
 import { runStages, type ItemOutcome, type StageSpec, type WorkItem } from './run-stages.js';
@@ -10,6 +11,8 @@ import { prepareTransfer } from './transferables.js';
 
 export interface MapTaskMessage {
   id: number;
+  /** The pipeline (lease of the pool) the task belongs to. */
+  lease: number;
   epoch: number;
   stages: StageSpec[];
   items: WorkItem[];
@@ -22,14 +25,23 @@ export interface CloseMessage {
   close: true;
 }
 
-export type MapReplyMessage = { id: number; outcomes: ItemOutcome[] } | { id: number; packed: PackedOutcomes } | { id: number; failure: string };
+/** A pipeline was closed: drop its queued tasks (answered `dropped`); the task in hand finishes. */
+export interface CancelMessage {
+  cancel: number;
+}
+
+export type MapReplyMessage = { id: number; outcomes: ItemOutcome[] } | { id: number; packed: PackedOutcomes } | { id: number; failure: string } | { id: number; dropped: true };
 
 const loaded = new Map<string, Promise<Transform<unknown, unknown, JsonValue>>>();
 
 function load(stage: StageSpec): Promise<Transform<unknown, unknown, JsonValue>> {
   const key = `${stage.moduleUrl}#${stage.exportName}`;
   let transform = loaded.get(key);
-  if (!transform) loaded.set(key, (transform = importTransform(stage.moduleUrl, stage.exportName)));
+  if (!transform) {
+    loaded.set(key, (transform = importTransform(stage.moduleUrl, stage.exportName)));
+    // The thread outlives this pipeline: a module that failed to load is tried again by the next one.
+    transform.catch(() => loaded.delete(key));
+  }
   return transform;
 }
 
@@ -55,7 +67,8 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 // Tasks are handled strictly in arrival order: `chain` serialises the async module loading.
 let chain = Promise.resolve();
 let closing = false;
-port.on('message', (message: MapTaskMessage | CloseMessage) => {
+const cancelled = new Set<number>();
+port.on('message', (message: MapTaskMessage | CloseMessage | CancelMessage) => {
   if ('close' in message) {
     // Leaving by closing the port lets the thread end on its own. worker.terminate() can stop it in
     // the middle of a zlib call (PNG decoding), which aborts the whole process in Node 20
@@ -64,7 +77,19 @@ port.on('message', (message: MapTaskMessage | CloseMessage) => {
     chain = chain.then(() => port.close());
     return;
   }
-  // A turn of the event loop before each task, so that a close message queued meanwhile is seen
-  // and the tasks behind it are dropped rather than started.
-  chain = chain.then(nextTurn).then(() => (closing ? undefined : handle(message)));
+  if ('cancel' in message) {
+    // Seen at once (not queued): the tasks of that pipeline still waiting in `chain` are dropped.
+    cancelled.add(message.cancel);
+    return;
+  }
+  // A turn of the event loop before each task, so that a close or cancel message queued meanwhile
+  // is seen and the tasks behind it are dropped rather than started.
+  chain = chain.then(nextTurn).then(() => {
+    if (closing) return undefined;
+    if (cancelled.has(message.lease)) {
+      port.postMessage({ id: message.id, dropped: true } satisfies MapReplyMessage);
+      return undefined;
+    }
+    return handle(message);
+  });
 });
