@@ -11,7 +11,8 @@
  *   inline             map in the trainer's thread, no prefetch
  *   prefetch only      map in the trainer's thread, `prefetch` batches ahead
  *   parallel+prefetch  map in `workers` threads, `prefetch` batches ahead
- * 1. ingestion: batches/s with nothing else running (first 2 batches, thread start-up, excluded);
+ * 1. ingestion: batches/s with nothing else running (first 2 batches excluded; the process's worker
+ *    threads start in the first threaded measurement and are reused by the later ones, as in a trainer);
  * 2. training: the `cnn` zoo model on the wasm backend; the stall meter gives the share of each
  *    step spent waiting for data (TensorFlow's analyser: < 5% not input-bound, 5–20% moderately,
  *    > 20% highly). Also checks every configuration yields byte-identical batches.
