@@ -285,9 +285,12 @@ function table(baseline: Baseline, rows: Row[]): string {
 
 /**
  * `--stage-cpu`: each stage's forward, backward and update in this process, CPU milliseconds per
- * mini-batch (median of 5 after a warm-up), for every M, beside trainStep on the whole model: what the
+ * mini-batch (median of 10 after 3 warm-up repetitions: the first configuration in the process also pays
+ * for compiling and growing memory), for every M, beside trainStep on the whole model: what the
  * stages' arithmetic costs before any link, event loop or scheduler is involved.
  */
+const STAGE_CPU_WARM_UP = 3;
+
 async function stageCpuProfile(): Promise<void> {
   const data = await loadMnist('train');
   const batches = new EpochBatches(data, { batchSize: batchSize!, seed: SEED });
@@ -311,7 +314,7 @@ async function stageCpuProfile(): Promise<void> {
         const f: number[] = [];
         const b: number[] = [];
         const u: number[] = [];
-        for (let rep = 0; rep < 6; rep++) {
+        for (let rep = 0; rep < STAGE_CPU_WARM_UP + 10; rep++) {
           let started = cpuNowMs();
           micro.forEach((m, i) => {
             const result = compute.forward(i, tf.tensor(inputs[i]!, [m.size, ...stage.inputShape]), isLast ? { labels: m.labels, lossScale: m.lossScale } : undefined);
@@ -334,7 +337,7 @@ async function stageCpuProfile(): Promise<void> {
           const gradients = compute.gradients.take();
           optimizer.applyGradients(gradients);
           tf.dispose(gradients);
-          if (rep > 0) {
+          if (rep >= STAGE_CPU_WARM_UP) {
             f.push(forwardMs);
             b.push(backwardMs);
             u.push(cpuNowMs() - started);
