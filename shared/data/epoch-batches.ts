@@ -1,8 +1,8 @@
 /**
  * A shim, not a second batcher: trainers (data-parallel, pipeline sessions, distillation) read
- * through the data pipeline (./pipeline, `Dataset`). What is left here serves the GPipe stage
- * launcher (peer/pipeline/launch), the planner's batch-assembly probe, benchmarks and tests that
- * gather in-memory batches directly.
+ * through the data pipeline (./pipeline, `Dataset`), and so does the GPipe stage launcher. What is
+ * left here serves the planner's batch-assembly probe, benchmarks and tests that gather in-memory
+ * batches directly.
  */
 import { Prng } from '../random/prng.js';
 import type { Batch, BatchPosition } from './batch.js';
