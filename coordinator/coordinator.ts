@@ -53,7 +53,7 @@ export interface CoordinatorResult {
   model?: string;
   resumedFrom?: number;
   /** Pipeline mode: the split and the measured bubble. */
-  pipeline?: { balance: number[]; rule: string } & BubbleFigures;
+  pipeline?: { balance: number[]; rule: string; replicas: number } & BubbleFigures;
 }
 
 /** Fails a job that keeps failing before a single step completes (e.g. a peer whose ring port is firewalled). */
@@ -80,6 +80,8 @@ export class Coordinator {
   private server: LinkServer<ClusterMessage> | undefined;
   private advertisement: Advertisement | undefined;
   private controller: EpochRunner | undefined;
+  /** Pipeline mode: the epoch controller (also says how many replicas the last epoch had). */
+  private pipelineController: PipelineEpochController | undefined;
   /** Pipeline mode: joins the stages' checkpoint parts; the split, decided once at start(). */
   private readonly collector: StageCheckpointCollector;
   private pipelinePlan: PipelinePlan | undefined;
@@ -304,9 +306,8 @@ export class Coordinator {
     await this.distillation.idle();
     this.plan = trainingPlan(job, this.registry.trainSamples!);
     const shared = { registry: this.registry, store: this.store, lossLog: this.lossLog, state: this.state, job, plan: this.plan, log: this.log };
-    const controller: EpochRunner = this.pipelinePlan
-      ? new PipelineEpochController({ ...shared, collector: this.collector, pipeline: this.pipelinePlan, timelines: this.stageTimelines })
-      : new EpochController({ ...shared, receiver: this.receiver });
+    this.pipelineController = this.pipelinePlan ? new PipelineEpochController({ ...shared, collector: this.collector, pipeline: this.pipelinePlan, timelines: this.stageTimelines }) : undefined;
+    const controller: EpochRunner = this.pipelineController ?? new EpochController({ ...shared, receiver: this.receiver });
     this.controller = controller;
     if (this.stopReason) controller.cancel(this.stopReason);
     let failuresWithoutProgress = 0;
@@ -364,7 +365,9 @@ export class Coordinator {
     const fields = this.checkpointFields();
     const message = `test accuracy ${(result.accuracy * 100).toFixed(2)}% (loss ${result.loss.toFixed(4)}, ${result.samples} samples) after ${result.step} steps`;
     this.state.update({ result: { accuracy: result.accuracy, loss: result.loss, step: result.step, checkpoint: fields.checkpoint } });
-    const pipeline = this.pipelinePlan ? { pipeline: { balance: this.pipelinePlan.balance, rule: this.pipelinePlan.rule, ...this.stageTimelines.summary() } } : {};
+    const pipeline = this.pipelinePlan
+      ? { pipeline: { balance: this.pipelinePlan.balance, rule: this.pipelinePlan.rule, replicas: this.pipelineController?.replicas ?? 1, ...this.stageTimelines.summary() } }
+      : {};
     return { outcome: 'finished', message, accuracy: result.accuracy, testLoss: result.loss, steps: result.step, ...fields, ...pipeline };
   }
 

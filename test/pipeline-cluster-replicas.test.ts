@@ -59,7 +59,7 @@ describe('pipeline jobs with replicas on the coordinator (separate processes)', 
     expect(curve.every((p) => p.worldSize === 2 && (p as unknown as { samples: number }).samples === 64)).toBe(true);
 
     const result = harness.result();
-    expect(result).toMatchObject({ outcome: 'finished', steps: 5, pipeline: { stages: 2, microBatches: 4 } });
+    expect(result).toMatchObject({ outcome: 'finished', steps: 5, pipeline: { stages: 2, microBatches: 4, replicas: 2 } });
     const model = await loadOverHttp(path.dirname(result.model as string));
     try {
       const scored = await evaluate(model, await loadMnist('test'), { batchSize: 1000, outputKind: 'logits', inputShape: [28, 28, 1] });

@@ -47,6 +47,8 @@ export class PipelineEpochController implements EpochRunner {
   private sync: ((action: 'checkpoint' | 'stop', reason: string) => void) | undefined;
   private running = false;
   private stopAsked: string | undefined;
+  /** Replicas of the newest epoch (1 before the first). */
+  replicas = 1;
   /** Slot of each node in the previous epoch: survivors keep their stage (and their memory). */
   private previousSlots = new Map<string, StageSlot>();
 
@@ -79,6 +81,7 @@ export class PipelineEpochController implements EpochRunner {
     const wanted = replicasWanted(job, K);
     const replicas = Math.max(1, Math.min(wanted, Math.floor(candidates.length / K)));
     const grid = assignSlots(candidates, K, replicas, this.previousSlots);
+    this.replicas = replicas;
     // Replica-major: member i is stage i % K of replica ⌊i / K⌋ (its rank in the topology).
     const stages = grid.flat();
     const slotOf = new Map(stages.map((peer, rank) => [peer, { stage: rank % K, replica: Math.floor(rank / K) }]));
