@@ -14,8 +14,6 @@ export interface EpochBatchesOptions {
   batchSize: number;
   seed: number;
   shuffle?: boolean;
-  /** Keep the last, smaller batch of an epoch (training usually drops it; evaluation keeps it). */
-  keepPartial?: boolean;
   start?: BatchPosition;
 }
 
@@ -60,9 +58,9 @@ export class EpochBatches {
     this.order = this.orderFor(this.position.epoch);
   }
 
+  /** Full batches per epoch: the partial last batch is dropped (evaluation reads through the pipeline). */
   get batchesPerEpoch(): number {
-    const full = Math.floor(this.data.count / this.options.batchSize);
-    return this.options.keepPartial && this.data.count % this.options.batchSize !== 0 ? full + 1 : full;
+    return Math.floor(this.data.count / this.options.batchSize);
   }
 
   get current(): BatchPosition {
@@ -72,8 +70,7 @@ export class EpochBatches {
   /** The next batch, rolling over into the next epoch when this one is exhausted. */
   next(): Batch {
     let remaining = this.data.count - this.position.index;
-    const tooSmall = this.options.keepPartial ? remaining <= 0 : remaining < this.options.batchSize;
-    if (tooSmall) {
+    if (remaining < this.options.batchSize) {
       this.position = { epoch: this.position.epoch + 1, index: 0 };
       this.order = this.orderFor(this.position.epoch);
       remaining = this.data.count;
