@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createLocalRing } from '../peer/allreduce/local-channel.js';
 import { chunkOf, chunksPerSegment, segmentOf } from '../peer/allreduce/partition.js';
-import { RingCollective, type AllReduceOptions } from '../peer/allreduce/ring-collective.js';
+import { autoChunkBytes, RingCollective, type AllReduceOptions } from '../peer/allreduce/ring-collective.js';
 import { RingError } from '../peer/allreduce/ring-errors.js';
 import { ADD_KERNEL, addInto, addIntoJs } from '../peer/allreduce/reduce-kernels.js';
 import { allocateRingBuffer } from '../peer/allreduce/ring-collective.js';
@@ -228,6 +228,22 @@ describe('ring failures', () => {
       expect(result.status).toBe('rejected');
       expect(((result as PromiseRejectedResult).reason as Error).message).toMatch(/no frame from the previous rank within 300 ms/);
     }
+  });
+
+  it('picks the automatic chunk: 1 MiB, larger only for large raw buffers on planes that take larger frames', () => {
+    const MiB = 1 << 20;
+    expect(autoChunkBytes(64 * MiB, 4, 64 * MiB)).toBe(4 * MiB);
+    expect(autoChunkBytes(64 * MiB, 2, 64 * MiB)).toBe(4 * MiB);
+    expect(autoChunkBytes(32 * MiB, 4, 64 * MiB)).toBe(2 * MiB);
+    expect(autoChunkBytes(16 * MiB, 4, 64 * MiB)).toBe(MiB);
+    expect(autoChunkBytes(1024, 4, 64 * MiB)).toBe(MiB);
+    expect(autoChunkBytes(64 * MiB, 4, 2 * MiB)).toBe(2 * MiB); // what the plane takes
+    expect(autoChunkBytes(64 * MiB, 4, undefined)).toBe(MiB); // a plane that states no limit
+    const [local] = localRing(2, 4096);
+    expect(local!.chunkElementsFor(64 * MiB)).toBe(1024); // the caller's chunk wins
+    const auto = new RingCollective({ rank: 0, worldSize: 2, channel: { maxFrameBytes: 64 * MiB, send: () => Promise.resolve(), receive: () => new Promise(() => {}) } });
+    expect(auto.chunkElementsFor((64 * MiB) / 4) * 4).toBe(4 * MiB);
+    expect(auto.chunkElementsFor((64 * MiB) / 4, new Fp16Codec()) * 4).toBe(MiB); // encoding codecs keep 1 MiB
   });
 
   it('rejects bad arguments with a usage error', async () => {

@@ -20,7 +20,10 @@ export interface ReceivedFrame {
 }
 
 export interface RingChannel {
-  /** The largest frame this channel can carry, when it has a limit (fixed receive buffers). */
+  /**
+   * The largest frame this channel can carry, when it states one (the tcp planes: what their receive
+   * buffers take). Automatic chunk sizes grow past 1 MiB only on channels that state it.
+   */
   readonly maxFrameBytes?: number;
   /** Sends one frame to the next rank. Resolves once `bytes` may be overwritten. */
   send(tag: FrameTag, bytes: Uint8Array): Promise<void>;

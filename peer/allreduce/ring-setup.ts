@@ -6,6 +6,7 @@ import { linkRingChannel } from './link-channel.js';
 import { DEFAULT_CHUNK_BYTES } from './ring-collective.js';
 import { offerDataConnection, openDataConnection } from './tcp/data-plane-setup.js';
 import { TcpRingChannel } from './tcp/tcp-ring-channel.js';
+import { DEFAULT_WARM_UP_FRAMES, warmUpRing } from './jit-warm-up.js';
 import { allocateShared } from './wasm-arena.js';
 import { ThreadedRingChannel } from './threaded/threaded-channel.js';
 import { mod } from './partition.js';
@@ -64,6 +65,12 @@ export interface JoinOptions {
   maxFrameBytes?: number;
   /** Frames queued per direction on the tcp planes. Default 4. */
   depth?: number;
+  /**
+   * Frames of the warm-up all-reduce run right after joining (jit-warm-up.ts), so the first real
+   * collectives run optimised code. Default 4096 on the `tcp` plane, 0 (none) on the others and
+   * with 0. Every rank must use the same value.
+   */
+  warmUpFrames?: number;
 }
 
 export interface JoinedRing {
@@ -137,6 +144,15 @@ export class RingNode {
           if (info.byPeer && (info.code === CloseCode.normal || info.code === CloseCode.goingAway)) return;
           data?.fail(new RingError('link', `ring link to ${link.peerLabel} closed: ${info.reason}`));
         });
+      }
+      const warmUpFrames = options.warmUpFrames ?? (data instanceof TcpRingChannel ? DEFAULT_WARM_UP_FRAMES : 0);
+      if (warmUpFrames > 0) {
+        const started = performance.now();
+        await warmUpRing(channel, { rank, worldSize }, { frames: warmUpFrames, maxInFlight: options.depth ?? 4, timeoutMs: Math.max(1, deadline - Date.now()) }).catch((error: unknown) => {
+          data?.close();
+          throw error;
+        });
+        this.log.debug({ frames: warmUpFrames, ms: Math.round(performance.now() - started) }, 'ring data plane warmed up');
       }
       this.log.debug({ rank, worldSize, next: outgoing.peerLabel, previous: incoming.peerLabel, dataPlane: data ? 'tcp' : 'link' }, 'ring joined');
       return {

@@ -106,9 +106,7 @@ async function sendLoop(
     const bytes = options.codec.encode(values, scratch ?? EMPTY);
     stats.bytesSent += bytes.byteLength;
     const tag: FrameTag = { op: options.op, frame };
-    const sent = channel.send(tag, bytes).then(() => {
-      if (scratch) freeScratch.push(scratch);
-    });
+    const sent = scratch ? channel.send(tag, bytes).then(() => void freeScratch.push(scratch)) : channel.send(tag, bytes);
     // A send can fail while this loop waits on something else: stop the receive loop at once.
     sent.catch(onSendFailure);
     inFlight.push(sent);

@@ -21,6 +21,8 @@ export interface SizeResult {
   /** Seconds per all-reduce of the slowest rank. */
   seconds: number;
   correct: boolean;
+  /** The chunk our ring used for this size (ours only; the automatic choice with --chunk-bytes auto). */
+  chunkBytes?: number;
   /** Per-rank averages of where our time went (ours only). */
   receiveWaitMs?: number;
   reduceMs?: number;
@@ -46,7 +48,9 @@ export async function runOurs(peers: number, config: WorkerConfig, placement: Pl
   });
   // RINGPIPE_BENCH_CPU_PROF=DIR (bench:allreduce --cpu-prof DIR): a V8 CPU profile per rank, for Chrome DevTools.
   const profileDir = process.env.RINGPIPE_BENCH_CPU_PROF;
-  const args = [...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), '--import', 'tsx', WORKER];
+  // RINGPIPE_BENCH_NODE_ARGS="--log-deopt --logfile=…": extra V8/Node flags for every rank (profiling).
+  const extraArgs = process.env.RINGPIPE_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const args = [...extraArgs, ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), '--import', 'tsx', WORKER];
   const outcomes = await launchRing({
     worldSize: peers,
     timeoutMs,
@@ -63,6 +67,7 @@ export async function runOurs(peers: number, config: WorkerConfig, placement: Pl
       bytes,
       seconds: Math.max(...all.map((r) => r.seconds)),
       correct: all.every((r) => r.correct),
+      chunkBytes: all[0]!.chunkBytes,
       receiveWaitMs: mean(all.map((r) => r.receiveWaitMs)),
       reduceMs: mean(all.map((r) => r.reduceMs)),
       userCpuMs: mean(all.map((r) => r.userCpuMs)),

@@ -53,9 +53,10 @@ export function formatTable(peers: number, columns: TableColumn[], reference?: s
 
 /** Where our time went per size (mean per rank per all-reduce). */
 export function formatProfile(column: TableColumn): string {
-  const rows = ['| size | total ms | waiting for data ms | decode + reduce ms |', '|--:|--:|--:|--:|'];
+  const rows = ['| size | chunk | total ms | waiting for data ms | decode + reduce ms |', '|--:|--:|--:|--:|--:|'];
   for (const r of column.results) {
-    rows.push(`| ${sizeLabel(r.bytes)} | ${(r.seconds * 1000).toFixed(2)} | ${(r.receiveWaitMs ?? NaN).toFixed(2)} | ${(r.reduceMs ?? NaN).toFixed(2)} |`);
+    const chunk = r.chunkBytes === undefined ? '–' : sizeLabel(r.chunkBytes);
+    rows.push(`| ${sizeLabel(r.bytes)} | ${chunk} | ${(r.seconds * 1000).toFixed(2)} | ${(r.receiveWaitMs ?? NaN).toFixed(2)} | ${(r.reduceMs ?? NaN).toFixed(2)} |`);
   }
   return rows.join('\n');
 }

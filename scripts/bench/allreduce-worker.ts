@@ -12,7 +12,8 @@ export interface WorkerConfig {
   sizesBytes: number[];
   warmup: number;
   iters: number;
-  chunkBytes: number;
+  /** 'auto': the ring's default (RingCollective's automatic chunk). */
+  chunkBytes: number | 'auto';
   maxInFlight: number;
   compress: 'none' | 'fp16';
   dataPlane: 'tcp' | 'tcp-threaded' | 'link';
@@ -25,6 +26,8 @@ export interface SizeReport {
   /** Every element equal to the exact expected sum after the correctness pass. */
   correct: boolean;
   maxError: number;
+  /** The chunk the ring used for this size. */
+  chunkBytes: number;
   receiveWaitMs: number;
   reduceMs: number;
   /** CPU time of this process per all-reduce (user and kernel), to tell waiting from working. */
@@ -50,12 +53,13 @@ function check(buffer: Float32Array, worldSize: number): number {
 async function main(): Promise<void> {
   const config = JSON.parse(process.env.RINGPIPE_BENCH_CONFIG ?? '') as WorkerConfig;
   const { rank, worldSize } = rankFromEnv();
-  const frameLimit = Math.max(config.chunkBytes, 1 << 20) * 2;
+  const chunkBytes = config.chunkBytes === 'auto' ? undefined : config.chunkBytes;
+  const frameLimit = Math.max(chunkBytes ?? 0, 1 << 20) * 2;
   const ring = await joinRingFromLauncher(
     { cluster: 'bench-allreduce', limits: { maxTensorBytes: frameLimit, receiveWindowBytes: frameLimit * 4 } },
-    { dataPlane: config.dataPlane, timeoutMs: 60_000, depth: config.maxInFlight, ...(config.dataPlane === 'tcp-threaded' ? { maxFrameBytes: config.chunkBytes } : {}) },
+    { dataPlane: config.dataPlane, timeoutMs: 60_000, depth: config.maxInFlight, ...(config.dataPlane === 'tcp-threaded' && chunkBytes ? { maxFrameBytes: chunkBytes } : {}) },
   );
-  const collective = new RingCollective(ring.membership, { chunkBytes: config.chunkBytes, maxInFlight: config.maxInFlight, timeoutMs: 60_000 });
+  const collective = new RingCollective(ring.membership, { ...(chunkBytes ? { chunkBytes } : {}), maxInFlight: config.maxInFlight, timeoutMs: 60_000 });
   const codec: WireCodec | undefined = config.compress === 'fp16' ? new Fp16Codec() : undefined;
   const options = codec ? { codec } : {};
   const barrier = new Float32Array(1);
@@ -86,7 +90,7 @@ async function main(): Promise<void> {
     const maxError = check(buffer, worldSize);
     // fp16 carries 11 significant bits: sums up to 13·N(N+1)/2 are exact only for small N.
     const tolerance = config.compress === 'fp16' ? (13 * worldSize * (worldSize + 1)) / 2 / 1024 : 0;
-    const report: SizeReport = { bytes, seconds, correct: maxError <= tolerance, maxError, receiveWaitMs: receiveWaitMs / config.iters, reduceMs: reduceMs / config.iters,
+    const report: SizeReport = { bytes, seconds, correct: maxError <= tolerance, maxError, chunkBytes: collective.chunkElementsFor(buffer.length, codec) * 4, receiveWaitMs: receiveWaitMs / config.iters, reduceMs: reduceMs / config.iters,
       userCpuMs: cpu.user / 1000 / config.iters, systemCpuMs: cpu.system / 1000 / config.iters,
       voluntarySwitches: (usage.voluntaryContextSwitches - usageBefore.voluntaryContextSwitches) / config.iters,
       involuntarySwitches: (usage.involuntaryContextSwitches - usageBefore.involuntaryContextSwitches) / config.iters };

@@ -20,7 +20,8 @@ const HELP = `Usage: npm run bench:allreduce -- [flags]
   --runs R             runs per contender; the table shows the median          [3]
   --iters N            timed all-reduces per size and run                      [10; 2 on --lan]
   --warmup N           untimed all-reduces per size before timing              [3; 1 on --lan]
-  --chunk-bytes B[,C…] pipeline chunk (several: one column each)              [1M]
+  --chunk-bytes B[,C…] pipeline chunk, or auto (the ring's default: 1 MiB,
+                       up to 4 MiB for large buffers); several: one column each [auto]
   --in-flight N[,M…]   chunks sent ahead (several: one column each)            [4]
   --data-plane P[,Q…]  tcp-threaded | tcp | link: one column each (tcp-threaded:
                        I/O threads; tcp: one thread; link: frames on the
@@ -86,7 +87,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const compress = values.compress ?? 'none';
   if (compress !== 'none' && compress !== 'fp16') throw new Error(`--compress must be none or fp16 for this benchmark, got '${compress}'`);
-  const chunkList = (values['chunk-bytes'] ?? '1M').split(',').map(parseSize);
+  const chunkList = (values['chunk-bytes'] ?? 'auto').split(',').map((text): WorkerConfig['chunkBytes'] => (text.trim() === 'auto' ? 'auto' : parseSize(text)));
   const inFlightList = (values['in-flight'] ?? '4').split(',').map((n) => positiveInt('in-flight', n, 4));
   const base: Omit<WorkerConfig, 'dataPlane'> = {
     sizesBytes,
@@ -100,7 +101,7 @@ export async function main(argv: string[]): Promise<number> {
   const variants = dataPlanes.flatMap((dataPlane) =>
     chunkList.flatMap((chunkBytes) =>
       inFlightList.map((maxInFlight) => ({
-        name: `ours(${dataPlane}${chunkList.length > 1 ? ` ${sizeText(chunkBytes)}` : ''}${inFlightList.length > 1 ? ` ×${maxInFlight}` : ''})`,
+        name: `ours(${dataPlane}${chunkList.length > 1 ? ` ${chunkText(chunkBytes)}` : ''}${inFlightList.length > 1 ? ` ×${maxInFlight}` : ''})`,
         config: { ...base, dataPlane, chunkBytes, maxInFlight },
       })),
     ),
@@ -138,7 +139,7 @@ export async function main(argv: string[]): Promise<number> {
       const where = lan ? `emulated LAN, ${peers} hosts, egress capped at ${lanMbit} Mbit/s each` : 'loopback';
       process.stdout.write(
         `\n### ${peers} peers, ${where}\n\n` +
-          `float32 sum, chunk ${chunkList.map(sizeText).join(' / ')}, ${inFlightList.join(' / ')} chunks in flight, compress ${compress}, add kernel ${ADD_KERNEL}; ` +
+          `float32 sum, chunk ${chunkList.map(chunkText).join(' / ')}, ${inFlightList.join(' / ')} chunks in flight, compress ${compress}, add kernel ${ADD_KERNEL}; ` +
           `median of ${runs} runs × ${base.iters} timed iterations (after ${base.warmup} warm-up); ${loadNote(loadBefore, loadAfter)}\n` +
           (glooProblem ? `gloo: ${glooProblem}\n` : `gloo: PyTorch ${'torch.distributed'} gloo backend, ${PYTORCH_NOTE}\n`) +
           (lanMbit ? `link rate ${(lanMbit / 8).toFixed(2)} MB/s = ${((lanMbit * 1e6) / 8 / 1e9).toFixed(4)} GB/s\n` : '') +
@@ -151,6 +152,10 @@ export async function main(argv: string[]): Promise<number> {
     await lan?.destroy();
   }
   return 0;
+}
+
+function chunkText(chunk: WorkerConfig['chunkBytes']): string {
+  return chunk === 'auto' ? 'auto' : sizeText(chunk);
 }
 
 function sizeText(bytes: number): string {

@@ -86,6 +86,11 @@ export class FrameReader {
     this.accepted.catch(() => {});
   }
 
+  /** The largest frame this reader accepts. */
+  get maxFrameBytes(): number {
+    return this.fixedSlots ? Math.min(this.options.maxFrameBytes, ...this.free.map((slot) => slot.bytes.length)) : this.options.maxFrameBytes;
+  }
+
   /** The `onread` option for net.connect; `resume` restarts a paused socket. */
   hooks(resume: () => void): OnReadHooks {
     this.resume = resume;
@@ -172,7 +177,7 @@ export class FrameReader {
       slot = this.free.pop()!;
       if (slot.bytes.length < header.length) slot.bytes = this.allocateSlot(header.length); // never for fixed slots: checked above
     }
-    this.current = { ...header, got: 0, slot, target };
+    this.current = { op: header.op, frame: header.frame, length: header.length, got: 0, slot, target };
     this.state = 'payload';
     return header.length > 0 ? true : this.finishFrame();
   }
