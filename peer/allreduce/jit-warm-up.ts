@@ -14,7 +14,10 @@ import { allocateShared } from './wasm-arena.js';
  * a small buffer cut into many tiny chunks, through the very code every collective uses.
  */
 
-/** Tiny frames each rank sends (and receives) while warming; the whole warm-up takes ≈ 0.1–0.3 s. */
+/**
+ * Tiny frames each rank sends (and receives) while warming. The whole warm-up costs ≈ 0.5–1.3 s of
+ * one thread for all ranks together (2 and 4 ranks in one process), the first time in a process most.
+ */
 export const DEFAULT_WARM_UP_FRAMES = 4096;
 
 /** Collective numbers (one per warm-up all-reduce) no real collective uses before wrapping around 2^32 operations. */
