@@ -3,7 +3,7 @@ import type { PeerHandle } from '../membership/peer-handle.js';
 import type { ClusterMessageOf } from '../protocol/cluster-messages.js';
 import { UPLOADED_FILES } from './checkpoint-layout.js';
 import type { CheckpointStore, StoredCheckpoint } from './checkpoint-store.js';
-import type { TrainingStateRecord } from './training-state-record.js';
+import { withReportedPosition, type TrainingStateRecord } from './training-state-record.js';
 import { MAX_UPLOAD_FILE_BYTES, UploadQueue } from './upload-queue.js';
 
 
@@ -63,10 +63,4 @@ export class CheckpointReceiver {
     while (this.receiving.size > 0) await Promise.allSettled([...this.receiving]);
     await this.writes;
   }
-}
-
-/** The data position as the uploading peer's iterator reported it, when it did (the record's own is derived from the step). */
-function withReportedPosition(record: TrainingStateRecord, reported: ClusterMessageOf<'checkpoint'>['dataPosition']): TrainingStateRecord {
-  if (!reported) return record;
-  return { ...record, epoch: reported.epoch, dataPosition: reported, rng: { ...record.rng, shuffleEpoch: reported.epoch } };
 }

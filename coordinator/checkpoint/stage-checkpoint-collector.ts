@@ -4,7 +4,7 @@ import type { ClusterMessageOf } from '../protocol/cluster-messages.js';
 import type { TransferFile } from '../protocol/file-transfer.js';
 import type { CheckpointStore, StoredCheckpoint } from './checkpoint-store.js';
 import { assembleStageParts, STAGE_MODEL_FILE, STAGE_OPTIMIZER_FILE, STAGE_PART_FILE, STAGE_WEIGHTS_FILE } from './pipeline-checkpoint.js';
-import type { TrainingStateRecord } from './training-state-record.js';
+import { withReportedPosition, type TrainingStateRecord } from './training-state-record.js';
 import { MAX_UPLOAD_FILE_BYTES, UploadQueue } from './upload-queue.js';
 
 const PART_FILES = new Set([STAGE_PART_FILE, STAGE_WEIGHTS_FILE, STAGE_OPTIMIZER_FILE, STAGE_MODEL_FILE]);
@@ -21,7 +21,7 @@ export class StageCheckpointCollector {
   private readonly receiving = new Set<Promise<void>>();
   private readonly uploads = new UploadQueue();
   /** step → parts by stage, for the current number of stages. */
-  private readonly open = new Map<number, { parts: Map<number, TransferFile[]>; message: ClusterMessageOf<'stage-checkpoint'> }>();
+  private readonly open = new Map<number, { parts: Map<number, TransferFile[]>; message: ClusterMessageOf<'stage-checkpoint'>; dataPosition?: TrainingStateRecord['dataPosition'] }>();
   private stages = 0;
 
   constructor(
@@ -51,6 +51,8 @@ export class StageCheckpointCollector {
       entry.parts.set(message.stage, files);
       // The last stage knows the loss; keep its figure for the training state.
       if (message.loss !== null) entry.message = message;
+      // Stage 0 reads the data: its part carries the iterator's position.
+      if (message.dataPosition) entry.dataPosition = message.dataPosition;
       this.open.set(message.step, entry);
       for (const step of [...this.open.keys()].sort((a, b) => a - b).slice(0, Math.max(0, this.open.size - MAX_OPEN_STEPS))) {
         this.log.warn({ step }, `checkpoint of step ${step} given up: not every stage sent its part`);
@@ -59,7 +61,7 @@ export class StageCheckpointCollector {
       if (entry.parts.size < this.stages) return;
       this.open.delete(message.step);
       const assembled = assembleStageParts([...entry.parts.values()]);
-      const record = this.recordFor(entry.message);
+      const record = withReportedPosition(this.recordFor(entry.message), entry.dataPosition);
       const write = this.writes.then(async () => {
         const latest = this.store.latest;
         if (latest && latest.step >= message.step) {

@@ -28,3 +28,12 @@ export const trainingStateRecordSchema = z.object({
 });
 
 export type TrainingStateRecord = z.infer<typeof trainingStateRecordSchema>;
+
+/**
+ * The record with the data position as the uploading peer's iterator reported it, when it did
+ * (the record's own is derived from the step).
+ */
+export function withReportedPosition(record: TrainingStateRecord, reported: TrainingStateRecord['dataPosition'] | undefined): TrainingStateRecord {
+  if (!reported) return record;
+  return { ...record, epoch: reported.epoch, dataPosition: reported, rng: { ...record.rng, shuffleEpoch: reported.epoch } };
+}

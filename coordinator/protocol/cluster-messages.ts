@@ -113,7 +113,7 @@ export const clusterMessages = defineMessages({
     spans: z.array(stageSpan).max(4_096),
   },
   /** One stage's part of a checkpoint (its layers' weights and optimizer slots) follows as tensor frames. */
-  'stage-checkpoint': { epoch, step, stage: z.number().int().min(0), files: z.array(fileEntry).max(8), loss: z.number().nullable() },
+  'stage-checkpoint': { epoch, step, stage: z.number().int().min(0), files: z.array(fileEntry).max(8), loss: z.number().nullable(), dataPosition: dataPosition.optional() },
 
   // ---- coordinator → peer ----
   /** The job (validated again by the peer) and the run it belongs to. */
