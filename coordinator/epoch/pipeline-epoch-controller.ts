@@ -6,6 +6,7 @@ import { minReplicasOf, pipelineOf, replicasWanted } from '../job/pipeline-secti
 import type { PeerHandle } from '../membership/peer-handle.js';
 import type { ClusterMessageOf, TopologyMember } from '../protocol/cluster-messages.js';
 import { sendFiles } from '../protocol/file-transfer.js';
+import { AgreedStepPicker } from './agreed-step.js';
 import { chooseStageStateSource } from './choose-state-source.js';
 import { closeEpoch, EpochWatch, FINAL_CHECKPOINT_TIMEOUT_MS, READY_GRACE_MS, RESTORE_TIMEOUT_MS, type EpochBaseContext, type EpochOutcome, type EpochRunner } from './epoch-watch.js';
 import { loadLatestCheckpoint } from './load-latest-checkpoint.js';
@@ -16,13 +17,6 @@ export interface PipelineEpochContext extends EpochBaseContext {
   pipeline: PipelinePlan;
   timelines: StageTimelines;
 }
-
-/**
- * A checkpoint or stop is set for this many steps after the newest one the coordinator heard of:
- * the first stage finishes a step last, at most one step behind the last stage's report, so every
- * stage still has the agreed step ahead of it when the request arrives.
- */
-const SYNC_MARGIN_STEPS = 2;
 
 /** Where a member sat in the previous epoch. */
 export interface StageSlot {
@@ -157,7 +151,8 @@ export class PipelineEpochController implements EpochRunner {
       lossLog.startsAfter(startStep);
       log.info({ epoch, source, startStep, replicas }, `epoch ${epoch} starts at step ${startStep} (state from ${source === 'checkpoint' ? `checkpoint ${checkpoint!.dir}, one part per stage` : source})`);
       state.update({ phase: 'training', step: startStep, totalSteps: plan.totalSteps, detail: `epoch ${epoch}: ${replicas > 1 ? `${replicas} × ` : ''}${K}-stage pipeline from step ${startStep}` });
-      let newestStep = startStep;
+      // Checkpoints and stops happen after one step every stage still has ahead of it (agreed-step.ts).
+      const steps = new AgreedStepPicker(startStep);
       await Promise.all(
         stages.map((peer) => {
           const { stage, replica } = slotOf.get(peer)!;
@@ -174,6 +169,7 @@ export class PipelineEpochController implements EpochRunner {
             startStep,
             totalSteps: plan.totalSteps,
             ...(replicas > 1 && replicaPort !== undefined ? { replicaNext: { host: sameStageNext.address, port: replicaPort } } : {}),
+            ...(checkpoint ? { dataPosition: checkpoint.state.dataPosition } : {}),
           });
         }),
       );
@@ -214,12 +210,12 @@ export class PipelineEpochController implements EpochRunner {
       watch.fromMembers('progress', epoch, (peer, message) => {
         if (peer !== last) return;
         watch.progressed = true;
-        newestStep = Math.max(newestStep, message.step);
+        steps.heard(message.step);
         state.update({ step: message.step, samplesPerSecond: message.samplesPerSecond });
       });
       watch.fromMembers('stage-report', epoch, (peer, message) => {
         peer.step = message.step;
-        newestStep = Math.max(newestStep, message.step);
+        steps.heard(message.step);
         if (replicaZero.has(peer)) this.ctx.timelines.add(message);
       });
       watch.fromMembers('evaluating', epoch, (_peer, message) => state.update({ phase: 'finishing', detail: `evaluating through the pipeline: ${message.done}/${message.total}` }));
@@ -236,7 +232,7 @@ export class PipelineEpochController implements EpochRunner {
       });
       // Checkpoints and stops happen after one agreed step on every stage.
       this.sync = (action, reason) => {
-        const step = newestStep + SYNC_MARGIN_STEPS;
+        const step = steps.pick();
         log.info({ epoch, action, step, reason }, `every stage will ${action === 'stop' ? 'stop' : 'checkpoint'} after step ${step}`);
         for (const peer of stages) void peer.send({ type: 'stage-sync', epoch, step, action, reason: reason.slice(0, 1_900) });
       };

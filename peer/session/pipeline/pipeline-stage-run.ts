@@ -75,6 +75,13 @@ export class PipelineStageRun extends EpochLifecycle<Start, StageEpochOutcome, R
 
   /** The coordinator's "after step s, checkpoint / stop" (the same s for every stage). */
   sync(message: StageSync): void {
+    const done = this.deps.holder.committedStep;
+    if (message.step <= done) {
+      // The other stages may still be before the agreed step: this stage would act a step later
+      // than they do (a checkpoint whose parts do not join). Said loudly; the coordinator's margin
+      // (coordinator/epoch/agreed-step.ts) is meant to make it rare.
+      this.deps.log.warn({ agreedStep: message.step, committedStep: done, action: message.action }, `the coordinator's ${message.action} after step ${message.step} arrived after this stage finished step ${done}: acting after the next step`);
+    }
     this.syncs.push(message);
   }
 
@@ -105,7 +112,7 @@ export class PipelineStageRun extends EpochLifecycle<Start, StageEpochOutcome, R
       }
       await this.agreeOnState(start);
       log.info({ epoch, stage, stages, replica, replicas, startStep: start.startStep, stateFrom: start.stateSource, layers: holder.module.describe() }, 'pipeline stage started');
-      if (isFirst) this.slices = this.deps.batches.open(replica, replicas, start.startStep, log);
+      if (isFirst) this.slices = this.deps.batches.open(replica, replicas, start.startStep, log, start.dataPosition);
       const slices = this.slices;
       const timeline = new Timeline({ stage, stages, replica, microBatches: settings.microBatches, schedule: settings.schedule });
       let lastLoss: number | null = null;
@@ -118,7 +125,7 @@ export class PipelineStageRun extends EpochLifecycle<Start, StageEpochOutcome, R
         const due = (action: StageSync['action']) => this.syncs.some((s) => s.action === action && s.step <= step);
         const dueCheckpoint = (job.checkpoint.everySteps > 0 && step % job.checkpoint.everySteps === 0) || due('checkpoint');
         // Replicas of a stage hold the same weights: replica 0's stages make the checkpoint.
-        if (dueCheckpoint && step < start.totalSteps && replica === 0) await uploader.start(holder, epoch, lastLoss);
+        if (dueCheckpoint && step < start.totalSteps && replica === 0) await uploader.start(holder, epoch, lastLoss, this.slices?.savedPosition);
         this.forgetSyncs(step, 'checkpoint');
         if (due('stop') && step < start.totalSteps) {
           stoppedAt = step;
@@ -230,7 +237,7 @@ export class PipelineStageRun extends EpochLifecycle<Start, StageEpochOutcome, R
   private async finishJob(start: Start, lastLoss: number | null): Promise<void> {
     const { holder, uploader, link, job, log } = this.deps;
     const { stage, stages } = this.assignment;
-    await uploader.start(holder, this.epoch, lastLoss);
+    await uploader.start(holder, this.epoch, lastLoss, this.slices?.savedPosition);
     await uploader.settle();
     const evaluation = await evaluateThroughPipeline({
       stage: holder.module,
