@@ -135,6 +135,9 @@ describe('pipeline jobs on the coordinator (separate processes)', () => {
     await first.child.exited;
     const stepAtKill = lastStep();
     const newestOnDisk = Math.max(0, ...checkpointSteps(harness.runDir));
+    // Stage 0 reads the data: its part of the checkpoint carried its iterator's position, which the resume starts from.
+    const saved = JSON.parse(readFileSync(path.join(harness.runDir, 'checkpoints', `step-${String(newestOnDisk).padStart(8, '0')}`, 'training-state.json'), 'utf8'));
+    expect(saved.dataPosition).toMatchObject({ epoch: 0, index: newestOnDisk * 32, pipeline: expect.stringMatching(/^mnist:train \(\d+ samples\) \| shuffle buffer \d+ seed \d+ \| batch 32$/) });
 
     const second = await harness.coordinator(args, { name: 'coordinator-2' });
     expect((await within(second.child.exited, 150_000, 'the resumed pipeline finishing')).code, second.child.stderr).toBe(0);
