@@ -1,13 +1,14 @@
 /**
  * Where the input pipeline's CPU time goes, thread by thread (no free cores needed: CPU time, not wall time).
  *
- *   npx tsx scripts/bench/ingest-profile.ts [--images 1500] [--batches 40] [--workers 2] [--rounds 2] [--parallel-only]
+ *   npx tsx scripts/bench/ingest-profile.ts [--images 1500] [--batches 40] [--warmup 4] [--workers 2] [--rounds 2] [--parallel-only]
  *   … --main-profile FILE: a CPU profile of the main thread while it pulls the parallel pipeline's batches
  *   node --cpu-prof --cpu-prof-dir=DIR --import tsx scripts/bench/ingest-profile.ts …   (one profile per thread)
  *
  * Same dataset and pipeline as `npm run bench:ingest`. For inline and parallel pipelines it prints
  * the CPU time per sample of the whole process and of its main thread (from /proc; and its event
- * loop's busy time, which a busy machine inflates): what the trainer's thread still pays for ingestion.
+ * loop's busy time, which a busy machine inflates): what the trainer's thread still pays for ingestion;
+ * then every thread's CPU per sample (workers, and V8's GC/compiler helpers), from /proc/self/task.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
