@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../shared/engine/select-backend.js';
 import { recordForward } from '../peer/pipeline/autodiff/deferred-tape.js';
 import { denseMatMulGradient } from '../peer/pipeline/autodiff/matmul-gradient.js';
+import { GradientAccumulator } from '../peer/pipeline/gradient-accumulator.js';
 
 beforeAll(async () => {
   await selectBackend({ force: 'wasm' });
@@ -43,5 +44,38 @@ describe('deferred tape, dense micro-batches', () => {
     const swapped = denseMatMulGradient({}, [a, b], dy)!.a!();
     expect(swapped.shape).toEqual([32, 512]);
     tf.dispose([a, b, dy, swapped]);
+  });
+
+  it('weight gradients deferred to the update: null per micro-batch, and one product over all micro-batches equals tf.grads on the whole batch', () => {
+    const w1 = tf.variable(tf.randomNormal([512, 256], 0, 0.05, 'float32', 5));
+    const b1 = tf.variable(tf.zeros([256]));
+    const w2 = tf.variable(tf.randomNormal([256, 10], 0, 0.05, 'float32', 6));
+    const variables = [w1, b1, w2];
+    const x = tf.randomNormal([128, 512], 0, 1, 'float32', 7);
+    const dy = tf.randomNormal([128, 10], 0, 1, 'float32', 8);
+    const forward = (input: tf.Tensor) => tf.matMul(tf.relu(tf.add(tf.matMul(input, w1), b1)), w2);
+    const reference = tf.engine().gradients(() => tf.sum(tf.mul(forward(x), dy)), [x, ...variables]);
+    const before = tf.memory().numTensors;
+    const accumulator = new GradientAccumulator(variables);
+    const indexOf = new Map(variables.map((v, i) => [v.id, i]));
+    const deferred = { weightIds: new Set(indexOf.keys()), keep: (id: number, a: tf.Tensor, g: tf.Tensor) => accumulator.keep(indexOf.get(id)!, a, g) };
+    const inputGradients: tf.Tensor[] = [];
+    for (let m = 0; m < 4; m++) {
+      const [xm, dym] = [tf.slice(x, [32 * m, 0], [32, 512]), tf.slice(dy, [32 * m, 0], [32, 10])];
+      const recorded = recordForward(() => forward(xm), variables);
+      const [dx, ...grads] = recorded.backward([xm, ...variables], dym, deferred);
+      // Only the bias gradient is computed per micro-batch.
+      expect(grads.map((g) => g === null)).toEqual([true, false, true]);
+      inputGradients.push(dx!);
+      accumulator.add(grads);
+      tf.dispose([recorded.output, xm, dym]);
+    }
+    const taken = accumulator.take();
+    const dx = tf.concat(inputGradients, 0);
+    expect(relativeError(dx, reference.grads[0]!)).toBeLessThan(1e-5);
+    variables.forEach((v, i) => expect(relativeError(taken[v.name]!, reference.grads[i + 1]!)).toBeLessThan(1e-5));
+    tf.dispose([dx, ...inputGradients, ...Object.values(taken)]);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([x, dy, ...variables, reference.value, ...reference.grads]);
   });
 });

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { recordForward, type RecordedForward } from './autodiff/deferred-tape.js';
+import { recordForward, type DeferredWeightGradients, type RecordedForward } from './autodiff/deferred-tape.js';
 
 /**
  * What a stage keeps between the forward and the backward pass of one micro-batch, GPipe's two
@@ -14,8 +14,11 @@ export interface PendingBackward {
   readonly output: tf.Tensor;
   /** Bytes held for the backward pass. */
   readonly heldBytes: number;
-  /** Gradients of sum(output · dy) w.r.t. `wrt` (dy defaults to ones). Frees what was held. */
-  backward(wrt: readonly tf.Tensor[], dy?: tf.Tensor): tf.Tensor[];
+  /**
+   * Gradients of sum(output · dy) w.r.t. `wrt` (dy defaults to ones); weight gradients left to
+   * `deferred` come back null (see DeferredWeightGradients). Frees what was held.
+   */
+  backward(wrt: readonly tf.Tensor[], dy?: tf.Tensor, deferred?: DeferredWeightGradients): (tf.Tensor | null)[];
   discard(): void;
 }
 
@@ -37,7 +40,7 @@ function keptActivations(forward: (input: tf.Tensor) => tf.Tensor, input: tf.Ten
   return {
     output: recorded.output,
     heldBytes: recorded.savedBytes,
-    backward: (wrt, dy) => recorded.backward(wrt, dy),
+    backward: (wrt, dy, deferred) => recorded.backward(wrt, dy, deferred),
     discard: () => recorded.discard(),
   };
 }
@@ -54,11 +57,11 @@ function rematerialized(forward: (input: tf.Tensor) => tf.Tensor, input: tf.Tens
   return {
     output,
     heldBytes: input.size * 4,
-    backward(wrt, dy) {
+    backward(wrt, dy, deferred) {
       try {
         const recorded = recordForward(() => forward(input));
         recorded.output.dispose();
-        return recorded.backward(wrt, dy);
+        return recorded.backward(wrt, dy, deferred);
       } finally {
         input.dispose();
       }

@@ -3,42 +3,76 @@ import * as tf from '@tensorflow/tfjs';
 /**
  * Sums each variable's gradient over the micro-batches of a mini-batch, so the optimizer steps once per
  * mini-batch with the mini-batch's gradient (each micro-batch's loss was already scaled by its share).
+ * A dense weight's gradient may instead arrive as factors (`keep`): its micro-batches' inputs and
+ * output gradients, multiplied once per mini-batch in `take` (see DeferredWeightGradients).
  */
 export class GradientAccumulator {
-  private sums: tf.Tensor[] | undefined;
+  private sums: (tf.Tensor | undefined)[] | undefined;
+  private factors = new Map<number, { a: tf.Tensor[]; dy: tf.Tensor[] }>();
 
   constructor(private readonly variables: readonly tf.Variable[]) {}
 
-  /** Adds one micro-batch's gradients (in `variables` order) and takes ownership of them. */
-  add(gradients: readonly tf.Tensor[]): void {
+  /** Adds one micro-batch's gradients (in `variables` order; null: kept as factors) and takes ownership of them. */
+  add(gradients: readonly (tf.Tensor | null)[]): void {
+    const present = gradients.filter((g): g is tf.Tensor => g !== null);
     if (gradients.length !== this.variables.length) {
-      tf.dispose([...gradients]);
+      tf.dispose(present);
       throw new Error(`expected ${this.variables.length} gradients, got ${gradients.length}`);
     }
     if (!this.sums) {
-      this.sums = [...gradients];
+      this.sums = gradients.map((g) => g ?? undefined);
       return;
     }
     const sums = this.sums;
-    this.sums = sums.map((sum, i) => tf.add(sum, gradients[i]!));
-    tf.dispose([...sums, ...gradients]);
+    this.sums = sums.map((sum, i) => {
+      const g = gradients[i];
+      if (!g) return sum;
+      if (!sum) return g;
+      const next = tf.add(sum, g);
+      sum.dispose();
+      g.dispose();
+      return next;
+    });
+  }
+
+  /** Keeps one micro-batch's factors of variable `index`'s gradient, aᵀ·dy; takes ownership of both. */
+  keep(index: number, a: tf.Tensor, dy: tf.Tensor): void {
+    const entry = this.factors.get(index) ?? { a: [], dy: [] };
+    entry.a.push(a);
+    entry.dy.push(dy);
+    this.factors.set(index, entry);
   }
 
   get isEmpty(): boolean {
-    return this.sums === undefined;
+    return this.sums === undefined && this.factors.size === 0;
   }
 
   /** The summed gradients keyed by variable name, as optimizer.applyGradients wants; resets the sums. */
   take(): tf.NamedTensorMap {
-    if (!this.sums) throw new Error('no gradients were accumulated for this mini-batch');
+    if (this.isEmpty) throw new Error('no gradients were accumulated for this mini-batch');
+    const sums = this.sums ?? this.variables.map(() => undefined);
+    for (const [index, { a, dy }] of this.factors) {
+      // One product over the whole mini-batch's rows instead of one per micro-batch.
+      const product = tf.tidy(() => tf.matMul(a.length === 1 ? a[0]! : tf.concat(a, 0), dy.length === 1 ? dy[0]! : tf.concat(dy, 0), true, false));
+      tf.dispose([...a, ...dy]);
+      const sum = sums[index];
+      sums[index] = sum ? tf.tidy(() => tf.add(sum, product)) : product;
+      if (sum) {
+        sum.dispose();
+        product.dispose();
+      }
+    }
+    this.factors.clear();
     const named: tf.NamedTensorMap = {};
-    this.variables.forEach((variable, i) => (named[variable.name] = this.sums![i]!));
+    this.variables.forEach((variable, i) => (named[variable.name] = sums[i] ?? tf.zeros(variable.shape)));
     this.sums = undefined;
     return named;
   }
 
   discard(): void {
-    if (this.sums) tf.dispose(this.sums);
+    if (this.sums) tf.dispose(this.sums.filter((s): s is tf.Tensor => s !== undefined));
+    for (const { a, dy } of this.factors.values()) tf.dispose([...a, ...dy]);
+    this.factors.clear();
     this.sums = undefined;
   }
 }

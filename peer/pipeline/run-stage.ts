@@ -20,6 +20,8 @@ export interface PipelineScheduleOptions {
   kind?: ScheduleKind;
   /** Keep only each micro-batch's stage input and recompute the forward pass during backward. */
   rematerialize?: boolean;
+  /** Dense weights' gradients once per mini-batch, at the update (default true; see StageCompute). */
+  deferWeightGradients?: boolean;
 }
 
 /** Where the first stage gets its mini-batches (EpochBatches and the data pipeline's iterator fit). */
@@ -101,7 +103,7 @@ export async function runPipelineStage(options: PipelineStageOptions): Promise<P
   if (!Number.isInteger(options.steps) || options.steps < 0) throw new PipelineError('usage', `steps must be a non-negative integer, got ${options.steps}`);
   const kind = schedule.kind ?? 'gpipe';
   const ops = stageSchedule(kind, { stage: stage.index, stages, microBatches: schedule.microBatches });
-  const compute = new StageCompute({ stage, isFirst, isLast, rematerialize: schedule.rematerialize ?? false, ...(options.loss ? { loss: options.loss } : {}) });
+  const compute = new StageCompute({ stage, isFirst, isLast, rematerialize: schedule.rematerialize ?? false, deferWeightGradients: schedule.deferWeightGradients ?? true, ...(options.loss ? { loss: options.loss } : {}) });
   log.debug({ stage: stage.describe(), schedule: kind, microBatches: schedule.microBatches, peakInFlight: peakInFlight(ops) }, 'pipeline stage starting');
 
   const buffers = new StageBuffers();

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { crossEntropy, type OutputKind } from '../trainer/loss.js';
+import type { DeferredWeightGradients } from './autodiff/deferred-tape.js';
 import { runForward, type PendingBackward } from './checkpointing.js';
 import { PipelineError } from './errors.js';
 import { GradientAccumulator } from './gradient-accumulator.js';
@@ -18,6 +19,11 @@ export interface StageComputeOptions {
   isLast: boolean;
   loss?: LossSpec;
   rematerialize: boolean;
+  /**
+   * Dense weights' gradients once per mini-batch (one product over all micro-batches' rows, at
+   * `gradients.take()`) instead of once per micro-batch. Default true; the same sum up to rounding.
+   */
+  deferWeightGradients?: boolean;
 }
 
 export interface ForwardResult {
@@ -38,12 +44,18 @@ export class StageCompute {
   private readonly variables: tf.Variable[];
   private readonly pending = new Map<number, { state: PendingBackward; input: tf.Tensor }>();
   private heldBytesNow = 0;
+  private readonly deferred: DeferredWeightGradients | undefined;
 
   constructor(private readonly options: StageComputeOptions) {
     if (options.isLast && !options.loss) throw new PipelineError('usage', 'the last stage needs a loss specification (numClasses, outputKind)');
     if (options.rematerialize) refuseUnrepeatableLayers(options.stage);
     this.variables = options.stage.trainableVariables;
     this.gradients = new GradientAccumulator(this.variables);
+    if (options.deferWeightGradients ?? true) {
+      const indexOf = new Map(this.variables.map((variable, i) => [variable.id, i]));
+      const gradients = this.gradients;
+      this.deferred = { weightIds: new Set(indexOf.keys()), keep: (id, a, dy) => gradients.keep(indexOf.get(id)!, a, dy) };
+    }
   }
 
   /** Micro-batches whose forward ran and whose backward has not. */
@@ -98,9 +110,9 @@ export class StageCompute {
     const owned: PendingBackward = {
       output: state.output,
       heldBytes: state.heldBytes,
-      backward: (wrt, dy) => {
+      backward: (wrt, dy, deferred) => {
         try {
-          return backward(wrt, dy);
+          return backward(wrt, dy, deferred);
         } finally {
           labels?.dispose();
         }
@@ -133,13 +145,13 @@ export class StageCompute {
     this.heldBytesNow -= entry.state.heldBytes;
     const { isFirst } = this.options;
     const wrt = isFirst ? this.variables : [entry.input, ...this.variables];
-    let gradients: tf.Tensor[];
+    let gradients: (tf.Tensor | null)[];
     try {
-      gradients = entry.state.backward(wrt, outputGradient);
+      gradients = entry.state.backward(wrt, outputGradient, this.deferred);
     } finally {
       outputGradient?.dispose();
     }
-    const inputGradient = isFirst ? undefined : gradients.shift();
+    const inputGradient = isFirst ? undefined : (gradients.shift() ?? undefined);
     this.gradients.add(gradients);
     return inputGradient;
   }

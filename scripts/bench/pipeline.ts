@@ -5,9 +5,9 @@
  * every stage's timeline) beside the theoretical (K − 1)/(M + K − 1), activation memory held, and a
  * Chrome trace per configuration (open in chrome://tracing or https://ui.perfetto.dev).
  *
- *   npm run bench:pipeline -- [--model mlp] [--stages 2,3] [--micro 1,2,4,8,16] [--batch 256] [--steps 20]
+ *   npm run bench:pipeline -- [--model mlp-deep] [--stages 2,3] [--micro 1,2,4,8,16] [--batch 256] [--steps 20]
  *                             [--backend wasm] [--balance parameters|time|2,2] [--schedules gpipe,1f1b]
- *                             [--remat] [--rounds 3] [--one-session] [--cpu-prof DIR] [--out DIR]
+ *                             [--remat] [--defer true,false] [--rounds 3] [--one-session] [--cpu-prof DIR] [--out DIR]
  *   npm run bench:pipeline -- --stage-cpu [--stages 2] [--micro …] [--balance …]
  *                             CPU time of every stage's passes, in one process, no links: the arithmetic alone
  *
@@ -50,7 +50,8 @@ import type { TimelineData } from '../../peer/pipeline/timeline/timeline.js';
 
 const { values } = parseArgs({
   options: {
-    model: { type: 'string', default: 'mlp' },
+    // A uniform stack that splits into equal stages, as pipelined models do; --model mlp for the small mlp.
+    model: { type: 'string', default: 'mlp-deep' },
     stages: { type: 'string', default: '2,3' },
     micro: { type: 'string', default: '1,2,4,8,16' },
     batch: { type: 'string', default: '256' },
@@ -59,6 +60,8 @@ const { values } = parseArgs({
     balance: { type: 'string', default: 'parameters' },
     schedules: { type: 'string', default: 'gpipe' },
     remat: { type: 'boolean', default: false },
+    // 'true,false' also runs every configuration with weight gradients per micro-batch, side by side.
+    defer: { type: 'string', default: 'true' },
     'one-session': { type: 'boolean', default: false },
     'baseline-worker': { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
@@ -81,6 +84,10 @@ const [batchSize] = integers(values.batch, 'batch');
 const [steps] = integers(values.steps, 'steps');
 const [rounds] = integers(values.rounds, 'rounds');
 const schedules = list(values.schedules) as ScheduleKind[];
+const deferModes = list(values.defer).map((part) => {
+  if (part !== 'true' && part !== 'false') throw new Error(`--defer takes true, false or true,false, got '${values.defer}'`);
+  return part === 'true';
+});
 for (const schedule of schedules) if (!SCHEDULE_KINDS.includes(schedule)) throw new Error(`--schedules: unknown schedule '${schedule}' (${SCHEDULE_KINDS.join(', ')})`);
 if (!isBackendFlag(values.backend)) throw new Error(`--backend: unknown backend '${values.backend}'`);
 const backend = values.backend;
@@ -202,7 +209,9 @@ async function benchStages(stages: number, round: number): Promise<Measurement[]
   const model = await createModel(values.model, { inputShape: [28, 28, 1], numClasses: 10, seed: SEED });
   const plan = planBalance(model, stages, values.balance, { batchSize: Math.max(1, Math.floor(batchSize! / 4)) });
   model.dispose();
-  const runs: PipelineRun[] = schedules.flatMap((schedule) => microCounts.map((microBatches) => ({ microBatches, schedule, rematerialize: values.remat })));
+  const runs: PipelineRun[] = deferModes.flatMap((deferWeightGradients) =>
+    schedules.flatMap((schedule) => microCounts.map((microBatches) => ({ microBatches, schedule, rematerialize: values.remat, deferWeightGradients }))),
+  );
   const dir = path.join(outDir, `round-${round}`, `K${stages}`);
   const job: PipelineJobInput = { model: values.model, seed: SEED, data: 'mnist', balance: plan.balance, batchSize, steps: steps! + 1, backend, runs, outDir: dir, receiveTimeoutMs: 120_000 };
   console.error(`round ${round}, K=${stages}: balance [${plan.balance.join(', ')}] by ${plan.rule}; ${runs.length} configurations…`);
@@ -219,7 +228,7 @@ async function benchStages(stages: number, round: number): Promise<Measurement[]
       timelines.push(JSON.parse(await readFile(`${stageFilePrefix(dir, index, stage, 0)}.timeline.json`, 'utf8')) as TimelineData);
     }
     const summary = summarizeBubble(timelines, { skipSteps: 1 });
-    const trace = path.join(outDir, `round-${round}`, `trace-K${stages}-${run.schedule}${run.rematerialize ? '-remat' : ''}-M${run.microBatches}.json`);
+    const trace = path.join(outDir, `round-${round}`, `trace-K${stages}-${run.schedule}${run.rematerialize ? '-remat' : ''}${run.deferWeightGradients ? '' : '-dW-per-micro'}-M${run.microBatches}.json`);
     await writeFile(trace, JSON.stringify(toChromeTrace(timelines)));
     const runReports = reports.filter((r) => r.run === index).sort((a, b) => a.stage - b.stage);
     const wallMs = Math.max(...runReports.map((r) => r.trainMs));
@@ -262,7 +271,7 @@ function table(baseline: Baseline, rows: Row[]): string {
       return [
         String(first.stages),
         String(first.run.microBatches),
-        `${first.run.schedule}${first.run.rematerialize ? ' remat' : ''}`,
+        `${first.run.schedule}${first.run.rematerialize ? ' remat' : ''}${first.run.deferWeightGradients === false ? ' dW/micro' : ''}`,
         of((m) => m.summary.stepMs).toFixed(1),
         of((m) => m.samplesPerSecond).toFixed(0),
         `${row.speedup.toFixed(2)}×`,
@@ -286,7 +295,8 @@ function table(baseline: Baseline, rows: Row[]): string {
 /**
  * `--stage-cpu`: each stage's forward, backward and update in this process, CPU milliseconds per
  * mini-batch (median of 10 after 3 warm-up repetitions: the first configuration in the process also pays
- * for compiling and growing memory), for every M, beside trainStep on the whole model: what the
+ * for compiling and growing memory), for every M, with weight gradients per micro-batch and deferred
+ * to the update (StageCompute's deferWeightGradients), beside trainStep on the whole model: what the
  * stages' arithmetic costs before any link, event loop or scheduler is involved.
  */
 const STAGE_CPU_WARM_UP = 3;
@@ -300,14 +310,14 @@ async function stageCpuProfile(): Promise<void> {
     const { balance } = planBalance(model, stages, values.balance, { batchSize: Math.max(1, Math.floor(batchSize! / 4)) });
     const parts = partitionModel(model, balance);
     console.log(`K=${stages}, balance [${balance.join(', ')}], mini-batch ${batchSize}: CPU ms per mini-batch (forward / backward / update per stage)`);
-    for (const microBatches of microCounts) {
+    for (const microBatches of microCounts) for (const defer of [false, true]) {
       const micro = splitMiniBatch(batch, microBatches);
       const cells: string[] = [];
       let total = 0;
       for (const stage of parts) {
         const isFirst = stage.index === 0;
         const isLast = stage.index === parts.length - 1;
-        const compute = new StageCompute({ stage, isFirst, isLast, rematerialize: values.remat, loss: { numClasses: 10, outputKind: outputKindOf(model) } });
+        const compute = new StageCompute({ stage, isFirst, isLast, rematerialize: values.remat, deferWeightGradients: defer, loss: { numClasses: 10, outputKind: outputKindOf(model) } });
         const optimizer = stageOptimizer(ADAM);
         const outputGradients = micro.map((m) => new Float32Array(m.size * stage.outputShape.reduce((a, b) => a * b, 1)).fill(1e-3));
         const inputs = micro.map((m) => (isFirst ? m.xs : new Float32Array(m.size * stage.inputShape.reduce((a, b) => a * b, 1)).fill(0.5)));
@@ -347,7 +357,7 @@ async function stageCpuProfile(): Promise<void> {
         total += median(f) + median(b) + median(u);
         cells.push(`${median(f).toFixed(1)} / ${median(b).toFixed(1)} / ${median(u).toFixed(1)}`);
       }
-      console.log(`  M=${String(microBatches).padEnd(3)} ${cells.map((c, i) => `stage ${i}: ${c}`).join('   ')}   all stages ${total.toFixed(1)}`);
+      console.log(`  M=${String(microBatches).padEnd(3)} ${defer ? 'dW deferred ' : 'dW per micro'} ${cells.map((c, i) => `stage ${i}: ${c}`).join('   ')}   all stages ${total.toFixed(1)}`);
     }
     model.dispose();
   }
@@ -378,7 +388,7 @@ async function main(): Promise<void> {
     console.error(`round ${round}, one process: ${baseline.stepMs.toFixed(1)} ms/step, ${baseline.samplesPerSecond.toFixed(0)} samples/s`);
     for (const stages of stageCounts) {
       for (const m of await benchStages(stages, round)) {
-        const key = `${m.stages}/${m.run.schedule}/${m.run.rematerialize}/${m.run.microBatches}`;
+        const key = `${m.stages}/${m.run.schedule}/${m.run.rematerialize}/${m.run.deferWeightGradients}/${m.run.microBatches}`;
         const entry = measured.get(key) ?? { measurements: [], ratios: [] };
         entry.measurements.push(m);
         entry.ratios.push(m.samplesPerSecond / baseline.samplesPerSecond);

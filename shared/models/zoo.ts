@@ -77,6 +77,12 @@ const builders: Record<string, { describe: string; build: Builder }> = {
     // each sample gets one of batch-size fixed masks, by its place in the shuffled batch.
     build: (spec) => denseStack('mlp_large', spec, [1200, 1200], 0.5),
   },
+  // A pipeline's kind of model (docs/pipeline.md): a stack of equal layers, so a cut at the middle
+  // leaves each stage half the work, as stacks of transformer blocks do. The GPipe benchmark's default.
+  'mlp-deep': {
+    describe: 'MLP 784-1024×6-10 (≈ 6.1M parameters; six equal hidden layers that split evenly into pipeline stages)',
+    build: (spec) => denseStack('mlp_deep', spec, Array(6).fill(1024)),
+  },
   'mlp-small': {
     describe: 'MLP 784-300-10 (≈ 239k parameters; a distillation student, 10× smaller than mlp-large)',
     build: (spec) => denseStack('mlp_small', spec, [300]),

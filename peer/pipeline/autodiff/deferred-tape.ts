@@ -39,6 +39,20 @@ function engine(): EngineInternals {
   return tf.engine() as unknown as EngineInternals;
 }
 
+/**
+ * Where a backward pass leaves the weight gradients of dense products for later. A stage needs the
+ * input gradient of each micro-batch at once (its upstream neighbour waits for it) but a weight's
+ * gradient only at the optimizer step: dW = Σ aᵢᵀ·dyᵢ over the micro-batches is one product of the
+ * stacked factors, [a₁;…;a_M]ᵀ·[dy₁;…;dy_M], cheaper than M small ones (deferred weight gradient, as
+ * in torchgpipe / zero-bubble schedules).
+ */
+export interface DeferredWeightGradients {
+  /** Ids of the weights whose gradient may wait. */
+  readonly weightIds: ReadonlySet<number>;
+  /** Keeps one micro-batch's factors of weight `weightId`'s gradient (aᵀ·dy); takes ownership of both. */
+  keep(weightId: number, a: tf.Tensor, dy: tf.Tensor): void;
+}
+
 export interface RecordedForward {
   /**
    * The forward pass's result, owned by the caller. It may be disposed before `backward`: the tape
@@ -54,9 +68,12 @@ export interface RecordedForward {
    * The vector-Jacobian product: gradients of sum(output · dy) with respect to each of `wrt` (inputs
    * or variables read in the forward pass), in order; `dy` defaults to ones (for a scalar loss). A
    * tensor the output does not depend on gets zeros. The `wrt` tensors may already be disposed.
-   * Frees the tape; call at most once.
+   * With `deferred`, the gradient of a weight of `deferred.weightIds` that is the right operand of a
+   * plain 2-D matrix product goes to `deferred.keep` as its two factors instead; such a weight gets
+   * null when that is its only gradient. Frees the tape; call at most once.
    */
   backward(wrt: readonly tf.Tensor[], dy?: tf.Tensor): tf.Tensor[];
+  backward(wrt: readonly tf.Tensor[], dy: tf.Tensor | undefined, deferred: DeferredWeightGradients | undefined): (tf.Tensor | null)[];
   /** Frees the tape without a backward pass (after an error). */
   discard(): void;
 }
@@ -113,19 +130,28 @@ class DeferredTape implements RecordedForward {
     this.tape = tape;
   }
 
-  backward(wrt: readonly tf.Tensor[], dy?: tf.Tensor): tf.Tensor[] {
+  backward(wrt: readonly tf.Tensor[], dy?: tf.Tensor): tf.Tensor[];
+  backward(wrt: readonly tf.Tensor[], dy: tf.Tensor | undefined, deferred: DeferredWeightGradients | undefined): (tf.Tensor | null)[];
+  backward(wrt: readonly tf.Tensor[], dy?: tf.Tensor, deferred?: DeferredWeightGradients): (tf.Tensor | null)[] {
     const tape = this.tape;
     if (!tape) throw new Error('backward already ran (or the tape was discarded) for this forward pass');
     if (dy && !tf.util.arraysEqual(dy.shape, this.output.shape)) {
       throw new Error(`output gradient of shape [${dy.shape.join(', ')}] does not match the output's shape [${this.output.shape.join(', ')}]`);
     }
     try {
-      return tf.tidy(() => {
+      const kept = new Set<number>();
+      // A weight whose only gradient was deferred gets null; tidy keeps just the tensors.
+      const deferredOnly = (x: tf.Tensor, gradients: Record<number, tf.Tensor>): boolean => gradients[x.id] === undefined && kept.has(x.id);
+      let only: boolean[] = [];
+      const computed = tf.tidy(() => {
         const seed = dy ?? tf.ones(this.output.shape);
         const gradients: Record<number, tf.Tensor> = { [this.output.id]: seed };
-        backpropagate(gradients, filterTape(tape, wrt, this.output), seed);
-        return wrt.map((x) => gradients[x.id] ?? tf.zeros(x.shape));
+        backpropagate(gradients, filterTape(tape, wrt, this.output), seed, deferred, kept);
+        only = wrt.map((x) => deferredOnly(x, gradients));
+        return wrt.filter((_, i) => !only[i]).map((x) => gradients[x.id] ?? tf.zeros(x.shape));
       });
+      let next = 0;
+      return wrt.map((_, i) => (only[i] ? null : computed[next++]!));
     } finally {
       this.discard();
     }
@@ -166,13 +192,23 @@ function filterTape(tape: TapeNode[], xs: readonly tf.Tensor[], y: tf.Tensor): T
 }
 
 /** Walks the tape backwards, accumulating each tensor's gradient in `gradients` (by tensor id). */
-function backpropagate(gradients: Record<number, tf.Tensor>, tape: TapeNode[], seed: tf.Tensor): void {
+function backpropagate(gradients: Record<number, tf.Tensor>, tape: TapeNode[], seed: tf.Tensor, deferred: DeferredWeightGradients | undefined, kept: Set<number>): void {
   for (let i = tape.length - 1; i >= 0; i--) {
     const node = tape[i]!;
     const dys = node.outputs.map((output) => gradients[output.id] ?? null);
     if (!node.gradient) throw new Error(`cannot compute the gradient: no gradient function for ${node.kernelName}`);
-    const inputGradients = (node.kernelName === 'BatchMatMul' ? denseMatMulGradient(node.attrs, node.saved, dys[0] ?? null) : undefined) ?? node.gradient(dys);
+    const dense = node.kernelName === 'BatchMatMul' ? denseMatMulGradient(node.attrs, node.saved, dys[0] ?? null) : undefined;
+    const inputGradients = dense ?? node.gradient(dys);
+    const weight = node.inputs.b;
+    const deferWeight = dense !== undefined && deferred !== undefined && weight !== undefined && deferred.weightIds.has(weight.id);
+    if (deferWeight) {
+      // Clones share the buffers: they outlive both this tidy and the tape's own copies.
+      const [a] = node.saved as [tf.Tensor];
+      deferred.keep(weight.id, tf.keep(tf.clone(a)), tf.keep(tf.clone(dys[0]!)));
+      kept.add(weight.id);
+    }
     for (const [name, input] of Object.entries(node.inputs)) {
+      if (deferWeight && name === 'b') continue;
       const gradientOf = inputGradients[name];
       if (!gradientOf) throw new Error(`cannot backprop through input ${name} of ${node.kernelName}`);
       const dx = tf.tidy(gradientOf);

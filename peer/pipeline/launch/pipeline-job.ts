@@ -13,6 +13,8 @@ export const pipelineRunSchema = z
     microBatches: z.number().int().min(1),
     schedule: z.enum(SCHEDULE_KINDS as [string, ...string[]]).default('gpipe'),
     rematerialize: z.boolean().default(false),
+    /** Dense weights' gradients once per mini-batch instead of per micro-batch (StageCompute). */
+    deferWeightGradients: z.boolean().default(true),
   })
   .strict();
 
