@@ -76,6 +76,23 @@ describe.each([
     reference.dispose();
   });
 
+  it('keeps every weight when its memory grows for the next variable (layers of the mlp size)', async () => {
+    await tf.setBackend(backend);
+    const shapes = [[784, 512], [512], [512, 256], [256]];
+    const ours = variables(`grow-${backend}-${kernel}`, shapes);
+    const theirs = variables(`grow-tfjs-${backend}-${kernel}`, shapes);
+    const fused = fusedAdam(kernel, 0.01);
+    const reference = tf.train.adam(0.01);
+    for (let s = 1; s <= 2; s++) {
+      step(fused, ours, s);
+      step(reference, theirs, s);
+      // Read after every step, as the next forward pass does.
+      ours.forEach((v, i) => expect(bits(v), `${v.name} after step ${s}`).toEqual(bits(theirs[i]!)));
+    }
+    fused.dispose();
+    reference.dispose();
+  });
+
   it('starts from values assigned by someone else (a broadcast, a restore)', async () => {
     await tf.setBackend(backend);
     const [ours] = variables(`fused-assigned-${backend}-${kernel}`, [[41]]);

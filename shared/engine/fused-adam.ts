@@ -179,8 +179,10 @@ export class FusedAdam extends tf.Optimizer implements FlatGradientOptimizer {
     const [g, m, v, w] = [offset, offset + stride, offset + 2 * stride, offset + 3 * stride];
     fill(this.memory.floats, g);
     this.memory.step(g, m, v, w, size, constants);
-    // tf.tensor copies the values into backend memory, so ours stay ours.
-    const updated = tf.tensor(this.memory.floats.subarray(w, w + size), slot.shape, 'float32');
+    // The wasm backend copies the values into its own heap; the cpu backend keeps the array it is
+    // given, and a view of our memory goes stale (detached) when the memory grows for the next slot.
+    const weights = this.memory.floats.subarray(w, w + size);
+    const updated = tf.tensor(tf.getBackend() === 'wasm' ? weights : weights.slice(), slot.shape, 'float32');
     slot.variable.assign(updated);
     updated.dispose();
     slot.writtenData = slot.variable.dataId;
