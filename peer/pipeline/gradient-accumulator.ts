@@ -43,16 +43,21 @@ export class GradientAccumulator {
     this.factors.set(index, entry);
   }
 
-  get isEmpty(): boolean {
-    return this.sums === undefined && this.factors.size === 0;
+  /** Rows of kept factors not yet multiplied (over all micro-batches, the first kept weight's). */
+  get keptRows(): number {
+    const first = this.factors.values().next().value;
+    return first ? first.a.reduce((rows, a) => rows + (a.shape[0] ?? 0), 0) : 0;
   }
 
-  /** The summed gradients keyed by variable name, as optimizer.applyGradients wants; resets the sums. */
-  take(): tf.NamedTensorMap {
-    if (this.isEmpty) throw new Error('no gradients were accumulated for this mini-batch');
+  /**
+   * Multiplies the factors kept so far into the sums, once at least `minRows` rows are kept: a stage
+   * with idle time before the flush spends it on these products instead of doing them all at `take`.
+   */
+  settle(minRows = 0): void {
+    if (this.factors.size === 0 || this.keptRows < minRows) return;
     const sums = this.sums ?? this.variables.map(() => undefined);
     for (const [index, { a, dy }] of this.factors) {
-      // One product over the whole mini-batch's rows instead of one per micro-batch.
+      // One product over all kept rows instead of one per micro-batch.
       const product = tf.tidy(() => tf.matMul(a.length === 1 ? a[0]! : tf.concat(a, 0), dy.length === 1 ? dy[0]! : tf.concat(dy, 0), true, false));
       tf.dispose([...a, ...dy]);
       const sum = sums[index];
@@ -63,6 +68,18 @@ export class GradientAccumulator {
       }
     }
     this.factors.clear();
+    this.sums = sums;
+  }
+
+  get isEmpty(): boolean {
+    return this.sums === undefined && this.factors.size === 0;
+  }
+
+  /** The summed gradients keyed by variable name, as optimizer.applyGradients wants; resets the sums. */
+  take(): tf.NamedTensorMap {
+    if (this.isEmpty) throw new Error('no gradients were accumulated for this mini-batch');
+    this.settle();
+    const sums = this.sums!;
     const named: tf.NamedTensorMap = {};
     this.variables.forEach((variable, i) => (named[variable.name] = sums[i] ?? tf.zeros(variable.shape)));
     this.sums = undefined;

@@ -117,17 +117,25 @@ export async function runPipelineStage(options: PipelineStageOptions): Promise<P
       step,
       batch,
     );
-    let gradients = compute.gradients.take();
-    if (options.replicas && options.replicas.replicas > 1) {
-      const averaging = options.replicas.average(gradients);
-      gradients = timeline ? await timeline.wait('all-reduce', step, averaging) : await averaging;
-    }
-    const update = (): void => options.optimizer.applyGradients(gradients);
+    // take() multiplies the deferred weight gradients: timed as part of the update.
+    const timed = <T>(fn: () => T): T => (timeline ? timeline.time('update', step, fn) : fn());
+    const averaged = options.replicas && options.replicas.replicas > 1 ? options.replicas : undefined;
+    let gradients: tf.NamedTensorMap | undefined;
     try {
-      if (timeline) timeline.time('update', step, update);
-      else update();
+      if (averaged) {
+        gradients = timed(() => compute.gradients.take());
+        const averaging = averaged.average(gradients);
+        gradients = timeline ? await timeline.wait('all-reduce', step, averaging) : await averaging;
+        const ready = gradients;
+        timed(() => options.optimizer.applyGradients(ready));
+      } else {
+        timed(() => {
+          gradients = compute.gradients.take();
+          options.optimizer.applyGradients(gradients);
+        });
+      }
     } finally {
-      tf.dispose(gradients);
+      if (gradients) tf.dispose(gradients);
     }
     const endUs = nowUs();
     timeline?.stepDone(step, startUs, endUs);

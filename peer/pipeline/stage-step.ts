@@ -10,6 +10,9 @@ import type { StageBuffers } from './stage-buffers.js';
 import type { StageCompute } from './stage-compute.js';
 import { nowUs, type Timeline } from './timeline/timeline.js';
 
+/** Rows of deferred weight-gradient factors the first stage multiplies at once (products of fewer rows lose efficiency). */
+const SETTLE_ROWS = 64;
+
 export interface StageStepContext {
   stage: StageModule;
   stages: number;
@@ -118,6 +121,10 @@ export async function runStageStep(ctx: StageStepContext, step: number, batch?: 
         }
         const inputGradient = time('backward', m, () => {
           const dx = compute.backward(m, outputGradient);
+          // The first stage sends no input gradient, so nobody waits for its backward: it multiplies
+          // its deferred weight gradients as they pile up, in the time it would otherwise wait for the
+          // next output gradient, rather than all at the flush, where they would lengthen the step.
+          if (isFirst && !isLast) compute.gradients.settle(SETTLE_ROWS);
           if (!dx) return undefined;
           const values = dx.dataSync() as Float32Array;
           dx.dispose();
