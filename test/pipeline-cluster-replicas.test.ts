@@ -5,7 +5,7 @@
  * loads; a stage peer of one replica killed with kill -9: the job goes on with one replica at once,
  * takes a new peer in as a second replica again, and finishes.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ClusterJobInput } from '../coordinator/job/cluster-job.js';
@@ -13,7 +13,7 @@ import { evaluate } from '../peer/trainer/evaluate.js';
 import { loadMnist } from '../shared/data/mnist.js';
 import { selectBackend } from '../shared/engine/select-backend.js';
 import { ClusterHarness, within } from './fixtures/cluster-harness.js';
-import { loadOverHttp, referenceWeights } from './fixtures/pipeline-cluster-support.js';
+import { loadOverHttp, referenceWeights, writeJob } from './fixtures/pipeline-cluster-support.js';
 import { maxAbsDifference } from './fixtures/pipeline-reference.js';
 
 let harness: ClusterHarness | undefined;
@@ -25,12 +25,6 @@ beforeAll(async () => {
   // The peers' engine (auto picks wasm here): the same arithmetic in this process.
   await selectBackend({ force: 'wasm' });
 });
-
-function writeJob(dir: string, job: ClusterJobInput): string {
-  const file = path.join(dir, 'job.json');
-  writeFileSync(file, JSON.stringify(job));
-  return file;
-}
 
 /** "stage/replica" of every assignment a peer logged, by epoch. */
 function slotsOf(h: ClusterHarness, peers: ReturnType<ClusterHarness['peer']>[], epoch: number): string[] {

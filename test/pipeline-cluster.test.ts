@@ -5,7 +5,7 @@
  * replaced and training resumes from the last checkpoint, as it does when the coordinator is killed
  * and restarted; too few peers is a clear error.
  */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ import { evaluate } from '../peer/trainer/evaluate.js';
 import { loadMnist } from '../shared/data/mnist.js';
 import { selectBackend } from '../shared/engine/select-backend.js';
 import { ClusterHarness, within } from './fixtures/cluster-harness.js';
-import { loadOverHttp, referenceWeights } from './fixtures/pipeline-cluster-support.js';
+import { loadOverHttp, referenceWeights, writeJob } from './fixtures/pipeline-cluster-support.js';
 import { maxAbsDifference } from './fixtures/pipeline-reference.js';
 
 let harness: ClusterHarness | undefined;
@@ -26,12 +26,6 @@ beforeAll(async () => {
   // The peers' engine (auto picks wasm here, with ringpipe's kernels): the same arithmetic in this process.
   await selectBackend({ force: 'wasm' });
 });
-
-function writeJob(dir: string, job: ClusterJobInput): string {
-  const file = path.join(dir, 'job.json');
-  writeFileSync(file, JSON.stringify(job));
-  return file;
-}
 
 /** A port that is free now (the restarted coordinator must come back on the same one). */
 async function freePort(): Promise<number> {
