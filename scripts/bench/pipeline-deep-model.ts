@@ -1,7 +1,8 @@
 /**
  * Writes a deep, uniform MLP as a model.json for `npm run bench:pipeline -- --model DIR`: the kind of
  * model a pipeline is for (many layers of equal cost, so a cut can leave each stage about half the
- * work), which the zoo does not have. An experiment, not a zoo model: see docs/benchmarks.md.
+ * work). The default 6 × 1024 is the zoo's `mlp-deep` (bench:pipeline's default model); this script
+ * writes other widths and depths for experiments.
  *
  *   npx tsx scripts/bench/pipeline-deep-model.ts [--width 1024] [--layers 6] [--out /tmp/deep-mlp]
  */
