@@ -123,8 +123,9 @@ describe('pipeline jobs on the coordinator (separate processes)', () => {
     const first = await harness.coordinator(args);
     const peers = [harness.peer(port, { args: ['--reconnect-timeout', '60'] }), harness.peer(port, { args: ['--reconnect-timeout', '60'] })];
     const lastStep = (): number => harness!.metrics().at(-1)?.step ?? 0;
-    // Killed in the middle of a checkpoint interval (steps 16–24: the checkpoint of step 16 is on disk).
-    await ClusterHarness.until(() => lastStep() >= 20, 120_000, 'step 20');
+    // Killed in the middle of a checkpoint interval, once the checkpoint of step 16 is on disk (its
+    // parts are joined and written while training goes on: on a loaded machine it lands steps later).
+    await ClusterHarness.until(() => lastStep() >= 20 && checkpointSteps(harness!.runDir).includes(16), 120_000, 'step 20 and the checkpoint of step 16 on disk');
     first.child.signal('SIGKILL');
     await first.child.exited;
     const stepAtKill = lastStep();
@@ -138,8 +139,9 @@ describe('pipeline jobs on the coordinator (separate processes)', () => {
     for (const peer of peers) expect((await within(peer.exited, 20_000, `${peer.name} exiting`)).code, peer.name).toBe(0);
     const resumedFrom = harness.logs(second.child, /^resuming from the checkpoint of step \d+$/)[0]?.step as number;
     expect(resumedFrom % every).toBe(0);
+    // The newest checkpoint on disk at the kill: nothing older, however far training had gone since.
     expect(resumedFrom).toBe(newestOnDisk);
-    expect(stepAtKill - resumedFrom, `killed at step ${stepAtKill}, resumed from ${resumedFrom}`).toBeLessThanOrEqual(every);
+    expect(resumedFrom, `killed at step ${stepAtKill}`).toBeGreaterThanOrEqual(16);
     expect(harness.logs(second.child, /^epoch 1 starts at step/)[0]).toMatchObject({ source: 'checkpoint', startStep: resumedFrom });
     expect(harness.result()).toMatchObject({ outcome: 'finished', steps: 40, resumedFrom });
   });
