@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { RingCollective } from '../../allreduce/ring-collective.js';
+import { copyFloat32Into } from '../../../shared/engine/tensor-read.js';
 
 /**
  * Pipeline + data parallelism: R replicas of the same pipeline each train on their own share of the
@@ -36,9 +37,8 @@ export function ringGradientAverager(collective: RingCollective, options: Averag
       if (fused.length !== total) fused = new Float32Array(total);
       let offset = 0;
       for (const name of names) {
-        const values = gradients[name]!.dataSync() as Float32Array;
-        fused.set(values, offset);
-        offset += values.length;
+        copyFloat32Into(gradients[name]!, fused, offset);
+        offset += gradients[name]!.size;
       }
       const shapes = names.map((name) => gradients[name]!.shape);
       tf.dispose(gradients);
