@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { RingCollective } from '../../allreduce/ring-collective.js';
-import { copyFloat32Into } from '../../../shared/engine/tensor-read.js';
+import { fusedLayout } from '../../data-parallel/fused-layout.js';
+import { GradientFusion } from '../../data-parallel/gradient-fusion.js';
 
 /**
  * Pipeline + data parallelism: R replicas of the same pipeline each train on their own share of the
@@ -28,32 +29,30 @@ export interface AveragerOptions {
  */
 export function ringGradientAverager(collective: RingCollective, options: AveragerOptions = {}): GradientAverager {
   const { share } = options;
-  let fused = new Float32Array(0);
+  // The data-parallel trainer's fused buffer, laid out for this stage's gradients (kept while they keep their names and shapes).
+  let fusion: GradientFusion | undefined;
+  let layoutKey = '';
   return {
     replicas: collective.worldSize,
     async average(gradients) {
-      const names = Object.keys(gradients);
-      const total = names.reduce((sum, name) => sum + gradients[name]!.size, 0);
-      if (fused.length !== total) fused = new Float32Array(total);
-      let offset = 0;
-      for (const name of names) {
-        copyFloat32Into(gradients[name]!, fused, offset);
-        offset += gradients[name]!.size;
+      const variables = Object.keys(gradients).map((name) => ({ name, shape: gradients[name]!.shape }));
+      const key = JSON.stringify(variables);
+      if (!fusion || key !== layoutKey) {
+        fusion = new GradientFusion(fusedLayout(variables));
+        layoutKey = key;
       }
-      const shapes = names.map((name) => gradients[name]!.shape);
+      const fused = fusion.buffer;
+      fusion.gather(gradients);
       tf.dispose(gradients);
       if (share !== undefined) {
         for (let i = 0; i < fused.length; i++) fused[i]! *= share;
       }
       await collective.allReduce(fused, { op: share !== undefined ? 'sum' : 'mean' });
       const averaged: tf.NamedTensorMap = {};
-      offset = 0;
-      names.forEach((name, i) => {
-        const size = tf.util.sizeFromShape(shapes[i]!);
-        // slice(): a tensor may keep the array it was made from, and `fused` is reused next step.
-        averaged[name] = tf.tensor(fused.slice(offset, offset + size), shapes[i]);
-        offset += size;
-      });
+      for (const entry of fusion.layout.entries) {
+        // slice(): a tensor may keep the array it was made from, and the buffer is reused next step.
+        averaged[entry.name] = tf.tensor(fused.slice(entry.offset, entry.offset + entry.size), entry.shape);
+      }
       return averaged;
     },
   };
