@@ -19,6 +19,7 @@ import { FrameKind } from '../shared/transport/wire/frame-prefix.js';
 import { encodeTensorHeader } from '../shared/transport/wire/tensor-header.js';
 import { TEST_CLUSTER, TEST_SECRET, testMessages, type TestMessage } from './fixtures/transport-messages.js';
 import { nextBinary, rawWsClient } from './fixtures/transport-raw-client.js';
+import { waitFor } from './fixtures/wait-for.js';
 
 const logger = createLogger('transport-test', { level: 'silent' });
 const limits: Partial<TransportLimits> = { maxTensorBytes: 1 << 20, receiveWindowBytes: 2 << 20, authTimeoutMs: 2_000 };
@@ -98,18 +99,6 @@ async function refusal(promise: Promise<unknown>): Promise<TransportError> {
   );
   expect(error).toBeInstanceOf(TransportError);
   return error as TransportError;
-}
-
-function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const poll = (): void => {
-      if (condition()) return resolve();
-      if (Date.now() - started > timeoutMs) return reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-      setTimeout(poll, 10);
-    };
-    poll();
-  });
 }
 
 describe('handshake', () => {

@@ -7,6 +7,7 @@ import { createLogger } from '../shared/log/logger.js';
 import { connect, TransportError, type Link, type LinkCloseInfo, type TransportLimits } from '../shared/transport/index.js';
 import { TEST_CLUSTER, TEST_SECRET, testMessages, type TestMessage } from './fixtures/transport-messages.js';
 import { spawnFixture, type FixtureProcess } from './fixtures/transport-spawn.js';
+import { waitFor } from './fixtures/wait-for.js';
 
 const logger = createLogger('transport-process-test', { level: 'silent' });
 const children: FixtureProcess[] = [];
@@ -38,18 +39,6 @@ async function dial(port: number, overrides: { secret?: string; limits?: Partial
   });
   links.push(link);
   return link;
-}
-
-function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const poll = (): void => {
-      if (condition()) return resolve();
-      if (Date.now() - started > timeoutMs) return reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-      setTimeout(poll, 10);
-    };
-    poll();
-  });
 }
 
 function closeOf(link: Link<TestMessage>): Promise<LinkCloseInfo> {
