@@ -3,18 +3,10 @@
 // dispose must free them (no leak in tfjs's bookkeeping nor in the wasm backend's).
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerWasmTrainingKernels, unregisterWasmTrainingKernels } from '../shared/engine/wasm-kernels/index.js';
+import { describe, expect, it } from 'vitest';
+import { useWasmTrainingKernels } from './wasm-kernels-support.js';
 
-beforeAll(async () => {
-  await tf.setBackend('wasm');
-  await tf.ready();
-  registerWasmTrainingKernels();
-});
-
-afterAll(() => {
-  unregisterWasmTrainingKernels();
-});
+useWasmTrainingKernels();
 
 const backendDataIds = (): number => (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
 

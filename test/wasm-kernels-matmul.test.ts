@@ -4,21 +4,13 @@
 // random cases are seeded and a failure names its seed and case.
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { FAST_KERNELS_ENV, fastKernelsByDefault, registerWasmTrainingKernels, unregisterWasmTrainingKernels } from '../shared/engine/wasm-kernels/index.js';
-import { onBackend, relativeError, SeededRandom, sizeOf, TOLERANCE } from './wasm-kernels-support.js';
+import { onBackend, relativeError, SeededRandom, sizeOf, TOLERANCE, useWasmTrainingKernels } from './wasm-kernels-support.js';
 
 const SEED = 7_340_021;
 
-beforeAll(async () => {
-  await tf.setBackend('wasm');
-  await tf.ready();
-  registerWasmTrainingKernels();
-});
-
-afterAll(() => {
-  unregisterWasmTrainingKernels();
-});
+useWasmTrainingKernels();
 
 // ---------------------------------------------------------------------------------------------
 interface MatMulCase {

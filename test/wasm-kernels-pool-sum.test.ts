@@ -2,21 +2,12 @@
 // error = max|wasm − cpu| / max|cpu| < 1e-4, on seeded random cases that name their seed.
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerWasmTrainingKernels, unregisterWasmTrainingKernels } from '../shared/engine/wasm-kernels/index.js';
-import { onBackend, relativeError, SeededRandom, sizeOf, TOLERANCE } from './wasm-kernels-support.js';
+import { describe, expect, it } from 'vitest';
+import { onBackend, relativeError, SeededRandom, sizeOf, TOLERANCE, useWasmTrainingKernels } from './wasm-kernels-support.js';
 
 const SEED = 5_550_123;
 
-beforeAll(async () => {
-  await tf.setBackend('wasm');
-  await tf.ready();
-  registerWasmTrainingKernels();
-});
-
-afterAll(() => {
-  unregisterWasmTrainingKernels();
-});
+useWasmTrainingKernels();
 
 // ---------------------------------------------------------------------------------------------
 type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;

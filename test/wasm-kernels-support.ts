@@ -1,5 +1,7 @@
 // Shared by the wasm-kernels tests: seeded randomness and the agreement measure.
 import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll } from 'vitest';
+import { registerWasmTrainingKernels, unregisterWasmTrainingKernels } from '../shared/engine/wasm-kernels/index.js';
 
 /** Every wasm result must agree with the pure-JS cpu backend within this relative error. */
 export const TOLERANCE = 1e-4;
@@ -48,4 +50,16 @@ export const sizeOf = (shape: readonly number[]): number => shape.reduce((a, b) 
 export async function onBackend<T>(name: 'cpu' | 'wasm', body: () => T): Promise<T> {
   await tf.setBackend(name);
   return body();
+}
+
+/** Runs the calling test file on the wasm backend with the training kernels registered, and unregisters them after it. */
+export function useWasmTrainingKernels(): void {
+  beforeAll(async () => {
+    await tf.setBackend('wasm');
+    await tf.ready();
+    registerWasmTrainingKernels();
+  });
+  afterAll(() => {
+    unregisterWasmTrainingKernels();
+  });
 }
