@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManagedChild } from '../scripts/local-cluster/managed-child.js';
-import { ClusterHarness, within } from './fixtures/cluster-harness.js';
+import { ClusterHarness, isRunning, within } from './fixtures/cluster-harness.js';
 
 const START = path.join(import.meta.dirname, '..', 'scripts', 'start.ts');
 let dir: string | undefined;
@@ -31,15 +31,6 @@ function childPids(runDir: string): number[] {
     const first = readFileSync(path.join(logs, file), 'utf8').split('\n').find((line) => line.startsWith('{'));
     return first ? [(JSON.parse(first) as { pid: number }).pid] : [];
   });
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function startCluster(args: string[]): ManagedChild {

@@ -8,18 +8,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadMnist } from '../shared/data/mnist.js';
 import { evaluate } from '../peer/trainer/evaluate.js';
 import { ManagedChild } from '../scripts/local-cluster/managed-child.js';
-import { ClusterHarness, within } from './fixtures/cluster-harness.js';
+import { ClusterHarness, isRunning, within } from './fixtures/cluster-harness.js';
 
 let harness: ClusterHarness | undefined;
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 afterEach(async () => {
   await harness?.cleanup();
   harness = undefined;
