@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { formatIssues, JobValidationError } from '../../shared/job/schema.js';
+import { peersSectionSchema } from '../job/peers-section.js';
 import { DISTILL_DEFAULTS as D } from './round-defaults.js';
 
 /**
@@ -40,19 +41,7 @@ export const roundSpecSchema = z
     inferenceSamples: z.number().int().min(1).max(10_000).default(500),
     /** Teacher forward pass batch when computing soft targets. */
     targetsBatchSize: z.number().int().min(1).max(65_536).default(500),
-    peers: z
-      .object({
-        min: z.number().int().min(1).max(1024).default(1),
-        max: z.number().int().min(1).max(1024).default(16),
-        /** With `min` (but not `max`) peers there when the round starts, wait this long for more. */
-        graceSeconds: z.number().min(0).max(3600).default(10),
-        /** Give up when `min` peers have not joined this long after the round was started. */
-        joinTimeoutSeconds: z.number().positive().max(86_400).default(300),
-        /** During the round, give up when fewer than `min` peers stay alive this long. */
-        waitSeconds: z.number().positive().max(86_400).default(120),
-      })
-      .strict()
-      .prefault({}),
+    peers: peersSectionSchema.prefault({}),
     /** Longest silence (no progress, no answer) from the members of a phase before the round fails. */
     stepTimeoutSeconds: z.number().positive().max(3600).default(60),
     /** Longest a peer may take for its shard of soft targets, or for measuring a model. */

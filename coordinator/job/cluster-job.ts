@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { formatIssues, JobValidationError, trainingJobSchema } from '../../shared/job/schema.js';
 import { pipelineSectionSchema, pipelineSectionProblems } from './pipeline-section.js';
 import { dataParallelFields, dataParallelProblems } from './data-parallel-fields.js';
+import { peersSectionSchema } from './peers-section.js';
 
 /**
  * The cluster job: the training job (`shared/job/schema.ts`) plus what only a cluster needs — how
@@ -10,21 +11,6 @@ import { dataParallelFields, dataParallelProblems } from './data-parallel-fields
  */
 export const JOB_MODES = ['data-parallel', 'pipeline'] as const;
 export type JobMode = (typeof JOB_MODES)[number];
-
-const peersSchema = z
-  .object({
-    /** Fewest peers to train with; below it the job waits (for `waitSeconds`) instead of training. */
-    min: z.number().int().min(1).max(1024).default(1),
-    /** Most peers to train with; the job starts at once when this many have joined. */
-    max: z.number().int().min(1).max(1024).default(16),
-    /** With `min` (but not `max`) peers joined, wait this long for more before starting. */
-    graceSeconds: z.number().min(0).max(3600).default(10),
-    /** Give up when `min` peers have not joined this long after the coordinator started. */
-    joinTimeoutSeconds: z.number().positive().max(86_400).default(300),
-    /** During training, give up when fewer than `min` peers stay alive this long. */
-    waitSeconds: z.number().positive().max(86_400).default(120),
-  })
-  .strict();
 
 const checkpointSchema = z
   .object({
@@ -45,7 +31,7 @@ export const clusterJobSchema = trainingJobSchema.extend({
   /** Names the run folder. Default: the job file's name. */
   name: z.string().regex(NAME, 'must be 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit').optional(),
   mode: z.enum(JOB_MODES).default('data-parallel'),
-  peers: peersSchema.prefault({}),
+  peers: peersSectionSchema.prefault({}),
   checkpoint: checkpointSchema.prefault({}),
   ...dataParallelFields,
   /** Pipeline mode only: stages, micro-batches, schedule, balance (see pipeline-section.ts). */
