@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { TransferFile } from '../../coordinator/protocol/file-transfer.js';
 import { MODEL_JSON_NAME, WEIGHTS_NAME } from '../../coordinator/distillation/model-files.js';
+import { layersModelJson } from '../../shared/models/file-io.js';
 
 /**
  * LayersModels to and from the two in-memory files the coordinator ships (`model.json`,
@@ -25,14 +26,7 @@ export async function modelToFiles(model: tf.LayersModel): Promise<TransferFile[
   let files: TransferFile[] = [];
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {
-      const weightData = artifacts.weightData === undefined ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(artifacts.weightData);
-      const modelJson: tf.io.ModelJSON = {
-        modelTopology: artifacts.modelTopology as object,
-        weightsManifest: [{ paths: [WEIGHTS_NAME], weights: artifacts.weightSpecs ?? [] }],
-        format: artifacts.format,
-        generatedBy: artifacts.generatedBy,
-        convertedBy: artifacts.convertedBy ?? null,
-      };
+      const { modelJson, weightData } = layersModelJson(artifacts, WEIGHTS_NAME);
       files = [
         { name: MODEL_JSON_NAME, data: new TextEncoder().encode(JSON.stringify(modelJson)) },
         { name: WEIGHTS_NAME, data: new Uint8Array(weightData) },

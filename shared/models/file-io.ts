@@ -24,6 +24,22 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
   await rename(tmp, file);
 }
 
+/**
+ * The model.json of saved `artifacts` whose weights are one file named `weightsPath`, and those
+ * weights joined into one buffer (the standard layout; training config and metadata not included).
+ */
+export function layersModelJson(artifacts: tf.io.ModelArtifacts, weightsPath: string): { modelJson: tf.io.ModelJSON; weightData: ArrayBuffer } {
+  const weightData = artifacts.weightData === undefined ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(artifacts.weightData);
+  const modelJson: tf.io.ModelJSON = {
+    modelTopology: artifacts.modelTopology as object,
+    weightsManifest: [{ paths: [weightsPath], weights: artifacts.weightSpecs ?? [] }],
+    format: artifacts.format,
+    generatedBy: artifacts.generatedBy,
+    convertedBy: artifacts.convertedBy ?? null,
+  };
+  return { modelJson, weightData };
+}
+
 export function fileSaveHandler(dir: string): tf.io.IOHandler {
   return {
     async save(artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
@@ -31,14 +47,7 @@ export function fileSaveHandler(dir: string): tf.io.IOHandler {
         throw new Error('saving a binary (GraphDef) topology is not supported; ringpipe saves LayersModels only');
       }
       await mkdir(dir, { recursive: true });
-      const weightData = artifacts.weightData === undefined ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(artifacts.weightData);
-      const modelJson: tf.io.ModelJSON = {
-        modelTopology: artifacts.modelTopology as object,
-        weightsManifest: [{ paths: [WEIGHTS_BIN], weights: artifacts.weightSpecs ?? [] }],
-        format: artifacts.format,
-        generatedBy: artifacts.generatedBy,
-        convertedBy: artifacts.convertedBy ?? null,
-      };
+      const { modelJson, weightData } = layersModelJson(artifacts, WEIGHTS_BIN);
       if (artifacts.trainingConfig) modelJson.trainingConfig = artifacts.trainingConfig;
       if (artifacts.userDefinedMetadata) modelJson.userDefinedMetadata = artifacts.userDefinedMetadata;
       // Weights first: model.json appearing last means a reader never sees topology without weights.
