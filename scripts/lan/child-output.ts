@@ -44,19 +44,7 @@ export class JsonLineReader {
 
   /** Resolves with the exit code and signal once the child has exited (or rejects after `timeoutMs`). */
   waitForExit(timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (this.exitStatus) finish(() => resolve(this.exitStatus!));
-      };
-      const timer = setTimeout(() => finish(() => reject(this.failure('its exit', `still running after ${timeoutMs} ms`))), timeoutMs);
-      const finish = (settle: () => void) => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-        settle();
-      };
-      this.waiters.add(check);
-      check();
-    });
+    return this.settleWhen(() => (this.exitStatus ? { value: this.exitStatus } : undefined), timeoutMs, () => this.failure('its exit', `still running after ${timeoutMs} ms`));
   }
 
   get stderr(): string {
@@ -65,13 +53,26 @@ export class JsonLineReader {
 
   /** Resolves with the first line (already seen or future) matching `predicate`. */
   waitFor(predicate: (line: Record<string, unknown>) => boolean, timeoutMs: number, what: string): Promise<Record<string, unknown>> {
+    return this.settleWhen<Record<string, unknown>>(
+      () => {
+        const found = this.lines.find(predicate);
+        if (found) return { value: found };
+        if (this.exited) return { error: this.failure(what, this.exited) };
+        return undefined;
+      },
+      timeoutMs,
+      () => this.failure(what, `no answer within ${timeoutMs} ms`),
+    );
+  }
+
+  /** Settles as `outcome` says, asked now and after every new line or the exit; rejects with `timedOut()` after `timeoutMs`. */
+  private settleWhen<T>(outcome: () => { value: T } | { error: Error } | undefined, timeoutMs: number, timedOut: () => Error): Promise<T> {
     return new Promise((resolve, reject) => {
       const check = () => {
-        const found = this.lines.find(predicate);
-        if (found) return finish(() => resolve(found));
-        if (this.exited) return finish(() => reject(this.failure(what, this.exited ?? '')));
+        const settled = outcome();
+        if (settled) finish(() => ('error' in settled ? reject(settled.error) : resolve(settled.value)));
       };
-      const timer = setTimeout(() => finish(() => reject(this.failure(what, `no answer within ${timeoutMs} ms`))), timeoutMs);
+      const timer = setTimeout(() => finish(() => reject(timedOut())), timeoutMs);
       const finish = (settle: () => void) => {
         clearTimeout(timer);
         this.waiters.delete(check);
