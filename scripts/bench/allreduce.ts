@@ -5,13 +5,12 @@
  * With --lan MBIT the ranks run one per host of an emulated LAN whose links are capped at MBIT.
  */
 import os from 'node:os';
-import { parseArgs } from 'node:util';
 import { ADD_KERNEL } from '../../peer/allreduce/reduce-kernels.js';
 import { checkLanSupport, createLan, type Lan } from '../lan/index.js';
 import { glooAvailable, runGloo, runOurs, type Placement, type SizeResult } from './allreduce-runners.js';
 import { formatCpu, formatProfile, formatTable, medianResults, type TableColumn } from './allreduce-table.js';
 import type { WorkerConfig } from './allreduce-worker.js';
-import { isEntryPoint, runCommand } from '../../shared/cli/command.js';
+import { isEntryPoint, parseCommandLine, runCommand } from '../../shared/cli/command.js';
 
 const HELP = `Usage: npm run bench:allreduce -- [flags]
 
@@ -53,10 +52,9 @@ function loadNote(before: number[], after: number[]): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
+  const parsed = parseCommandLine(
+    argv,
+    {
       peers: { type: 'string' },
       sizes: { type: 'string' },
       runs: { type: 'string' },
@@ -69,13 +67,11 @@ export async function main(argv: string[]): Promise<number> {
       lan: { type: 'string' },
       'no-gloo': { type: 'boolean' },
       'cpu-prof': { type: 'string' },
-      help: { type: 'boolean' },
     },
-  });
-  if (values.help) {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
-  }
+    HELP,
+  );
+  if (parsed.exitCode !== undefined) return parsed.exitCode;
+  const { values } = parsed;
   const peersList = (values.peers ?? '2').split(',').map((p) => positiveInt('peers', p, 2));
   const sizesBytes = (values.sizes ?? '1M,2M,4M,8M,16M,32M,64M').split(',').map(parseSize);
   const lanMbit = values.lan === undefined ? undefined : Number(values.lan);

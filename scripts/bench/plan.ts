@@ -14,7 +14,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import {
   DEFAULT_BUBBLE_TARGET,
   LOCAL_HOST,
@@ -33,7 +32,7 @@ import { machineCpuTicks, busyCoresBetween } from '../../coordinator/planner/mac
 import { isBackendFlag } from '../../shared/engine/backend-candidates.js';
 import { selectBackend } from '../../shared/engine/select-backend.js';
 import { measureDataParallel, measurePipeline, type Measured, type RunSettings } from './plan-measure.js';
-import { isEntryPoint, runCommand } from '../../shared/cli/command.js';
+import { isEntryPoint, parseCommandLine, runCommand } from '../../shared/cli/command.js';
 
 const HELP = `Usage: npm run bench:plan -- [flags]
 
@@ -82,10 +81,9 @@ const median = (xs: number[]): number => {
 const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
 
 export async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
+  const parsed = parseCommandLine(
+    argv,
+    {
       models: { type: 'string' },
       batch: { type: 'string' },
       rounds: { type: 'string' },
@@ -95,13 +93,11 @@ export async function main(argv: string[]): Promise<number> {
       'one-session': { type: 'boolean' },
       backend: { type: 'string' },
       out: { type: 'string' },
-      help: { type: 'boolean' },
     },
-  });
-  if (values.help) {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
-  }
+    HELP,
+  );
+  if (parsed.exitCode !== undefined) return parsed.exitCode;
+  const { values } = parsed;
   const int = (name: string, text: string | undefined, fallback: number) => {
     const n = text === undefined ? fallback : Number(text);
     if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive whole number, got '${text}'`);
