@@ -20,7 +20,7 @@ const data: ImageDataset = {
 };
 const training = { samples: 30, batchSize: 8, seed: 3 }; // 3 global batches per epoch, 6 samples dropped
 
-async function indicesOf(iterator: DataIterator, count: number): Promise<number[][]> {
+async function indicesOf(iterator: Pick<DataIterator, 'next' | 'close'>, count: number): Promise<number[][]> {
   try {
     const out: number[][] = [];
     for (let i = 0; i < count; i++) out.push([...(await iterator.next()).sampleIndices]);

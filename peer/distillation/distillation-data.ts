@@ -4,6 +4,8 @@ import { Dataset } from '../../shared/data/pipeline/dataset.js';
 import { subsetSource } from '../../shared/data/sources/held-out-split.js';
 import { imageDatasetSource } from '../../shared/data/sources/image-dataset-source.js';
 import { scalePixels } from '../../shared/data/transforms/scale-pixels.js';
+import { trainingPlan } from '../../coordinator/job/training-plan.js';
+import { GlobalBatches, type SliceStream } from '../session/global-batches.js';
 
 /** Samples [start, end) of an in-memory image dataset, in order, as a pipeline source. */
 function rangeOf(data: ImageDataset, start: number, end: number, name: string) {
@@ -13,19 +15,15 @@ function rangeOf(data: ImageDataset, start: number, end: number, name: string) {
 /**
  * The student's batches: the transfer set (the first `samples` training images) shuffled afresh
  * every epoch from the seed, global batches of `batchSize`, of which this rank gets its contiguous
- * slice — the same pipeline and position arithmetic as the cluster's data-parallel training
- * (peer/session/global-batches.ts), so the global batch of a step does not depend on the number
- * of peers. Starts with the batch of step `afterStep + 1`.
+ * slice — read through the cluster's data-parallel `GlobalBatches` (peer/session/global-batches.ts),
+ * so the global batch of a step does not depend on the number of peers. Starts with the batch of
+ * step `afterStep + 1`.
  */
-export function transferSetBatches(train: ImageDataset, training: { samples: number; batchSize: number; seed: number }, rank: number, worldSize: number, afterStep: number): DataIterator {
-  const batchesPerEpoch = Math.floor(training.samples / training.batchSize);
-  return Dataset.from(rangeOf(train, 0, training.samples, 'mnist:train transfer set'))
-    .shuffle(training.samples, training.seed)
-    .map(scalePixels.with({}))
-    .batch(training.batchSize)
-    .split(rank, worldSize)
-    .prefetch(2)
-    .iterate({ start: { epoch: Math.floor(afterStep / batchesPerEpoch), index: (afterStep % batchesPerEpoch) * training.batchSize } });
+export function transferSetBatches(train: ImageDataset, training: { samples: number; batchSize: number; seed: number }, rank: number, worldSize: number, afterStep: number): SliceStream {
+  const transferSet = Dataset.from(rangeOf(train, 0, training.samples, 'mnist:train transfer set')).map(scalePixels.with({}));
+  // GlobalBatches reads the plan's batch size and batches per epoch; its step count is not used.
+  const plan = trainingPlan({ batchSize: training.batchSize, epochs: 1, maxSteps: 0 }, training.samples);
+  return new GlobalBatches(transferSet, plan, training.seed, 2).open(rank, worldSize, afterStep);
 }
 
 /**
