@@ -24,7 +24,7 @@ import { dataPositionAfter, trainingPlan, type TrainingPlan } from './job/traini
 import { PeerRegistry } from './membership/peer-registry.js';
 import { LossLog } from './metrics/loss-log.js';
 import { clusterMessages, COORDINATOR_ROLE, type ClusterMessage, type ClusterMessageOf } from './protocol/cluster-messages.js';
-import { RendezvousTimeoutError, waitForPeers } from './rendezvous/wait-for-peers.js';
+import { waitForPeersOrTimeout } from './rendezvous/wait-for-peers.js';
 import { CoordinatorState } from './state/coordinator-state.js';
 
 export interface CoordinatorOptions extends SecretSource {
@@ -287,7 +287,7 @@ export class Coordinator {
     const purpose = !stages ? '' : auto ? ` (one per stage of each replica of the ${stages}-stage pipeline, "auto": ${minReplicas} to ${replicas} replicas)` : replicas > 1 ? ` (one per stage of each of the ${replicas} replicas of the ${stages}-stage pipeline)` : ` (one per stage of the ${stages}-stage pipeline)`;
     // Below this many peers an epoch cannot form: the wait for more starts.
     const fewest = stages ? stages * minReplicas : peers.min;
-    const first = await waitForPeers(this.registry, {
+    const first = await waitForPeersOrTimeout(this.registry, {
       ...peers,
       graceMs: job.peers.graceSeconds * 1000,
       timeoutMs: job.peers.joinTimeoutSeconds * 1000,
@@ -295,9 +295,6 @@ export class Coordinator {
       howToJoin,
       cancelled,
       onChange: (detail) => this.state.update({ phase: 'waiting-for-peers', detail }),
-    }).catch((error: unknown) => {
-      if (error instanceof RendezvousTimeoutError) return error;
-      throw error;
     });
     if (first instanceof Error) return { outcome: 'failed', message: first.message };
     if (first === 'cancelled') return { outcome: 'cancelled', message: this.stopReason ?? 'stopped' };
@@ -324,7 +321,7 @@ export class Coordinator {
         const below = !stages ? `peers.min ${peers.min}` : minReplicas > 1 ? `the ${fewest} peers of ${minReplicas} replicas of the ${stages}-stage pipeline (peers.min ${job.peers.min})` : `the ${stages} stages of the pipeline`;
         this.state.update({ phase: 'recovering', detail: `${members.length} peers left, below ${below}` });
         this.log.warn({ alive: members.length, min: fewest }, `fewer peers than ${below}; waiting up to ${job.peers.waitSeconds} s for ${stages ? 'a replacement' : 'more'}`);
-        const waited = await waitForPeers(this.registry, {
+        const waited = await waitForPeersOrTimeout(this.registry, {
           ...peers,
           min: fewest,
           graceMs: 0,
@@ -333,9 +330,6 @@ export class Coordinator {
           howToJoin,
           cancelled,
           onChange: (detail) => this.state.update({ phase: 'recovering', detail }),
-        }).catch((error: unknown) => {
-          if (error instanceof RendezvousTimeoutError) return error;
-          throw error;
         });
         if (waited instanceof Error) return { outcome: 'failed', message: waited.message, ...this.checkpointFields() };
         continue;

@@ -70,3 +70,11 @@ export function waitForPeers(registry: PeerRegistry, options: WaitForPeersOption
     check();
   });
 }
+
+/** `waitForPeers`, with a timeout handed back as the error instead of thrown: the caller turns it into a failed outcome. */
+export function waitForPeersOrTimeout(registry: PeerRegistry, options: WaitForPeersOptions): Promise<'ready' | 'cancelled' | RendezvousTimeoutError> {
+  return waitForPeers(registry, options).catch((error: unknown) => {
+    if (error instanceof RendezvousTimeoutError) return error;
+    throw error;
+  });
+}
