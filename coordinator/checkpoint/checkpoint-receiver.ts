@@ -2,6 +2,7 @@ import type { Logger } from '../../shared/log/logger.js';
 import type { PeerHandle } from '../membership/peer-handle.js';
 import type { ClusterMessageOf } from '../protocol/cluster-messages.js';
 import { UPLOADED_FILES } from './checkpoint-layout.js';
+import { CheckpointWriteQueue } from './checkpoint-write-queue.js';
 import type { CheckpointStore, StoredCheckpoint } from './checkpoint-store.js';
 import { withReportedPosition, type TrainingStateRecord } from './training-state-record.js';
 import { MAX_UPLOAD_FILE_BYTES, UploadQueue } from './upload-queue.js';
@@ -13,17 +14,18 @@ import { MAX_UPLOAD_FILE_BYTES, UploadQueue } from './upload-queue.js';
  * upload older than what is already on disk is read and dropped.
  */
 export class CheckpointReceiver {
-  private writes: Promise<void> = Promise.resolve();
-  private receiving = new Set<Promise<void>>();
+  private readonly queue: CheckpointWriteQueue;
   /** Uploads from one peer share its link's frame stream: they are read one after another. */
   private readonly uploads = new UploadQueue();
 
   constructor(
-    private readonly store: CheckpointStore,
+    store: CheckpointStore,
     private readonly log: Logger,
     private readonly recordFor: (message: ClusterMessageOf<'checkpoint'>) => TrainingStateRecord,
     private readonly onWritten: (stored: StoredCheckpoint) => void,
-  ) {}
+  ) {
+    this.queue = new CheckpointWriteQueue(store, log);
+  }
 
   handle(peer: PeerHandle, message: ClusterMessageOf<'checkpoint'>): void {
     const names = message.files.map((file) => file.name).sort();
@@ -38,29 +40,18 @@ export class CheckpointReceiver {
     const work = (async () => {
       const files = await received;
       const record = withReportedPosition(this.recordFor(message), message.dataPosition);
-      const write = this.writes.then(async () => {
-        const latest = this.store.latest;
-        if (latest && latest.step >= message.step) {
-          this.log.debug({ step: message.step, latest: latest.step }, 'checkpoint not newer than the one on disk; dropped');
-          return;
-        }
-        const stored = await this.store.write(message.step, files, record);
+      await this.queue.write(message.step, files, record, (stored) => {
         this.log.info({ step: stored.step, dir: stored.dir }, 'checkpoint saved');
         this.onWritten(stored);
       });
-      // One failed write must not stop the ones queued after it.
-      this.writes = write.catch(() => {});
-      await write;
     })().catch((error: unknown) => {
       this.log.warn({ err: error, peer: peer.label, step: message.step }, 'checkpoint not saved; the previous one stays the newest');
     });
-    this.receiving.add(work);
-    void work.finally(() => this.receiving.delete(work));
+    this.queue.track(work);
   }
 
   /** Resolves when every upload announced so far is written (or has failed). */
-  async idle(): Promise<void> {
-    while (this.receiving.size > 0) await Promise.allSettled([...this.receiving]);
-    await this.writes;
+  idle(): Promise<void> {
+    return this.queue.idle();
   }
 }

@@ -3,6 +3,7 @@ import type { PeerHandle } from '../membership/peer-handle.js';
 import type { ClusterMessageOf } from '../protocol/cluster-messages.js';
 import type { TransferFile } from '../protocol/file-transfer.js';
 import type { CheckpointStore, StoredCheckpoint } from './checkpoint-store.js';
+import { CheckpointWriteQueue } from './checkpoint-write-queue.js';
 import { assembleStageParts, STAGE_MODEL_FILE, STAGE_OPTIMIZER_FILE, STAGE_PART_FILE, STAGE_WEIGHTS_FILE } from './pipeline-checkpoint.js';
 import { withReportedPosition, type TrainingStateRecord } from './training-state-record.js';
 import { MAX_UPLOAD_FILE_BYTES, UploadQueue } from './upload-queue.js';
@@ -17,19 +18,20 @@ const MAX_OPEN_STEPS = 4;
  * by the store, atomically with its manifest, exactly as a data-parallel checkpoint is.
  */
 export class StageCheckpointCollector {
-  private writes: Promise<void> = Promise.resolve();
-  private readonly receiving = new Set<Promise<void>>();
+  private readonly queue: CheckpointWriteQueue;
   private readonly uploads = new UploadQueue();
   /** step → parts by stage, for the current number of stages. */
   private readonly open = new Map<number, { parts: Map<number, TransferFile[]>; message: ClusterMessageOf<'stage-checkpoint'>; dataPosition?: TrainingStateRecord['dataPosition'] }>();
   private stages = 0;
 
   constructor(
-    private readonly store: CheckpointStore,
+    store: CheckpointStore,
     private readonly log: Logger,
     private readonly recordFor: (message: { epoch: number; step: number; loss: number | null }) => TrainingStateRecord,
     private readonly onWritten: (stored: StoredCheckpoint) => void,
-  ) {}
+  ) {
+    this.queue = new CheckpointWriteQueue(store, log);
+  }
 
   /** A new epoch with `stages` stages: parts of earlier epochs can no longer be completed. */
   beginEpoch(stages: number): void {
@@ -62,28 +64,18 @@ export class StageCheckpointCollector {
       this.open.delete(message.step);
       const assembled = assembleStageParts([...entry.parts.values()]);
       const record = withReportedPosition(this.recordFor(entry.message), entry.dataPosition);
-      const write = this.writes.then(async () => {
-        const latest = this.store.latest;
-        if (latest && latest.step >= message.step) {
-          this.log.debug({ step: message.step, latest: latest.step }, 'checkpoint not newer than the one on disk; dropped');
-          return;
-        }
-        const stored = await this.store.write(message.step, assembled, record);
+      await this.queue.write(message.step, assembled, record, (stored) => {
         this.log.info({ step: stored.step, dir: stored.dir, stages: this.stages }, 'checkpoint saved (all stages)');
         this.onWritten(stored);
       });
-      this.writes = write.catch(() => {});
-      await write;
     })().catch((error: unknown) => {
       this.log.warn({ err: error, peer: peer.label, step: message.step, stage: message.stage }, 'stage checkpoint not saved; the previous checkpoint stays the newest');
     });
-    this.receiving.add(work);
-    void work.finally(() => this.receiving.delete(work));
+    this.queue.track(work);
   }
 
   /** Resolves when every part announced so far is received and every complete checkpoint written. */
-  async idle(): Promise<void> {
-    while (this.receiving.size > 0) await Promise.allSettled([...this.receiving]);
-    await this.writes;
+  idle(): Promise<void> {
+    return this.queue.idle();
   }
 }
