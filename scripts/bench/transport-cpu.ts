@@ -20,6 +20,7 @@ import { cpus, loadavg } from 'node:os';
 import v8 from 'node:v8';
 import { z } from 'zod';
 import { connect, defineMessages, listen, type Link, type MessageOf } from '../../shared/transport/index.js';
+import { rightAlignedMarkdownTable } from './markdown-table.js';
 
 const messages = defineMessages({ noop: {} });
 type Message = MessageOf<typeof messages>;
@@ -215,11 +216,7 @@ async function main(): Promise<void> {
       m(tcp, 'gcPer1kFrames').toFixed(1),
     ]);
   }
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-  const line = (cells: string[]): string => '| ' + cells.map((c, i) => c.padStart(widths[i] as number)).join(' | ') + ' |';
-  console.log(line(header));
-  console.log('|' + widths.map((w) => '-'.repeat(w + 1) + ':').join('|') + '|');
-  for (const row of rows) console.log(line(row));
+  for (const line of rightAlignedMarkdownTable(header, rows)) console.log(line);
   console.log(`\nmachine: ${cpus().length} cores, load average ${loadBefore.toFixed(1)} → ${(loadavg()[0] ?? 0).toFixed(1)}`);
   sender.close('benchmark done');
   await server.close();

@@ -18,6 +18,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { connect, defineMessages, listen, type Link, type MessageOf } from '../../shared/transport/index.js';
+import { rightAlignedMarkdownTable } from './markdown-table.js';
 
 const benchMessages = defineMessages({
   benchRun: { frames: z.number().int().positive(), frameBytes: z.number().int().positive() },
@@ -322,11 +323,7 @@ async function runSender(): Promise<void> {
       ok ? 'ok' : 'MISMATCH',
     ]);
   }
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-  const line = (cells: string[]): string => '| ' + cells.map((c, i) => c.padStart(widths[i] as number)).join(' | ') + ' |';
-  console.log(line(header));
-  console.log('|' + widths.map((w) => '-'.repeat(w + 1) + ':').join('|') + '|');
-  for (const row of rows) console.log(line(row));
+  for (const line of rightAlignedMarkdownTable(header, rows)) console.log(line);
   console.log('\ntarget: link ≥ 80% of plain TCP');
   console.log(`machine: ${cpus().length} cores, load average ${loadBefore.toFixed(1)} → ${(loadavg()[0] ?? 0).toFixed(1)} (other work competes for the cores: compare columns, not runs)`);
 
