@@ -1,5 +1,9 @@
 /** The nccl-tests style table of `npm run bench:allreduce`: one row per size, ours beside gloo. */
 import type { SizeResult } from './allreduce-runners.js';
+import { median } from './median.js';
+
+/** Kept exported here for the scripts that take it from the all-reduce table. */
+export { median };
 
 export interface TableColumn {
   name: string;
@@ -81,12 +85,6 @@ export function formatCpu(columns: TableColumn[]): string {
     ]);
   });
   return rows.map((row) => `| ${row.join(' | ')} |`).join('\n');
-}
-
-export function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 /** Per size, the run with the median time (its check and profile travel with it). */

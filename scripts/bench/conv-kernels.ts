@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerWasmTrainingKernels, unregisterWasmTrainingKernels } from '../../shared/engine/wasm-kernels/index.js';
+import { median } from './median.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -26,12 +27,6 @@ const batch = Number(flags.batch);
 
 type Mode = 'stock' | 'fast';
 const MODES: Mode[] = ['stock', 'fast'];
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 function useMode(mode: Mode): void {
   unregisterWasmTrainingKernels();

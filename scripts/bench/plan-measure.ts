@@ -17,6 +17,7 @@ import type { DataParallelStepReport } from '../../peer/data-parallel/dp-trainer
 import { busyCoresBetween, machineCpuTicks } from '../../coordinator/planner/machine-load.js';
 import type { BackendFlag } from '../../shared/engine/backend-candidates.js';
 import { PLAN_DP_ENV, type PlanDpWorkerConfig } from './plan-dp-worker.js';
+import { median } from './median.js';
 
 const HERE = import.meta.dirname;
 const DP_WORKER = path.join(HERE, 'plan-dp-worker.ts');
@@ -50,11 +51,6 @@ export interface RunSettings {
   timeoutMs: number;
 }
 
-const median = (xs: number[]): number => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 
 /** Children started by this benchmark, killed if it is interrupted (detached ones would outlive it). */
 const children = new Set<ChildProcess>();

@@ -33,6 +33,7 @@ import { isBackendFlag } from '../../shared/engine/backend-candidates.js';
 import { selectBackend } from '../../shared/engine/select-backend.js';
 import { measureDataParallel, measurePipeline, type Measured, type RunSettings } from './plan-measure.js';
 import { isEntryPoint, parseCommandLine, runCommand } from '../../shared/cli/command.js';
+import { median } from './median.js';
 
 const HELP = `Usage: npm run bench:plan -- [flags]
 
@@ -73,11 +74,6 @@ interface RoundResult {
   predictedParts: Record<string, number | number[]>;
 }
 
-const median = (xs: number[]): number => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
 
 export async function main(argv: string[]): Promise<number> {

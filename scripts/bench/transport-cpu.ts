@@ -21,6 +21,7 @@ import v8 from 'node:v8';
 import { z } from 'zod';
 import { connect, defineMessages, listen, type Link, type MessageOf } from '../../shared/transport/index.js';
 import { rightAlignedMarkdownTable } from './markdown-table.js';
+import { median } from './median.js';
 
 const messages = defineMessages({ noop: {} });
 type Message = MessageOf<typeof messages>;
@@ -37,12 +38,6 @@ function parseSize(text: string): number {
   if (!match) throw new Error(`bad size '${text}': use e.g. 64K, 1M`);
   const unit = match[2]?.toUpperCase() === 'M' ? 1024 * 1024 : match[2]?.toUpperCase() === 'K' ? 1024 : 1;
   return Number(match[1]) * unit;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 /**

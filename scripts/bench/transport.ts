@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { connect, defineMessages, listen, type Link, type MessageOf } from '../../shared/transport/index.js';
 import { rightAlignedMarkdownTable } from './markdown-table.js';
+import { median } from './median.js';
 
 const benchMessages = defineMessages({
   benchRun: { frames: z.number().int().positive(), frameBytes: z.number().int().positive() },
@@ -224,12 +225,6 @@ function parseSize(text: string): number {
 function argument(name: string, fallback: string): string {
   const index = process.argv.indexOf(`--${name}`);
   return index >= 0 ? (process.argv[index + 1] ?? fallback) : fallback;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 function formatSize(bytes: number): string {
