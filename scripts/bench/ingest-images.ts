@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PNG } from 'pngjs';
+import { augmentImage, Dataset, decodeImage, scalePixels, type BatchedDataset, type ImageFolderSource } from '../../shared/data/index.js';
 import { resizeBilinear } from '../../shared/data/image/image-ops.js';
 import type { ImageDataset } from '../../shared/data/mnist.js';
 import { Prng } from '../../shared/random/prng.js';
@@ -36,4 +37,19 @@ export function writeDigitImages(mnist: ImageDataset, count: number, root: strin
     writeFileSync(path.join(root, String(mnist.labels[i]), `${String(i).padStart(5, '0')}.png`), file);
   }
   return bytes;
+}
+
+/**
+ * The pipeline `npm run bench:ingest` measures and ingest-profile.ts profiles: decode (greyscale) →
+ * random 56×56 crop + flip → resize to 28×28 → scale, batched; the maps run in `parallel` worker
+ * threads (0: the caller's thread).
+ */
+export function digitImageBatches(source: ImageFolderSource, batchSize: number, parallel: number): BatchedDataset {
+  const where = { parallel };
+  return Dataset.from(source)
+    .shuffle(source.size, 7)
+    .map(decodeImage.with({ channels: 1 }), where)
+    .map(augmentImage.with({ crop: [56, 56], flip: true, resize: [28, 28] }), { ...where, seed: 7 })
+    .map(scalePixels.with({}), where)
+    .batch(batchSize);
 }

@@ -16,9 +16,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { augmentImage, Dataset, decodeImage, imageFolderSource, scalePixels, type ImageFolderSource } from '../../shared/data/index.js';
+import { imageFolderSource, type ImageFolderSource } from '../../shared/data/index.js';
 import { loadMnist } from '../../shared/data/mnist.js';
-import { writeDigitImages } from './ingest-images.js';
+import { digitImageBatches, writeDigitImages } from './ingest-images.js';
 
 const { values: flags } = parseArgs({ options: { images: { type: 'string', default: '1500' }, batches: { type: 'string', default: '40' }, workers: { type: 'string', default: '2' }, batch: { type: 'string', default: '64' }, rounds: { type: 'string', default: '2' }, 'parallel-only': { type: 'boolean', default: false }, 'main-profile': { type: 'string' }, warmup: { type: 'string', default: '4' } } });
 const batches = Number(flags.batches);
@@ -47,13 +47,7 @@ function threadCpuMs(): Map<string, number> {
 }
 
 async function measure(source: ImageFolderSource, parallel: number): Promise<string> {
-  const where = { parallel };
-  const iterator = Dataset.from(source)
-    .shuffle(source.size, 7)
-    .map(decodeImage.with({ channels: 1 }), where)
-    .map(augmentImage.with({ crop: [56, 56], flip: true, resize: [28, 28] }), { ...where, seed: 7 })
-    .map(scalePixels.with({}), where)
-    .batch(batchSize)
+  const iterator = digitImageBatches(source, batchSize, parallel)
     .prefetch(parallel > 0 ? 4 : 0)
     .iterate();
   try {

@@ -22,7 +22,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { augmentImage, Dataset, decodeImage, imageFolderSource, scalePixels, type DataIterator, type ImageFolderSource } from '../../shared/data/index.js';
+import { imageFolderSource, type DataIterator, type ImageFolderSource } from '../../shared/data/index.js';
 import { loadMnist } from '../../shared/data/mnist.js';
 import { selectBackend } from '../../shared/engine/select-backend.js';
 import { parseTrainingJob } from '../../shared/job/schema.js';
@@ -30,7 +30,7 @@ import { buildZooModel } from '../../shared/models/zoo.js';
 import { outputKindOf } from '../../peer/trainer/loss.js';
 import { createOptimizer } from '../../peer/trainer/optimizer.js';
 import { trainStep, type StepContext } from '../../peer/trainer/train-step.js';
-import { writeDigitImages } from './ingest-images.js';
+import { digitImageBatches, writeDigitImages } from './ingest-images.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -63,13 +63,7 @@ const CONFIGS: Config[] = [
 ];
 
 function pipeline(source: ImageFolderSource, config: Config): DataIterator {
-  const where = { parallel: config.parallel };
-  return Dataset.from(source)
-    .shuffle(source.size, 7)
-    .map(decodeImage.with({ channels: 1 }), where)
-    .map(augmentImage.with({ crop: [56, 56], flip: true, resize: [28, 28] }), { ...where, seed: 7 })
-    .map(scalePixels.with({}), where)
-    .batch(batchSize)
+  return digitImageBatches(source, batchSize, config.parallel)
     .prefetch(config.prefetch)
     .iterate({ stall: { reportEvery: 1_000_000 } });
 }
