@@ -20,6 +20,7 @@ import { cpus, loadavg } from 'node:os';
 import v8 from 'node:v8';
 import { z } from 'zod';
 import { connect, defineMessages, listen, type Link, type MessageOf } from '../../shared/transport/index.js';
+import { argument } from './argv-flag.js';
 import { rightAlignedMarkdownTable } from './markdown-table.js';
 import { median } from './median.js';
 
@@ -27,11 +28,6 @@ const messages = defineMessages({ noop: {} });
 type Message = MessageOf<typeof messages>;
 const SECRET = 'bench-transport-cpu-secret-0123456789';
 const LIMITS = { maxTensorBytes: 16 * 1024 * 1024, receiveWindowBytes: 32 * 1024 * 1024 };
-
-function argument(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index >= 0 ? (process.argv[index + 1] ?? fallback) : fallback;
-}
 
 function parseSize(text: string): number {
   const match = /^(\d+)([KM]?)$/i.exec(text.trim());

@@ -18,6 +18,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { connect, defineMessages, listen, type Link, type MessageOf } from '../../shared/transport/index.js';
+import { argument } from './argv-flag.js';
 import { rightAlignedMarkdownTable } from './markdown-table.js';
 import { median } from './median.js';
 
@@ -220,11 +221,6 @@ function parseSize(text: string): number {
   if (!match) throw new Error(`bad size '${text}': use e.g. 64K, 1M, 4M`);
   const unit = match[2]?.toUpperCase() === 'M' ? 1024 * 1024 : match[2]?.toUpperCase() === 'K' ? 1024 : 1;
   return Number(match[1]) * unit;
-}
-
-function argument(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index >= 0 ? (process.argv[index + 1] ?? fallback) : fallback;
 }
 
 function formatSize(bytes: number): string {
