@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from './deploy-support/local-http.js';
 import { ClusterHarness, within } from './fixtures/cluster-harness.js';
 
 let harness: ClusterHarness | undefined;
@@ -10,21 +10,13 @@ afterEach(async () => {
   harness = undefined;
 });
 
-/** A port that is free now (the restarted coordinator must come back on the same one). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 describe('losing the coordinator, losing too many peers (processes)', () => {
   it('kill -9 the coordinator mid-training: peers stop and rejoin the restarted coordinator, which resumes from the newest checkpoint (at most one interval redone)', async () => {
     harness = new ClusterHarness();
     const job = path.join(harness.dir, 'job.json');
     const every = 20;
     writeFileSync(job, JSON.stringify({ batchSize: 64, seed: 3, maxSteps: 100, peers: { min: 2, max: 2, graceSeconds: 0 }, checkpoint: { everySteps: every, everySeconds: 0 } }));
+    // Fixed for the run: the restarted coordinator must come back on the same port.
     const port = await freePort();
     const args = ['--port', String(port), '--job', job];
     const first = await harness.coordinator(args);
