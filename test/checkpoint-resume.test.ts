@@ -1,17 +1,13 @@
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { ClusterHarness, within } from './fixtures/cluster-harness.js';
+import { describe, expect, it } from 'vitest';
+import { clusterPerTest, within } from './fixtures/cluster-harness.js';
 
-let harness: ClusterHarness | undefined;
-afterEach(async () => {
-  await harness?.cleanup();
-  harness = undefined;
-});
+const newCluster = clusterPerTest();
 
 describe('checkpoints and resume (coordinator and peer processes)', () => {
   it('a restarted coordinator resumes from the newest good checkpoint — skipping a corrupt one with a warning naming the file — and the loss curve continues exactly', async () => {
-    harness = new ClusterHarness();
+    const harness = newCluster();
     const job = path.join(harness.dir, 'job.json');
     writeFileSync(job, JSON.stringify({ batchSize: 64, seed: 5, peers: { min: 1, max: 1, graceSeconds: 0 }, checkpoint: { everySteps: 10, everySeconds: 0, keep: 3 } }));
 
@@ -57,7 +53,7 @@ describe('checkpoints and resume (coordinator and peer processes)', () => {
   });
 
   it('refuses to resume checkpoints written by a different job, saying which fields differ', async () => {
-    harness = new ClusterHarness();
+    const harness = newCluster();
     // A valid checkpoint of a job with batch size 64 (its content does not matter for the check).
     const { CheckpointStore } = await import('../coordinator/checkpoint/checkpoint-store.js');
     const { UPLOADED_FILES } = await import('../coordinator/checkpoint/checkpoint-layout.js');

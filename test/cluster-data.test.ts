@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseClusterJob } from '../coordinator/job/cluster-job.js';
 import { trainingPlan } from '../coordinator/job/training-plan.js';
 import { GlobalBatches } from '../peer/session/global-batches.js';
@@ -19,13 +19,9 @@ import { classifyStall } from '../shared/data/stall-verdict.js';
 import { selectBackend } from '../shared/engine/select-backend.js';
 import { loadModel } from '../shared/models/file-io.js';
 import { Prng } from '../shared/random/prng.js';
-import { ClusterHarness, within } from './fixtures/cluster-harness.js';
+import { clusterPerTest, ClusterHarness, within } from './fixtures/cluster-harness.js';
 
-let harness: ClusterHarness | undefined;
-afterEach(async () => {
-  await harness?.cleanup();
-  harness = undefined;
-});
+const newCluster = clusterPerTest();
 
 /** Three well-separated 4-D blobs, 200 rows each, labelled by name. */
 function blobsCsv(file: string): void {
@@ -42,7 +38,7 @@ function blobsCsv(file: string): void {
 
 describe('cluster jobs on the data pipeline and the data-parallel exchange (processes)', () => {
   it('a job naming a CSV dataset trains on 2 peers, and ends with the weights of one process training on the same global batches (≤ 1e-5)', async () => {
-    harness = new ClusterHarness();
+    const harness = newCluster();
     const csv = path.join(harness.dir, 'regions.csv');
     blobsCsv(csv);
     const input = { model: 'mlp', dataset: { kind: 'csv', train: csv, label: 'region' }, batchSize: 32, epochs: 2, optimizer: 'sgd', learningRate: 0.05, seed: 9, backend: 'wasm', peers: { min: 2, max: 2, graceSeconds: 0 }, checkpoint: { everySteps: 0, everySeconds: 0 } };
@@ -81,7 +77,7 @@ describe('cluster jobs on the data pipeline and the data-parallel exchange (proc
   }, 180_000);
 
   it('compress "fp16" trains MNIST on 2 peers to a sane accuracy; /metrics carries the input stall and its verdict', async () => {
-    harness = new ClusterHarness();
+    const harness = newCluster();
     const jobFile = path.join(harness.dir, 'job.json');
     writeFileSync(jobFile, JSON.stringify({ batchSize: 128, compress: 'fp16', bucketMiB: 0.5, peers: { min: 2, max: 2, graceSeconds: 0 }, checkpoint: { everySteps: 0, everySeconds: 0 } }));
     const { child: coordinator, port } = await harness.coordinator(['--port', '0', '--job', jobFile, '--max-steps', '60', '--dashboard-port', '0']);
@@ -89,7 +85,7 @@ describe('cluster jobs on the data pipeline and the data-parallel exchange (proc
     expect(url, coordinator.lines.join('\n')).toBeDefined();
     harness.peer(port);
     harness.peer(port);
-    await ClusterHarness.until(() => harness!.metrics().length >= 5, 120_000, 'five training steps');
+    await ClusterHarness.until(() => harness.metrics().length >= 5, 120_000, 'five training steps');
     const families = parsePrometheusTextFormat(await (await fetch(`${url}/metrics`)).text());
     const stall = Number(families.find((f) => f.name === 'ringpipe_input_stall_percent')?.metrics[0]?.value);
     expect(stall).toBeGreaterThanOrEqual(0);

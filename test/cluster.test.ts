@@ -4,22 +4,17 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadMnist } from '../shared/data/mnist.js';
 import { evaluate } from '../peer/trainer/evaluate.js';
 import { ManagedChild } from '../scripts/local-cluster/managed-child.js';
-import { ClusterHarness, isRunning, within } from './fixtures/cluster-harness.js';
+import { clusterPerTest, isRunning, within } from './fixtures/cluster-harness.js';
 
-let harness: ClusterHarness | undefined;
-
-afterEach(async () => {
-  await harness?.cleanup();
-  harness = undefined;
-});
+const newCluster = clusterPerTest();
 
 describe('local cluster: coordinator and peer processes', () => {
   it('npm start: a coordinator and two peer processes train end to end, print accuracy and checkpoint, leave no process behind; the checkpoint loads with stock tf.loadLayersModel and scores the reported accuracy', async () => {
-    harness = new ClusterHarness();
+    const harness = newCluster();
     const runDir = harness.runDir;
     const launcher = new ManagedChild({ name: 'npm start', script: path.join(import.meta.dirname, '..', 'scripts', 'start.ts'), args: ['--peers', '2', '--max-steps', '40', '--run-dir', runDir], env: harness.env() });
     harness.children.push(launcher);
@@ -68,7 +63,7 @@ describe('local cluster: coordinator and peer processes', () => {
   });
 
   it('rendezvous: without peers.min peers it gives up in time, naming who joined and who was refused (wrong secret)', async () => {
-    harness = new ClusterHarness();
+    const harness = newCluster();
     const job = path.join(harness.dir, 'job.json');
     // 15 s: the good peer (tsx + tfjs start-up) must join inside the window even on a loaded CI machine.
     writeFileSync(job, JSON.stringify({ peers: { min: 2, max: 3, graceSeconds: 1, joinTimeoutSeconds: 15 }, maxSteps: 5 }));
@@ -94,7 +89,7 @@ describe('local cluster: coordinator and peer processes', () => {
   });
 
   it('a peer with no address finds the coordinator with mDNS (confined to loopback) and trains', async () => {
-    harness = new ClusterHarness();
+    const harness = newCluster();
     const cluster = `mdns-${process.pid}-${Date.now() % 100_000}`;
     const { child: coordinator } = await harness.coordinator(['--port', '0', '--cluster', cluster, '--min-peers', '1', '--max-peers', '1', '--max-steps', '5'], { mdns: true });
     const peer = harness.discoveringPeer(cluster);
@@ -105,7 +100,7 @@ describe('local cluster: coordinator and peer processes', () => {
   });
 
   it('refuses a bad job file, naming every bad field', async () => {
-    harness = new ClusterHarness();
+    const harness = newCluster();
     const job = path.join(harness.dir, 'bad-job.json');
     writeFileSync(job, JSON.stringify({ batchSize: 0, peers: { min: 3, max: 2 }, checkpoint: { keep: 'all' }, mode: 'pipeline', pipeline: { schedule: 'zigzag' }, bogus: 1 }));
     const coordinator = new ManagedChild({ name: 'coordinator', script: path.join(import.meta.dirname, '..', 'scripts', 'coordinator.ts'), args: ['--job', job, '--no-mdns'], env: harness.env() });

@@ -1,18 +1,14 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { freePort } from './deploy-support/local-http.js';
-import { ClusterHarness, within } from './fixtures/cluster-harness.js';
+import { clusterPerTest, ClusterHarness, within } from './fixtures/cluster-harness.js';
 
-let harness: ClusterHarness | undefined;
-afterEach(async () => {
-  await harness?.cleanup();
-  harness = undefined;
-});
+const newCluster = clusterPerTest();
 
 describe('losing the coordinator, losing too many peers (processes)', () => {
   it('kill -9 the coordinator mid-training: peers stop and rejoin the restarted coordinator, which resumes from the newest checkpoint (at most one interval redone)', async () => {
-    harness = new ClusterHarness();
+    const harness = newCluster();
     const job = path.join(harness.dir, 'job.json');
     const every = 20;
     writeFileSync(job, JSON.stringify({ batchSize: 64, seed: 3, maxSteps: 100, peers: { min: 2, max: 2, graceSeconds: 0 }, checkpoint: { everySteps: every, everySeconds: 0 } }));
@@ -21,7 +17,7 @@ describe('losing the coordinator, losing too many peers (processes)', () => {
     const args = ['--port', String(port), '--job', job];
     const first = await harness.coordinator(args);
     const peers = [harness.peer(port, { args: ['--reconnect-timeout', '60'] }), harness.peer(port, { args: ['--reconnect-timeout', '60'] })];
-    const lastStep = (): number => harness!.metrics().at(-1)?.step ?? 0;
+    const lastStep = (): number => harness.metrics().at(-1)?.step ?? 0;
 
     // Kill it in the middle of a checkpoint interval.
     await ClusterHarness.until(() => lastStep() >= 50, 90_000, 'step 50');
@@ -30,7 +26,7 @@ describe('losing the coordinator, losing too many peers (processes)', () => {
     const stepAtKill = lastStep();
     const killedAt = Date.now();
     for (const peer of peers) {
-      await ClusterHarness.until(() => harness!.logs(peer, /^lost the coordinator; training stopped, reconnecting$/).length > 0, 15_000, `${peer.name} noticing the coordinator is gone`);
+      await ClusterHarness.until(() => harness.logs(peer, /^lost the coordinator; training stopped, reconnecting$/).length > 0, 15_000, `${peer.name} noticing the coordinator is gone`);
       expect(peer.running, `${peer.name} keeps running, waiting to rejoin`).toBe(true);
     }
     expect(Date.now() - killedAt).toBeLessThan(15_000);
@@ -56,12 +52,12 @@ describe('losing the coordinator, losing too many peers (processes)', () => {
   });
 
   it('below peers.min the job waits, then gives up in time with a clear message — it never hangs', async () => {
-    harness = new ClusterHarness();
+    const harness = newCluster();
     const job = path.join(harness.dir, 'job.json');
     writeFileSync(job, JSON.stringify({ batchSize: 64, maxSteps: 5000, peers: { min: 2, max: 2, graceSeconds: 0, waitSeconds: 4 }, checkpoint: { everySteps: 10, everySeconds: 0 } }));
     const { child: coordinator, port } = await harness.coordinator(['--port', '0', '--job', job]);
     const [survivor, victim] = [harness.peer(port), harness.peer(port)];
-    await ClusterHarness.until(() => (harness!.metrics().at(-1)?.step ?? 0) >= 15, 90_000, 'step 15');
+    await ClusterHarness.until(() => (harness.metrics().at(-1)?.step ?? 0) >= 15, 90_000, 'step 15');
     victim!.signal('SIGKILL');
     const killedAt = Date.now();
     const exit = await within(coordinator.exited, 30_000, 'the coordinator giving up');
