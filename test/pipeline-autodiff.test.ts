@@ -1,12 +1,14 @@
 // The deferred tape's cheaper dense-layer input gradient (autodiff/matmul-gradient.ts) on the engine
 // the stages train on (wasm, with the project's kernels): same gradients as tf.grads, and the engine
-// left as it was found.
+// left as it was found; and dense weights packed for XNNPACK ahead of their first product (weight-packing.ts).
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../shared/engine/select-backend.js';
 import { recordForward } from '../peer/pipeline/autodiff/deferred-tape.js';
 import { denseMatMulGradient } from '../peer/pipeline/autodiff/matmul-gradient.js';
 import { GradientAccumulator } from '../peer/pipeline/gradient-accumulator.js';
+import { StageModule } from '../peer/pipeline/partition/stage-module.js';
+import { prepackDenseWeights } from '../peer/pipeline/weight-packing.js';
 
 beforeAll(async () => {
   await selectBackend({ force: 'wasm' });
@@ -77,5 +79,38 @@ describe('deferred tape, dense micro-batches', () => {
     tf.dispose([dx, ...inputGradients, ...Object.values(taken)]);
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([x, dy, ...variables, reference.value, ...reference.grads]);
+  });
+});
+
+describe('dense weights packed ahead of their first product', () => {
+  it('after each update, prepacking leaves the fused (inference) and the recorded (training) forward exact', () => {
+    const model = tf.sequential({ layers: [tf.layers.dense({ units: 4, activation: 'relu', inputShape: [16] })] });
+    const stage = new StageModule(1, [model.layers[0]!], 0, [16], [4]);
+    const [kernel, bias] = stage.trainableVariables as [tf.Variable, tf.Variable];
+    const x = tf.randomNormal([8, 16], 0, 1, 'float32', 11);
+    const xs = x.dataSync();
+    for (let update = 0; update < 2; update++) {
+      // An optimizer step gives the weights new tensors, as FusedAdam's assign does.
+      kernel.assign(tf.randomNormal([16, 4], 0, 1, 'float32', 20 + update));
+      bias.assign(tf.randomNormal([4], 0, 1, 'float32', 30 + update));
+      const [w, b] = [kernel.dataSync(), bias.dataSync()];
+      const expected = Array.from({ length: 8 * 4 }, (_, i) => {
+        const [row, col] = [Math.floor(i / 4), i % 4];
+        let sum = b[col]!;
+        for (let k = 0; k < 16; k++) sum += xs[row * 16 + k]! * w[k * 4 + col]!;
+        return Math.max(0, sum);
+      });
+      prepackDenseWeights(stage);
+      const fused = tf.tidy(() => stage.apply(x, false));
+      const recorded = recordForward(() => stage.apply(x, true), stage.trainableVariables);
+      for (const output of [fused, recorded.output]) {
+        const got = output.dataSync();
+        expected.forEach((value, i) => expect(got[i]).toBeCloseTo(value, 4));
+      }
+      recorded.discard();
+      tf.dispose([fused, recorded.output]);
+    }
+    tf.dispose(x);
+    model.dispose();
   });
 });

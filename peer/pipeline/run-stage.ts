@@ -10,6 +10,7 @@ import { StageBuffers } from './stage-buffers.js';
 import { StageCompute, type LossSpec } from './stage-compute.js';
 import { runStageStep } from './stage-step.js';
 import { nowUs, type Timeline } from './timeline/timeline.js';
+import { prepackDenseWeights } from './weight-packing.js';
 
 const log = createLogger('pipeline');
 
@@ -127,11 +128,17 @@ export async function runPipelineStage(options: PipelineStageOptions): Promise<P
         const averaging = averaged.average(gradients);
         gradients = timeline ? await timeline.wait('all-reduce', step, averaging) : await averaging;
         const ready = gradients;
-        timed(() => options.optimizer.applyGradients(ready));
+        timed(() => {
+          options.optimizer.applyGradients(ready);
+          if (!isFirst) prepackDenseWeights(stage);
+        });
       } else {
         timed(() => {
           gradients = compute.gradients.take();
           options.optimizer.applyGradients(gradients);
+          // The new weights' packing now, while this stage waits for its first activation, instead of
+          // in the first forward pass (the first stage has no such wait: its first forward follows).
+          if (!isFirst) prepackDenseWeights(stage);
         });
       }
     } finally {

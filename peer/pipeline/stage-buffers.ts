@@ -6,7 +6,7 @@
  * backward pass. Tensors of the cpu backend keep the array they were made from, which is why a
  * buffer is never shared between two micro-batches of one step.
  */
-export type BufferPurpose = 'receive-activation' | 'receive-gradient' | 'send-activation';
+export type BufferPurpose = 'receive-activation' | 'receive-gradient' | 'send-activation' | 'send-gradient';
 
 export class StageBuffers {
   private readonly buffers = new Map<string, Float32Array>();

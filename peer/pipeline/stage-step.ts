@@ -1,13 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../../shared/data/epoch-batches.js';
 import { PipelineError } from './errors.js';
-import { labelledLength, packLabelled, unpackLabelled } from './links/labelled-activation.js';
+import { labelledLength, unpackLabelled, writeLabels } from './links/labelled-activation.js';
 import { describeTag, type NeighbourLink, type StageNeighbours, type StageTensor, type TensorTag } from './links/neighbour-link.js';
 import { microBatchSizes, splitMiniBatch, type MicroBatch } from './microbatch.js';
 import type { StageModule } from './partition/stage-module.js';
 import type { StageOp } from './schedule/schedule.js';
 import type { StageBuffers } from './stage-buffers.js';
 import type { StageCompute } from './stage-compute.js';
+import { copyFloat32Into } from '../../shared/engine/tensor-read.js';
 import { nowUs, type Timeline } from './timeline/timeline.js';
 
 /** Rows of deferred weight-gradient factors the first stage multiplies at once (products of fewer rows lose efficiency). */
@@ -98,21 +99,20 @@ export async function runStageStep(ctx: StageStepContext, step: number, batch?: 
           labels = unpacked.labels;
           input = tf.tensor(unpacked.activation, [n, ...stage.inputShape]);
         }
-        const output = time('forward', m, () => {
+        const packed = time('forward', m, () => {
           const result = compute.forward(m, input, isLast ? { labels, lossScale: n / ctx.batchSize } : undefined);
           if (result.scaledLoss !== undefined) loss += result.scaledLoss;
           if (result.correct !== undefined) correct += result.correct;
           if (!result.output) return undefined;
-          const values = result.output.dataSync() as Float32Array;
+          // Straight into the send buffer (no fresh copy per micro-batch), the labels after it.
+          const buffer = ctx.buffers.get('send-activation', m, labelledLength(n, outputElements));
+          copyFloat32Into(result.output, buffer, 0);
           result.output.dispose();
-          return values;
+          return writeLabels(buffer, n * outputElements, labels);
         });
         peakInFlight = Math.max(peakInFlight, compute.inFlight);
         peakHeldBytes = Math.max(peakHeldBytes, compute.heldBytes);
-        if (output) {
-          const packed = packLabelled(output, labels, ctx.buffers.get('send-activation', m, labelledLength(n, outputElements)));
-          send(neighbours.next!, { step, micro: m, kind: 'labelled-activation' }, packed);
-        }
+        if (packed) send(neighbours.next!, { step, micro: m, kind: 'labelled-activation' }, packed);
       } else {
         let outputGradient: tf.Tensor | undefined;
         if (!isLast) {
@@ -126,7 +126,9 @@ export async function runStageStep(ctx: StageStepContext, step: number, batch?: 
           // next output gradient, rather than all at the flush, where they would lengthen the step.
           if (isFirst && !isLast) compute.gradients.settle(SETTLE_ROWS);
           if (!dx) return undefined;
-          const values = dx.dataSync() as Float32Array;
+          // Straight into the micro-batch's send buffer (no fresh copy per micro-batch).
+          const values = ctx.buffers.get('send-gradient', m, dx.size);
+          copyFloat32Into(dx, values, 0);
           dx.dispose();
           return values;
         });

@@ -20,6 +20,15 @@ export function packLabelled(activation: Float32Array, labels: Int32Array, into:
   return into;
 }
 
+/** Writes `labels` after the first `activationLength` values of `into`, which already hold the activation; returns `into`. */
+export function writeLabels(into: Float32Array, activationLength: number, labels: Int32Array): Float32Array {
+  if (into.length !== activationLength + labels.length) {
+    throw new PipelineError('usage', `a labelled activation of ${activationLength} values and ${labels.length} labels needs ${activationLength + labels.length} floats, got ${into.length}`);
+  }
+  new Int32Array(into.buffer, into.byteOffset + activationLength * 4, labels.length).set(labels);
+  return into;
+}
+
 /** Views (no copies) of a received labelled activation of `samples` samples. */
 export function unpackLabelled(data: Float32Array, samples: number, elementsPerSample: number): { activation: Float32Array; labels: Int32Array } {
   const values = samples * elementsPerSample;
