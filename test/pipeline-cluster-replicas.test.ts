@@ -7,20 +7,16 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { ClusterJobInput } from '../coordinator/job/cluster-job.js';
 import { evaluate } from '../peer/trainer/evaluate.js';
 import { loadMnist } from '../shared/data/mnist.js';
 import { selectBackend } from '../shared/engine/select-backend.js';
-import { ClusterHarness, within } from './fixtures/cluster-harness.js';
+import { ClusterHarness, clusterPerTest, within } from './fixtures/cluster-harness.js';
 import { loadOverHttp, referenceWeights, writeJob } from './fixtures/pipeline-cluster-support.js';
 import { maxAbsDifference } from './fixtures/pipeline-reference.js';
 
-let harness: ClusterHarness | undefined;
-afterEach(async () => {
-  await harness?.cleanup();
-  harness = undefined;
-});
+const newHarness = clusterPerTest();
 beforeAll(async () => {
   // The peers' engine (auto picks wasm here): the same arithmetic in this process.
   await selectBackend({ force: 'wasm' });
@@ -37,7 +33,7 @@ function slotsOf(h: ClusterHarness, peers: ReturnType<ClusterHarness['peer']>[],
 
 describe('pipeline jobs with replicas on the coordinator (separate processes)', () => {
   it('2 replicas of a 2-stage pipeline: weights of single-process training on the same global batches, one checkpoint stock tfjs loads', async () => {
-    harness = new ClusterHarness();
+    const harness = newHarness();
     const input: ClusterJobInput = { mode: 'pipeline', pipeline: { stages: 2, microBatches: 4, replicas: 2 }, batchSize: 64, maxSteps: 5, checkpoint: { everySteps: 0, everySeconds: 0 }, peers: { joinTimeoutSeconds: 90 } };
     const { child: coordinator, port } = await harness.coordinator(['--port', '0', '--job', writeJob(harness.dir, input)]);
     const peers = [harness.peer(port), harness.peer(port), harness.peer(port), harness.peer(port)];
@@ -68,14 +64,14 @@ describe('pipeline jobs with replicas on the coordinator (separate processes)', 
   });
 
   it('replicas "auto": starts with the peers there are, and grows by a replica when two more join', async () => {
-    harness = new ClusterHarness();
+    const harness = newHarness();
     // Enough steps for two new peers to start and load the job while one replica trains (they
     // joined at step 88 of 400 in a run at load 9–15).
     const steps = 250;
     const input: ClusterJobInput = { mode: 'pipeline', pipeline: { stages: 2, microBatches: 2, replicas: 'auto' }, batchSize: 32, maxSteps: steps, checkpoint: { everySteps: 0, everySeconds: 0 }, peers: { min: 2, max: 4, graceSeconds: 1, joinTimeoutSeconds: 90 } };
     const { child: coordinator, port } = await harness.coordinator(['--port', '0', '--job', writeJob(harness.dir, input)]);
     const peers = [harness.peer(port), harness.peer(port)];
-    await ClusterHarness.until(() => harness!.metrics().some((p) => p.step >= 1), 120_000, 'one replica training');
+    await ClusterHarness.until(() => harness.metrics().some((p) => p.step >= 1), 120_000, 'one replica training');
     peers.push(harness.peer(port), harness.peer(port));
     expect((await within(coordinator.exited, 150_000, 'the job finishing')).code, coordinator.stderr).toBe(0);
 
@@ -91,7 +87,7 @@ describe('pipeline jobs with replicas on the coordinator (separate processes)', 
   });
 
   it('kill -9 of a stage peer of one replica: training goes on with one replica from the checkpoint, grows back to two when a new peer joins, and finishes', async () => {
-    harness = new ClusterHarness();
+    const harness = newHarness();
     // Enough steps for the replacement to start and load the job while one replica trains alone
     // (40 were not: one replica ran steps 9–40 in 2 s at load 10).
     const steps = 200;
@@ -99,11 +95,11 @@ describe('pipeline jobs with replicas on the coordinator (separate processes)', 
     const { child: coordinator, port } = await harness.coordinator(['--port', '0', '--job', writeJob(harness.dir, input)]);
     const peers = [harness.peer(port), harness.peer(port), harness.peer(port), harness.peer(port)];
     // Killed once the checkpoint of step 10 is on disk (before it, survivors at different steps start fresh).
-    await ClusterHarness.until(() => existsSync(path.join(harness!.runDir, 'checkpoints', 'step-00000010')), 120_000, 'the checkpoint of step 10');
-    const victim = peers.find((peer) => harness!.logs(peer, /^assigned a pipeline stage$/).some((a) => a.epoch === 1 && a.stage === 1 && a.replica === 1))!;
+    await ClusterHarness.until(() => existsSync(path.join(harness.runDir, 'checkpoints', 'step-00000010')), 120_000, 'the checkpoint of step 10');
+    const victim = peers.find((peer) => harness.logs(peer, /^assigned a pipeline stage$/).some((a) => a.epoch === 1 && a.stage === 1 && a.replica === 1))!;
     victim.signal('SIGKILL');
     const before = harness.metrics();
-    await ClusterHarness.until(() => harness!.logs(coordinator, /^training with 1 of 2 replicas/).length > 0, 60_000, 'the coordinator going on with one replica');
+    await ClusterHarness.until(() => harness.logs(coordinator, /^training with 1 of 2 replicas/).length > 0, 60_000, 'the coordinator going on with one replica');
     const shrunk = harness.logs(coordinator, /^training with 1 of 2 replicas/)[0]!.epoch as number;
     const replacement = harness.peer(port, { name: 'replacement' });
     expect((await within(coordinator.exited, 180_000, 'the job finishing')).code, coordinator.stderr).toBe(0);

@@ -6,35 +6,22 @@
  * and restarted; too few peers is a clear error.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { ClusterJobInput } from '../coordinator/job/cluster-job.js';
 import { evaluate } from '../peer/trainer/evaluate.js';
 import { loadMnist } from '../shared/data/mnist.js';
 import { selectBackend } from '../shared/engine/select-backend.js';
-import { ClusterHarness, within } from './fixtures/cluster-harness.js';
+import { freePort } from './deploy-support/local-http.js';
+import { ClusterHarness, clusterPerTest, within } from './fixtures/cluster-harness.js';
 import { loadOverHttp, referenceWeights, writeJob } from './fixtures/pipeline-cluster-support.js';
 import { maxAbsDifference } from './fixtures/pipeline-reference.js';
 
-let harness: ClusterHarness | undefined;
-afterEach(async () => {
-  await harness?.cleanup();
-  harness = undefined;
-});
+const newHarness = clusterPerTest();
 beforeAll(async () => {
   // The peers' engine (auto picks wasm here, with ringpipe's kernels): the same arithmetic in this process.
   await selectBackend({ force: 'wasm' });
 });
-
-/** A port that is free now (the restarted coordinator must come back on the same one). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** Steps of the checkpoint folders in a run folder. */
 function checkpointSteps(runDir: string): number[] {
@@ -47,7 +34,7 @@ function checkpointSteps(runDir: string): number[] {
 
 describe('pipeline jobs on the coordinator (separate processes)', () => {
   it('a 2-stage job finishes; its one checkpoint loads with stock tf.loadLayersModel, scores the reported accuracy, and holds the weights of single-process training', async () => {
-    harness = new ClusterHarness();
+    const harness = newHarness();
     const input: ClusterJobInput = { mode: 'pipeline', pipeline: { stages: 2, microBatches: 4 }, batchSize: 64, maxSteps: 5, checkpoint: { everySteps: 0, everySeconds: 0 }, peers: { joinTimeoutSeconds: 90 } };
     const { child: coordinator, port } = await harness.coordinator(['--port', '0', '--job', writeJob(harness.dir, input)]);
     const peers = [harness.peer(port), harness.peer(port)];
@@ -55,7 +42,7 @@ describe('pipeline jobs on the coordinator (separate processes)', () => {
     expect((await within(coordinator.exited, 150_000, 'the pipeline job finishing')).code, coordinator.stderr).toBe(0);
 
     // Stages 0 and 1 of epoch 1, split as the coordinator decided.
-    const assigned = peers.flatMap((peer) => harness!.logs(peer, /^assigned a pipeline stage$/));
+    const assigned = peers.flatMap((peer) => harness.logs(peer, /^assigned a pipeline stage$/));
     expect(assigned.map((a) => a.stage).sort()).toEqual([0, 1]);
     expect(assigned.every((a) => a.epoch === 1 && a.stages === 2)).toBe(true);
     const curve = harness.metrics();
@@ -79,16 +66,16 @@ describe('pipeline jobs on the coordinator (separate processes)', () => {
   });
 
   it('kill -9 of a stage peer: the job waits, saying so; a replacement joins and training resumes from the last checkpoint, redoing the same steps exactly', async () => {
-    harness = new ClusterHarness();
+    const harness = newHarness();
     const input: ClusterJobInput = { mode: 'pipeline', batchSize: 32, maxSteps: 60, checkpoint: { everySteps: 4, everySeconds: 0 }, peers: { waitSeconds: 90, joinTimeoutSeconds: 90 }, stepTimeoutSeconds: 20 };
     const { child: coordinator, port } = await harness.coordinator(['--port', '0', '--job', writeJob(harness.dir, input)]);
     const peers = [harness.peer(port), harness.peer(port)];
-    await ClusterHarness.until(() => harness!.metrics().some((p) => p.step >= 10), 120_000, 'the pipeline passing step 10');
-    const victim = peers.find((peer) => harness!.logs(peer, /^assigned a pipeline stage$/).some((a) => a.stage === 1))!;
+    await ClusterHarness.until(() => harness.metrics().some((p) => p.step >= 10), 120_000, 'the pipeline passing step 10');
+    const victim = peers.find((peer) => harness.logs(peer, /^assigned a pipeline stage$/).some((a) => a.stage === 1))!;
     victim.signal('SIGKILL');
     const before = harness.metrics();
     const newestOnDisk = Math.max(0, ...checkpointSteps(harness.runDir));
-    await ClusterHarness.until(() => harness!.logs(coordinator, /fewer peers than the 2 stages of the pipeline/).length > 0, 60_000, 'the coordinator saying it waits for a replacement');
+    await ClusterHarness.until(() => harness.logs(coordinator, /fewer peers than the 2 stages of the pipeline/).length > 0, 60_000, 'the coordinator saying it waits for a replacement');
     harness.peer(port, { name: 'replacement' });
     expect((await within(coordinator.exited, 180_000, 'the job finishing after the replacement joined')).code, coordinator.stderr).toBe(0);
 
@@ -115,17 +102,17 @@ describe('pipeline jobs on the coordinator (separate processes)', () => {
   });
 
   it('kill -9 of the coordinator: the stages rejoin the restarted coordinator, which re-forms the pipeline from the newest checkpoint', async () => {
-    harness = new ClusterHarness();
+    const harness = newHarness();
     const every = 8;
     const job = writeJob(harness.dir, { mode: 'pipeline', batchSize: 32, maxSteps: 40, checkpoint: { everySteps: every, everySeconds: 0 }, peers: { joinTimeoutSeconds: 90 } });
     const port = await freePort();
     const args = ['--port', String(port), '--job', job];
     const first = await harness.coordinator(args);
     const peers = [harness.peer(port, { args: ['--reconnect-timeout', '60'] }), harness.peer(port, { args: ['--reconnect-timeout', '60'] })];
-    const lastStep = (): number => harness!.metrics().at(-1)?.step ?? 0;
+    const lastStep = (): number => harness.metrics().at(-1)?.step ?? 0;
     // Killed in the middle of a checkpoint interval, once the checkpoint of step 16 is on disk (its
     // parts are joined and written while training goes on: on a loaded machine it lands steps later).
-    await ClusterHarness.until(() => lastStep() >= 20 && checkpointSteps(harness!.runDir).includes(16), 120_000, 'step 20 and the checkpoint of step 16 on disk');
+    await ClusterHarness.until(() => lastStep() >= 20 && checkpointSteps(harness.runDir).includes(16), 120_000, 'step 20 and the checkpoint of step 16 on disk');
     first.child.signal('SIGKILL');
     await first.child.exited;
     const stepAtKill = lastStep();
@@ -147,15 +134,15 @@ describe('pipeline jobs on the coordinator (separate processes)', () => {
   });
 
   it('SIGUSR2 checkpoints every stage after one agreed step; pause and resume (dashboard) continue from memory; Ctrl+C checkpoints again and stops', async () => {
-    harness = new ClusterHarness();
+    const harness = newHarness();
     const job = writeJob(harness.dir, { mode: 'pipeline', batchSize: 32, maxSteps: 5000, checkpoint: { everySteps: 0, everySeconds: 0 }, peers: { joinTimeoutSeconds: 90 } });
     const { child: coordinator, port } = await harness.coordinator(['--port', '0', '--job', job, '--dashboard-port', '0']);
     const [, dashboard, token] = (await coordinator.waitForLine(/^dashboard (http:\/\/\S+)\/#token=(\S+)$/, 10_000)) as unknown as [string, string, string];
     const control = async (action: 'pause' | 'resume'): Promise<number> =>
       (await fetch(`${dashboard}/api/control/${action}`, { method: 'POST', headers: { authorization: `Bearer ${decodeURIComponent(token)}`, 'content-type': 'application/json' }, body: '{}' })).status;
     const peers = [harness.peer(port), harness.peer(port)];
-    const lastStep = (): number => harness!.metrics().at(-1)?.step ?? 0;
-    const checkpoints = (): number[] => checkpointSteps(harness!.runDir);
+    const lastStep = (): number => harness.metrics().at(-1)?.step ?? 0;
+    const checkpoints = (): number[] => checkpointSteps(harness.runDir);
     await ClusterHarness.until(() => lastStep() >= 5, 120_000, 'step 5');
     // The last stage reports the share of each mini-batch it classified right (the dashboard's accuracy chart).
     const scrape = await (await fetch(`${dashboard}/metrics`, { headers: { authorization: `Bearer ${decodeURIComponent(token)}` } })).text();
@@ -170,11 +157,11 @@ describe('pipeline jobs on the coordinator (separate processes)', () => {
 
     // Pause: every stage stops after one agreed step; resume: the next epoch starts from their memory.
     expect(await control('pause')).toBe(200);
-    await ClusterHarness.until(() => harness!.logs(coordinator, /^every stage will stop after step \d+$/).length > 0, 30_000, 'the agreed stop');
+    await ClusterHarness.until(() => harness.logs(coordinator, /^every stage will stop after step \d+$/).length > 0, 30_000, 'the agreed stop');
     const stoppedAt = harness.logs(coordinator, /^every stage will stop after step \d+$/)[0]!.step as number;
-    await ClusterHarness.until(() => peers.every((peer) => harness!.logs(peer, /^pipeline epoch ended$/).some((e) => e.outcome === 'stopped' && e.committedStep === stoppedAt)), 30_000, `both stages stopping after step ${stoppedAt}`);
+    await ClusterHarness.until(() => peers.every((peer) => harness.logs(peer, /^pipeline epoch ended$/).some((e) => e.outcome === 'stopped' && e.committedStep === stoppedAt)), 30_000, `both stages stopping after step ${stoppedAt}`);
     expect(await control('resume')).toBe(200);
-    await ClusterHarness.until(() => harness!.logs(coordinator, /^epoch 2 starts at step/).length > 0, 30_000, 'epoch 2');
+    await ClusterHarness.until(() => harness.logs(coordinator, /^epoch 2 starts at step/).length > 0, 30_000, 'epoch 2');
     expect(harness.logs(coordinator, /^epoch 2 starts at step/)[0]).toMatchObject({ source: 'memory', startStep: stoppedAt });
 
     await ClusterHarness.until(() => lastStep() >= stoppedAt + 3, 60_000, `step ${stoppedAt + 3}`);
@@ -190,7 +177,7 @@ describe('pipeline jobs on the coordinator (separate processes)', () => {
   });
 
   it('with fewer peers than stages the job waits, then gives up naming what it needs', async () => {
-    harness = new ClusterHarness();
+    const harness = newHarness();
     const job = writeJob(harness.dir, { mode: 'pipeline', pipeline: { stages: 2 }, maxSteps: 3, peers: { joinTimeoutSeconds: 6 } });
     const { child: coordinator, port } = await harness.coordinator(['--port', '0', '--job', job]);
     harness.peer(port, { name: 'lonely-peer' });
