@@ -62,10 +62,14 @@ describe('data-parallel training across processes', () => {
     // All three runs at once: each process is light, and the wall time adds up otherwise.
     const single = launch({ name: 'single', worldSize: 1 });
     const two = launch({ name: 'two', worldSize: 2 });
-    const three = launch({ name: 'three', worldSize: 3, env: { DP_TEST_DATA_PLANE: 'tcp-threaded', DP_TEST_BUCKET_BYTES: String(256 * 1024) } });
-    const [, twoOutcome, threeOutcome] = await Promise.all([single.outcome, two.outcome, three.outcome]);
+    // 2 replicas: the defaults, and the backward pass overlapped with the exchange in 256 KiB buckets
+    // (the first layer's weight cut between rows); 3, threaded data plane: Adam inside the all-reduce
+    // (three uneven segments, cut inside variables).
+    const overlapped = launch({ name: 'overlapped', worldSize: 2, env: { DP_TEST_BUCKET_BYTES: String(256 * 1024), DP_TEST_OVERLAP: '1' } });
+    const three = launch({ name: 'three', worldSize: 3, env: { DP_TEST_DATA_PLANE: 'tcp-threaded', DP_TEST_SHARDED: '1' } });
+    const [, twoOutcome, overlappedOutcome, threeOutcome] = await Promise.all([single.outcome, two.outcome, overlapped.outcome, three.outcome]);
     const reference = await weights(single.dir, 0);
-    for (const [run, worldSize] of [[two, 2], [three, 3]] as const) {
+    for (const [run, worldSize] of [[two, 2], [overlapped, 2], [three, 3]] as const) {
       const replicas = await Promise.all(Array.from({ length: worldSize }, (_, r) => weights(run.dir, r)));
       for (const replica of replicas.slice(1)) expect(Buffer.from(replica.buffer, replica.byteOffset, replica.byteLength).equals(Buffer.from(replicas[0]!.buffer, replicas[0]!.byteOffset, replicas[0]!.byteLength))).toBe(true);
       const difference = maxAbsDifference(replicas[0]!, reference);
@@ -75,7 +79,7 @@ describe('data-parallel training across processes', () => {
     const singleResult = (await single.outcome)[0]!.reports.find((r) => r.kind === 'result')?.data as { weightsHash: string; initialWeightsHash: string };
     // Training moved the weights: comparing untouched weights would pass trivially.
     expect(singleResult.weightsHash).not.toBe(singleResult.initialWeightsHash);
-    for (const outcome of [twoOutcome, threeOutcome]) {
+    for (const outcome of [twoOutcome, overlappedOutcome, threeOutcome]) {
       const results = outcome.map((o) => o.reports.find((r) => r.kind === 'result')?.data as { weightsHash: string; initialWeightsHash: string; steps: number });
       expect(new Set(results.map((r) => r.weightsHash)).size).toBe(1);
       // Replicas start from rank 0's weights, which are the single process's (same seed).
@@ -92,10 +96,15 @@ describe('data-parallel training across processes', () => {
   });
 
   it('stops every replica with a clear error when one of them diverges', async () => {
-    const run = launch({ name: 'diverge', worldSize: 2, env: { DP_TEST_ODD_RANK: '1' } });
-    const outcomes = await run.outcome;
-    for (const outcome of outcomes) {
+    // Each replica applies the whole update itself, so a different one diverges.
+    const diverging = launch({ name: 'diverge', worldSize: 2, env: { DP_TEST_ODD_RANK: '1' } });
+    // With the sharded update the weights cannot diverge: the settings are compared before step 1.
+    const refused = launch({ name: 'refuse', worldSize: 2, env: { DP_TEST_ODD_RANK: '1', DP_TEST_SHARDED: '1' } });
+    for (const outcome of await diverging.outcome) {
       expect(outcome.failure).toMatch(/replicas diverged by step 2: weights of rank 1 \(hash [0-9a-f]{16}\) differ from rank 0/);
+    }
+    for (const outcome of await refused.outcome) {
+      expect(outcome.failure).toMatch(/replicas run different optimizer settings: rank 1 \(learningRate 0\.0015, .*\) differ from rank 0 \(learningRate 0\.001, /);
     }
   });
 });

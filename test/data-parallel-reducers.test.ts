@@ -7,6 +7,7 @@ import { orthonormalizeColumns } from '../peer/compression/orthonormalize.js';
 import { PlainReducer } from '../peer/compression/plain-reducer.js';
 import { PowerSgdReducer } from '../peer/compression/powersgd-reducer.js';
 import type { GradientReducer } from '../peer/compression/gradient-reducer.js';
+import { backwardBuckets } from '../peer/data-parallel/backward-buckets.js';
 import { fusedLayout, type FusedLayout } from '../peer/data-parallel/fused-layout.js';
 import { Prng } from '../shared/random/prng.js';
 
@@ -53,6 +54,37 @@ describe('fused layout', () => {
     expect(layout.buckets).toEqual([{ start: 0, end: 1200 }, { start: 1200, end: 1385 }]);
     expect(fusedLayout(LAYOUT.entries).buckets).toEqual([{ start: 0, end: 1385 }]);
     expect(fusedLayout([]).buckets).toEqual([{ start: 0, end: 0 }]);
+  });
+});
+
+describe('backward buckets', () => {
+  it('orders buckets last layer first, cuts a large 2-D weight between rows, covers every element once', () => {
+    const buckets = backwardBuckets(LAYOUT, 400 * 4);
+    // From the end: bias2 + kernel2 + bias1 (185 values), then kernel1's last 8 rows of 30 fill the
+    // bucket (whole rows, at least the size); then 14 rows, 14 rows and the first 4.
+    expect(buckets.map((b) => b.region)).toEqual([
+      { start: 960, end: 1385 },
+      { start: 540, end: 960 },
+      { start: 120, end: 540 },
+      { start: 0, end: 120 },
+    ]);
+    expect(buckets[0]!.pieces.map((p) => [p.entry.name, p.rowStart, p.rowEnd])).toEqual([
+      ['bias2', 0, 1],
+      ['kernel2', 0, 30],
+      ['bias1', 0, 1],
+      ['kernel1', 32, 40],
+    ]);
+    const covered = new Uint8Array(LAYOUT.length);
+    for (const bucket of buckets) {
+      for (const piece of bucket.pieces) {
+        expect(piece.region.start).toBeGreaterThanOrEqual(bucket.region.start);
+        expect(piece.region.end).toBeLessThanOrEqual(bucket.region.end);
+        for (let i = piece.region.start; i < piece.region.end; i++) covered[i]!++;
+      }
+    }
+    expect(covered.every((c) => c === 1)).toBe(true);
+    expect(backwardBuckets(LAYOUT, 1 << 30).map((b) => b.region)).toEqual([{ start: 0, end: 1385 }]);
+    expect(() => backwardBuckets(LAYOUT, 0)).toThrow(/at least 4 bytes/);
   });
 });
 

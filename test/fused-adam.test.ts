@@ -141,6 +141,42 @@ describe.each([
     flatAdam.dispose();
     tensorAdam.dispose();
   });
+
+  it('takes a sharded step (regions cut inside variables, off the 4-float grid) with the same bits as a whole one', async () => {
+    await tf.setBackend(backend);
+    const shapes = [[9, 7], [7], [7, 3]];
+    const ours = variables(`sharded-${backend}-${kernel}`, shapes);
+    const theirs = variables(`whole-${backend}-${kernel}`, shapes);
+    const shardedAdam = fusedAdam(kernel, 0.01);
+    const wholeAdam = fusedAdam(kernel, 0.01);
+    const entriesOf = (vars: tf.Variable[]) => {
+      let offset = 0;
+      return vars.map((v) => ({ name: v.name, offset: (offset += v.size) - v.size, size: v.size }));
+    };
+    const [shardedEntries, wholeEntries] = [entriesOf(ours), entriesOf(theirs)];
+    // As two ranks' segments, each finished in two chunks (the ring's onSegmentReduced calls).
+    const cuts = [0, 13, 45, 66, 91];
+    for (let s = 1; s <= 6; s++) {
+      const gradients = values(91, s * 17);
+      const buffer = gradients.slice();
+      const step = shardedAdam.beginShardedStep(shardedEntries);
+      for (let c = 0; c + 1 < cuts.length; c++) step.update(buffer, { start: cuts[c]!, end: cuts[c + 1]! });
+      step.finish(buffer);
+      wholeAdam.applyFlatGradients({ values: gradients, entries: wholeEntries });
+      ours.forEach((v, i) => expect(bits(v), `${v.name} after step ${s}`).toEqual(bits(theirs[i]!)));
+      // The buffer now holds the updated weights (what the all-gather shares).
+      expect(Array.from(new Uint32Array(buffer.buffer))).toEqual(theirs.flatMap((v) => bits(v)));
+    }
+    // Back to whole steps: the weights outside the regions it updated come from the variables.
+    for (let s = 7; s <= 8; s++) {
+      const gradients = values(91, s * 17);
+      shardedAdam.applyFlatGradients({ values: gradients, entries: shardedEntries });
+      wholeAdam.applyFlatGradients({ values: gradients, entries: wholeEntries });
+    }
+    ours.forEach((v, i) => expect(bits(v)).toEqual(bits(theirs[i]!)));
+    shardedAdam.dispose();
+    wholeAdam.dispose();
+  });
 });
 
 it('says what to use instead when asked for optimizer state', async () => {

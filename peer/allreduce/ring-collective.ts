@@ -30,6 +30,13 @@ export interface AllReduceOptions {
    * as the buffer). Added to the next reduction's input, it makes the losses cancel over steps.
    */
   residual?: Float32Array;
+  /**
+   * Runs on each chunk of the segment this rank finishes reducing (the complete sum of those
+   * elements, after `op`), before the all-gather shares it: what it writes there is what every rank
+   * ends with. ZeRO-1 style, an optimizer turns the summed gradients of its segment into updated
+   * weights here, and the all-gather carries weights. Raw float32 only (a lossy codec would round them).
+   */
+  onSegmentReduced?: (region: Region) => void;
 }
 
 export interface CollectiveStats extends StreamStats {
@@ -128,6 +135,8 @@ export class RingCollective {
     if (residual && residual.length !== buffer.length) {
       return Promise.reject(new RingError('usage', `residual has ${residual.length} elements, the buffer ${buffer.length}`));
     }
+    const onSegmentReduced = options.onSegmentReduced;
+    if (onSegmentReduced && !codec.rawFloat32) return Promise.reject(new RingError('usage', `onSegmentReduced needs raw float32 frames, not the ${codec.name} codec`));
     /** Rounds `region` as the codec will, adding what rounding dropped to the residual. */
     const roundKeepingError = (region: Region): void => {
       const values = buffer.subarray(region.start, region.end);
@@ -145,6 +154,7 @@ export class RingCollective {
         finishSegment: (region) => {
           if (op === 'mean') scaleInPlace(buffer.subarray(region.start, region.end), 1 / n);
           roundKeepingError(region);
+          onSegmentReduced?.(region);
         },
         ...(residual && codec.needsScratch ? { beforePartialSend: roundKeepingError } : {}),
       }),

@@ -10,12 +10,18 @@ import { createReducer, type Compression } from '../compression/create-reducer.j
 import type { Evaluation } from '../trainer/evaluate.js';
 import { outputKindOf } from '../trainer/loss.js';
 import { createOptimizer } from '../trainer/optimizer.js';
-import { trainStep, type FlatGradientExchange, type GradientExchange, type StepContext } from '../trainer/train-step.js';
+import { trainStep, type FlatGradientExchange, type GradientExchange, type StepContext, type StepResult } from '../trainer/train-step.js';
 import { evaluateDistributed } from './distributed-evaluate.js';
 import { fusedLayout } from './fused-layout.js';
 import { GradientFusion } from './gradient-fusion.js';
+import { backwardBuckets } from './backward-buckets.js';
+import { overlappedStep, type OverlappedExchange } from './overlapped-step.js';
+import { createShardedAdamExchange } from './sharded-adam-exchange.js';
 import { createFlatGradientExchange, createGradientExchange, type ExchangeReport, type GradientExchangeArgs } from './gradient-exchange.js';
-import { broadcastWeights, ReplicaCheck } from './weight-sync.js';
+import { broadcastWeights, ReplicaCheck, verifySameSettings } from './weight-sync.js';
+
+/** Bucket size of the overlapped backward pass, chosen by measurement (docs/benchmarks.md, time to accuracy). */
+export const DEFAULT_BACKWARD_BUCKET_BYTES = 512 * 1024;
 
 export interface DataParallelOptions {
   /** The ring of all replicas; a ring of one is plain single-process training through the same code. */
@@ -23,8 +29,23 @@ export interface DataParallelOptions {
   data: { train: ImageDataset; test: ImageDataset };
   compression?: Compression;
   powerSgdRank?: number;
-  /** Gradient buckets reduced as soon as they are copied out. Default: one fused buffer. */
+  /**
+   * Bucket size of the gradient exchange. With overlapBackward, each bucket is reduced as soon as its
+   * gradients are computed, last layers first: default DEFAULT_BACKWARD_BUCKET_BYTES. Otherwise
+   * buckets are reduced as soon as they are copied out after the backward pass: default one fused buffer.
+   */
   bucketBytes?: number;
+  /**
+   * Overlap the all-reduce with the backward pass, DDP-style (overlapped-step.ts). Default false:
+   * on this 2-core machine over loopback it measured no faster (docs/benchmarks.md).
+   */
+  overlapBackward?: boolean;
+  /**
+   * With FusedAdam, no compression and no bucket size: each rank applies Adam to the segment it
+   * finishes reducing and the all-gather carries weights (sharded-adam-exchange.ts). Default false:
+   * it saves ≈ 0.2 ms of the mlp's step here, within the noise (docs/benchmarks.md).
+   */
+  shardedUpdate?: boolean;
   /** Check every K steps that all replicas hold the same weights (0: never). Default 50. */
   hashEvery?: number;
   /** Evaluate on the test set every K steps (0: only at the end). Evaluation time is not training time. */
@@ -49,7 +70,10 @@ export interface DataParallelStepReport {
   localBatch: number;
   /** Forward, backward and optimizer update. */
   computeMs: number;
-  /** Gradient exchange, all of it exposed (tfjs hands out gradients only once backward is done). */
+  /**
+   * Gradient exchange time this rank did not compute: all of the exchange without the overlapped
+   * backward pass; with it, the turns of the event loop between buckets and the wait after the last.
+   */
   commMs: number;
   /** Waiting for this rank's slice of the next batch. */
   dataWaitMs: number;
@@ -91,25 +115,33 @@ export async function trainDataParallel(job: TrainingJob, options: DataParallelO
   const evalOptions = { batchSize: job.evalBatchSize, outputKind: ctx.outputKind, inputShape };
   await broadcastWeights(model, ring);
 
-  const layout = fusedLayout(
-    // Gradients come keyed by the underlying variables' names (see trainStep).
-    model.trainableWeights.map((w) => ({ name: (w.read() as tf.Variable).name, shape: w.read().shape })),
-    options.bucketBytes,
-  );
+  const variables = model.trainableWeights.map((w) => ({ name: (w.read() as tf.Variable).name, shape: w.read().shape }));
+  // Gradients come keyed by the underlying variables' names (see trainStep).
+  const layout = fusedLayout(variables, options.bucketBytes);
   const fusion = new GradientFusion(layout);
   const reducer = createReducer(options.compression ?? 'none', layout, { seed: job.seed, ...(options.powerSgdRank ? { powerSgdRank: options.powerSgdRank } : {}) });
+  const overlapped: OverlappedExchange | undefined =
+    ring.worldSize > 1 && reducer.bucketed && acceptsFlatGradients(optimizer) && (options.overlapBackward ?? false)
+      ? { ring, fusion, reducer, buckets: backwardBuckets(layout, options.bucketBytes ?? DEFAULT_BACKWARD_BUCKET_BYTES) }
+      : undefined;
   let share = 1;
   let exchangeReport: ExchangeReport = { ms: 0, wireBytes: 0, fp32Bytes: 0 };
   // The share scales the loss (trainStep's lossScale), so the gradients come out weighted already.
   const exchangeArgs: GradientExchangeArgs = { ring, fusion, reducer, share: () => share, weighted: true, onReport: (r) => (exchangeReport = r) };
   // A ring of one with nothing to compress has nothing to exchange: plain local training, no overhead.
   // FusedAdam takes the summed gradients straight from the fused buffer; other optimizers get tensors.
+  // Asked for, uncompressed, with FusedAdam and one bucket: Adam inside the all-reduce (sharded-adam-exchange.ts).
+  const sharded = ring.worldSize > 1 && reducer.name === 'none' && optimizer instanceof FusedAdam && options.bucketBytes === undefined && (options.shardedUpdate ?? false);
   const exchange: GradientExchange | FlatGradientExchange | undefined =
     ring.worldSize === 1 && reducer.name === 'none'
       ? undefined
-      : acceptsFlatGradients(optimizer)
-        ? { flat: createFlatGradientExchange(exchangeArgs) }
-        : createGradientExchange(exchangeArgs);
+      : sharded
+        ? createShardedAdamExchange({ ring, fusion, optimizer, onReport: (r) => (exchangeReport = r) })
+        : acceptsFlatGradients(optimizer)
+          ? { flat: createFlatGradientExchange(exchangeArgs) }
+          : createGradientExchange(exchangeArgs);
+  // With the sharded update the weight hashes cannot tell replicas apart: compare their settings.
+  if (sharded) await verifySameSettings(ring, { learningRate: optimizer.learningRate, beta1: optimizer.beta1, beta2: optimizer.beta2, batchSize: job.batchSize });
   const replicas = new ReplicaCheck(ring);
   // Also proves the broadcast worked: every replica starts from the same bits.
   const initialWeightsHash = await replicas.verify(model, 0);
@@ -129,7 +161,14 @@ export async function trainDataParallel(job: TrainingJob, options: DataParallelO
       const batch = await batches.next();
       const dataWaitMs = performance.now() - stepStart;
       share = batch.size / job.batchSize;
-      const result = await trainStep(ctx, batch, exchange, { lossScale: share });
+      let result: StepResult;
+      if (overlapped) {
+        const step = await overlappedStep(ctx as StepContext & { optimizer: FusedAdam }, batch, overlapped, share);
+        exchangeReport = { ms: step.exchangeMs, wireBytes: step.stats.wireBytes, fp32Bytes: step.stats.fp32Bytes };
+        result = step;
+      } else {
+        result = await trainStep(ctx, batch, exchange, { lossScale: share });
+      }
       trainMs += performance.now() - stepStart;
       steps++;
       const report: DataParallelStepReport = {

@@ -87,3 +87,27 @@ export class ReplicaCheck {
     return reference;
   }
 }
+
+/**
+ * Checks that every replica runs the same optimizer settings (all-gathered as float32) and throws
+ * ReplicaDivergenceError naming the ranks that differ from rank 0. Needed with the sharded update
+ * (sharded-adam-exchange.ts): there each rank updates only its segment and the all-gather hands
+ * everyone the same weights, so a replica with, say, another learning rate would never show up in
+ * the weight hashes; it would silently train its segment differently.
+ */
+export async function verifySameSettings(ring: RingCollective, settings: Record<string, number>): Promise<void> {
+  const names = Object.keys(settings);
+  const n = ring.worldSize;
+  const k = names.length;
+  const gathered = new Float32Array(k * n);
+  gathered.set(names.map((name) => settings[name]!), k * ring.rank);
+  await ring.allGather(gathered);
+  const describe = (r: number) => names.map((name, i) => `${name} ${Number(gathered[k * r + i]!.toPrecision(7))}`).join(', ');
+  const differing = Array.from({ length: n }, (_, r) => r).filter((r) => names.some((_, i) => !Object.is(gathered[k * r + i], gathered[i])));
+  if (differing.length > 0) {
+    throw new ReplicaDivergenceError(
+      `replicas run different optimizer settings: rank ${differing.map((r) => `${r} (${describe(r)})`).join(', ')} differ from rank 0 (${describe(0)}). ` +
+        'Every peer must train the same job; stopping rather than training different models.',
+    );
+  }
+}

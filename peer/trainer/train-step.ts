@@ -80,7 +80,9 @@ export async function trainStep(ctx: StepContext, batch: Batch, exchange?: Gradi
     const exchangeStart = performance.now();
     const flat = await exchange.flat(grads);
     exchangeMs = performance.now() - exchangeStart;
-    applyFlat(ctx.optimizer, flat);
+    // An exchange that updated the weights itself: that part of its time was computing.
+    if (flat.appliedMs !== undefined) exchangeMs -= flat.appliedMs;
+    else applyFlat(ctx.optimizer, flat);
   } else {
     if (exchange) {
       const exchangeStart = performance.now();

@@ -30,6 +30,11 @@ const HELP = `Usage: npm run bench:dp -- [flags]
   --eval-every K     evaluate every K steps (not counted as training time)    [50]
   --compress C       none | fp16 | powersgd                                   [none]
   --data-plane P     tcp | tcp-threaded | link                                [tcp]
+  --overlap          all-reduce bucket by bucket during the backward pass (DDP-style)
+  --bucket-mib X     gradient bucket size in MiB (as Horovod / DDP name it)   [0.5 with --overlap,
+                     else one fused buffer]
+  --sharded          Adam inside the all-reduce (ZeRO-1 style): each rank updates the segment it
+                     finishes reducing, the all-gather carries weights (no compression only)
   --backend B        tensor backend of every process                          [wasm]
   --no-baseline      skip the 1-process runs (e.g. to compare compressions)
   --cpu-prof DIR     write a V8 CPU profile of every training process to DIR (open in Chrome DevTools)`;
@@ -40,6 +45,8 @@ interface RunResult {
   steps: DataParallelStepReport[];
   /** Training CPU ms per step of each rank (dp-worker.ts). */
   cpuMsPerStep: number[];
+  /** Each rank's mean compute / exposed comm / data wait ms per step after warm-up. */
+  perRank: { computeMs: number; commMs: number; dataWaitMs: number }[];
 }
 
 async function runOnce(peers: number, config: DpWorkerConfig, cpuProfDir?: string): Promise<RunResult> {
@@ -47,11 +54,14 @@ async function runOnce(peers: number, config: DpWorkerConfig, cpuProfDir?: strin
   const outcomes = await launchRing({
     worldSize: peers,
     timeoutMs: 3_600_000,
-    spawn: (_rank, env) =>
-      spawn(process.execPath, [...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []), '--import', 'tsx', WORKER], {
+    spawn: (rank, env) => {
+      const nodeArgs = [...(process.env.RINGPIPE_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), ...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []), '--import', 'tsx', WORKER];
+      const bind = process.env.DP_BIND && peers > 1;
+      return spawn(bind ? 'taskset' : process.execPath, bind ? ['-c', String(rank % os.availableParallelism()), process.execPath, ...nodeArgs] : nodeArgs, {
         env: { ...process.env, ...env, RINGPIPE_DP_CONFIG: JSON.stringify(config), RINGPIPE_LOG_LEVEL: 'warn', RINGPIPE_LOG_FORMAT: 'json' },
         stdio: ['pipe', 'pipe', 'pipe'],
-      }),
+      });
+    },
     onReport: (rank, kind, data) => {
       if (kind === 'step') steps.push(data as DataParallelStepReport);
       if (kind === 'eval') {
@@ -62,8 +72,10 @@ async function runOnce(peers: number, config: DpWorkerConfig, cpuProfDir?: strin
     },
   });
   const result = outcomes[0]!.reports.find((r) => r.kind === 'result')?.data as DataParallelResult;
-  const cpuMsPerStep = outcomes.map((o) => (o.reports.find((r) => r.kind === 'cpu')?.data as { trainCpuMsPerStep: number } | undefined)?.trainCpuMsPerStep ?? NaN);
-  return { peers, result, steps, cpuMsPerStep };
+  const cpu = outcomes.map((o) => o.reports.find((r) => r.kind === 'cpu')?.data as ({ trainCpuMsPerStep: number } & RunResult['perRank'][number]) | undefined);
+  const cpuMsPerStep = cpu.map((c) => c?.trainCpuMsPerStep ?? NaN);
+  const perRank = cpu.map((c) => ({ computeMs: c?.computeMs ?? NaN, commMs: c?.commMs ?? NaN, dataWaitMs: c?.dataWaitMs ?? NaN }));
+  return { peers, result, steps, cpuMsPerStep, perRank };
 }
 
 function stepBreakdown(steps: DataParallelStepReport[]): { compute: number; comm: number; dataWait: number; total: number } {
@@ -93,6 +105,9 @@ export async function main(argv: string[]): Promise<number> {
       'data-plane': { type: 'string' },
       backend: { type: 'string' },
       'no-baseline': { type: 'boolean' },
+      'bucket-mib': { type: 'string' },
+      overlap: { type: 'boolean' },
+      sharded: { type: 'boolean' },
       'cpu-prof': { type: 'string' },
       help: { type: 'boolean' },
     },
@@ -123,7 +138,11 @@ export async function main(argv: string[]): Promise<number> {
     evalEvery: Number(values['eval-every'] ?? 50),
     targetAccuracy: target,
     hashEvery: 50,
+    ...(values['bucket-mib'] !== undefined ? { bucketBytes: Math.round(Number(values['bucket-mib']) * 1024 * 1024) } : {}),
+    ...(values.overlap ? { overlapBackward: true } : {}),
+    ...(values.sharded ? { shardedUpdate: true } : {}),
   };
+  if (config.bucketBytes !== undefined && !(config.bucketBytes >= 4)) throw new Error(`--bucket-mib must be a positive size in MiB, got '${values['bucket-mib']}'`);
   const loadBefore = os.loadavg();
   const single: RunResult[] = [];
   const parallel: RunResult[] = [];
@@ -159,7 +178,10 @@ export async function main(argv: string[]): Promise<number> {
       (one ? `ratio ${peers} processes / 1 process: ${(many.seconds / one.seconds).toFixed(3)} (target ≤ 0.65)\n` : '') +
       (one
         ? `CPU per step, busiest of ${peers} ranks / 1 process: ${(many.cpu / one.cpu).toFixed(3)} (same steps to target: what the wall ratio would be with a free core per rank and no waiting)\n`
-        : ''),
+        : '') +
+      `per rank, compute / exposed comm / data wait ms per step (each run): ${parallel
+        .map((r) => r.perRank.map((p, rank) => `r${rank} ${p.computeMs.toFixed(1)}/${p.commMs.toFixed(1)}/${p.dataWaitMs.toFixed(1)}`).join(' '))
+        .join('; ')}\n`,
   );
   return 0;
 }

@@ -20,6 +20,12 @@ export interface DpWorkerConfig {
   evalEvery: number;
   targetAccuracy?: number;
   hashEvery: number;
+  /** Bucket size of the gradient exchange (trainDataParallel's bucketBytes); default the trainer's. */
+  bucketBytes?: number;
+  /** true: all-reduce bucket by bucket during the backward pass (trainDataParallel's overlapBackward). */
+  overlapBackward?: boolean;
+  /** true: Adam inside the all-reduce, each rank on its segment (trainDataParallel's shardedUpdate). */
+  shardedUpdate?: boolean;
 }
 
 async function main(): Promise<void> {
@@ -38,6 +44,8 @@ async function main(): Promise<void> {
   let mark: NodeJS.CpuUsage | undefined;
   let trainCpuMs = 0;
   let cpuSteps = 0;
+  // This rank's own step breakdown (rank 0 reports every step; the others only this summary).
+  const perStep: { computeMs: number; commMs: number; dataWaitMs: number }[] = [];
   const cpuSince = (from: NodeJS.CpuUsage): number => {
     const delta = process.cpuUsage(from);
     return (delta.user + delta.system) / 1000;
@@ -48,6 +56,9 @@ async function main(): Promise<void> {
     compression: config.compression,
     evalEvery: config.evalEvery,
     hashEvery: config.hashEvery,
+    ...(config.bucketBytes !== undefined ? { bucketBytes: config.bucketBytes } : {}),
+    ...(config.overlapBackward !== undefined ? { overlapBackward: config.overlapBackward } : {}),
+    ...(config.shardedUpdate !== undefined ? { shardedUpdate: config.shardedUpdate } : {}),
     ...(config.targetAccuracy !== undefined ? { targetAccuracy: config.targetAccuracy } : {}),
     onStep: (step) => {
       if (mark) {
@@ -55,6 +66,7 @@ async function main(): Promise<void> {
         cpuSteps++;
       }
       mark = process.cpuUsage();
+      perStep.push({ computeMs: step.computeMs, commMs: step.commMs, dataWaitMs: step.dataWaitMs });
       if (rank === 0) reportToLauncher('step', step);
     },
     onEval: (evaluation) => {
@@ -63,9 +75,16 @@ async function main(): Promise<void> {
     },
   });
   log.debug({ rank, worldSize, ...result }, 'done');
-  reportToLauncher('cpu', { rank, trainCpuMsPerStep: trainCpuMs / Math.max(1, cpuSteps), steps: cpuSteps });
+  reportToLauncher('cpu', { rank, trainCpuMsPerStep: trainCpuMs / Math.max(1, cpuSteps), steps: cpuSteps, ...steadyMeans(perStep) });
   reportToLauncher('result', { ...result, backend: selection.flag });
   await ring.close();
+}
+
+/** Mean ms per step after the warm-up steps (the launcher's stepBreakdown leaves out the same ones). */
+function steadyMeans(steps: { computeMs: number; commMs: number; dataWaitMs: number }[]): { computeMs: number; commMs: number; dataWaitMs: number } {
+  const steady = steps.slice(Math.min(10, Math.floor(steps.length / 5)));
+  const mean = (key: 'computeMs' | 'commMs' | 'dataWaitMs') => steady.reduce((sum, s) => sum + s[key], 0) / Math.max(1, steady.length);
+  return { computeMs: mean('computeMs'), commMs: mean('commMs'), dataWaitMs: mean('dataWaitMs') };
 }
 
 runLaunchedRank(main);

@@ -12,6 +12,11 @@ export interface FlatGradientEntry {
 export interface FlatGradients {
   values: Float32Array;
   entries: readonly FlatGradientEntry[];
+  /**
+   * Set when the exchange already applied the optimizer update (ZeRO-1 style: values then hold the
+   * updated weights, already assigned): the milliseconds that update took inside the exchange.
+   */
+  appliedMs?: number;
 }
 
 /** An optimizer that applies gradients straight from a flat buffer, with no tensor per gradient. */

@@ -1,6 +1,20 @@
 import * as tf from '@tensorflow/tfjs';
 import { adamSimdModuleBytes, type AdamKernel } from './adam-simd-module.js';
-import type { FlatGradientOptimizer, FlatGradients } from './flat-gradients.js';
+import type { FlatGradientEntry, FlatGradientOptimizer, FlatGradients } from './flat-gradients.js';
+
+/** A region of a flat buffer: elements [start, end). */
+interface FlatRegion {
+  start: number;
+  end: number;
+}
+
+/** See FusedAdam.beginShardedStep. */
+export interface ShardedAdamStep {
+  /** Summed gradients in values[region] → updated weights in values[region]. */
+  update(values: Float32Array, region: FlatRegion): void;
+  /** values holds every variable's updated weights: assign them and end the step. */
+  finish(values: Float32Array): void;
+}
 import { copyFloat32Into } from './tensor-read.js';
 
 /** A named tensor as tfjs optimizers take them (tfjs does not export the type from its main entry). */
@@ -15,6 +29,8 @@ interface AdamSlot {
   offset: number;
   /** The variable's data after our last assign: a different one means someone else wrote it. */
   writtenData: object | undefined;
+  /** After a sharded step the slot's weights are current only in this rank's regions. */
+  partialWeights: boolean;
 }
 
 const f32 = Math.fround;
@@ -72,9 +88,23 @@ class AdamMemory {
       this.kernel(g * 4, m * 4, v * 4, w * 4, padded, ...c);
       return;
     }
+    this.scalarStep(g, m, v, w, 0, n, c);
+  }
+
+  /**
+   * The same step over exactly `n` floats from any offset (a part of a variable): the SIMD kernel on
+   * whole groups of 4, the scalar loop (same float32 roundings) on the rest, so no neighbour is touched.
+   */
+  stepExact(g: number, m: number, v: number, w: number, n: number, c: number[]): void {
+    const body = this.kernel ? Math.floor(n / 4) * 4 : 0;
+    if (body > 0) this.kernel!(g * 4, m * 4, v * 4, w * 4, body, ...c);
+    this.scalarStep(g, m, v, w, body, n, c);
+  }
+
+  private scalarStep(g: number, m: number, v: number, w: number, from: number, n: number, c: number[]): void {
     const [b1, oneMinusB1, b2, oneMinusB2, oneMinusAcc1, oneMinusAcc2, negLr, eps] = c as [number, number, number, number, number, number, number, number];
     const f = this.floats;
-    for (let i = 0; i < n; i++) {
+    for (let i = from; i < n; i++) {
       const gi = f[g + i]!;
       const mi = f32(f32(f[m + i]! * b1) + f32(gi * oneMinusB1));
       const vi = f32(f32(f[v + i]! * b2) + f32(f32(gi * gi) * oneMinusB2));
@@ -157,6 +187,60 @@ export class FusedAdam extends tf.Optimizer implements FlatGradientOptimizer {
     this.finishStep();
   }
 
+  /**
+   * One Adam step taken in parts, ZeRO-1 style (peer/data-parallel/sharded-adam-exchange.ts): each
+   * rank updates only the segment of the fused buffer whose gradient sum it finishes in the ring's
+   * reduce-scatter, turning those summed gradients into updated weights in place, and the all-gather
+   * then carries weights. `update` may run any number of times (on disjoint regions); `finish` runs
+   * once, when the buffer holds every rank's updated weights: it assigns the variables and ends the
+   * step. Each element's arithmetic is the same as applyFlatGradients', so the weights are too.
+   * The moments of elements outside this rank's regions are never touched: the regions of a ring must
+   * stay the same from step to step (a new ring starts a new optimizer).
+   */
+  beginShardedStep(entries: readonly FlatGradientEntry[]): ShardedAdamStep {
+    const constants = this.stepConstants();
+    let finished = false;
+    return {
+      update: (values, region) => {
+        if (finished) throw new Error('FusedAdam: update after the sharded step finished');
+        for (const entry of entries) {
+          if (entry.control) continue;
+          const start = Math.max(region.start, entry.offset);
+          const end = Math.min(region.end, entry.offset + entry.size);
+          if (start >= end) continue;
+          const slot = this.slotFor(entry.name, true);
+          if (entry.size !== slot.size) throw new Error(`gradient of '${entry.name}' has ${entry.size} values, the variable ${slot.size}`);
+          const stride = Math.ceil(slot.size / 4) * 4;
+          const from = start - entry.offset;
+          const [g, m, v, w] = [slot.offset, slot.offset + stride, slot.offset + 2 * stride, slot.offset + 3 * stride].map((o) => o + from) as [number, number, number, number];
+          this.memory.floats.set(values.subarray(start, end), g);
+          this.memory.stepExact(g, m, v, w, end - start, constants);
+          values.set(this.memory.floats.subarray(w, w + end - start), start);
+        }
+      },
+      finish: (values) => {
+        if (finished) throw new Error('FusedAdam: the sharded step already finished');
+        finished = true;
+        for (const entry of entries) {
+          if (entry.control) continue;
+          const slot = this.slotFor(entry.name, true);
+          // This rank's regions are in slot w already; the others' are kept only in the variable.
+          this.assignWeights(slot, values.subarray(entry.offset, entry.offset + entry.size));
+          slot.partialWeights = true;
+        }
+        this.finishStep();
+      },
+    };
+  }
+
+  private assignWeights(slot: AdamSlot, weights: Float32Array): void {
+    // The wasm backend copies the values into its own heap; the cpu backend keeps the array it is given.
+    const updated = tf.tensor(tf.getBackend() === 'wasm' ? weights : weights.slice(), slot.shape, 'float32');
+    slot.variable.assign(updated);
+    updated.dispose();
+    slot.writtenData = slot.variable.dataId;
+  }
+
   private stepConstants(): number[] {
     return [
       f32(this.beta1),
@@ -194,20 +278,24 @@ export class FusedAdam extends tf.Optimizer implements FlatGradientOptimizer {
     this.incrementIterations();
   }
 
-  private slotFor(name: string): AdamSlot {
+  /** `sharded`: for a sharded step, which needs the slot's weights only in its own regions. */
+  private slotFor(name: string, sharded = false): AdamSlot {
     let slot = this.slots.get(name);
     if (!slot) {
       const variable = tf.engine().registeredVariables[name];
       if (!variable) throw new Error(`FusedAdam: no variable named '${name}'`);
       const size = variable.size;
       const offset = this.memory.allocate(4 * Math.ceil(size / 4) * 4);
-      slot = { variable, shape: [...variable.shape], size, offset, writtenData: undefined };
+      slot = { variable, shape: [...variable.shape], size, offset, writtenData: undefined, partialWeights: false };
       this.slots.set(name, slot);
     }
     // Someone else assigned the variable (initial weights, a broadcast, a restore): start from its values.
-    if (slot.variable.dataId !== slot.writtenData) {
+    if (slot.variable.dataId !== slot.writtenData || (slot.partialWeights && !sharded)) {
       const w = slot.offset + 3 * Math.ceil(slot.size / 4) * 4;
       copyFloat32Into(slot.variable, this.memory.floats, w);
+      // The slot holds the variable's values now: later parts of a sharded step must not copy them again.
+      slot.writtenData = slot.variable.dataId;
+      slot.partialWeights = false;
     }
     return slot;
   }

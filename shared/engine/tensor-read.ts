@@ -25,3 +25,13 @@ export function copyFloat32Into(tensor: tf.Tensor, target: Float32Array, offset 
   // The view is used at once: no allocation in between, so the heap cannot grow under it.
   target.set(heap ? heap.typedArrayFromHeap({ dataId: tensor.dataId, shape: tensor.shape, dtype: 'float32' }) : (tensor.dataSync() as Float32Array), offset);
 }
+
+/** Copies elements [start, end) of a float32 tensor's values into `target` at `offset` (from the wasm heap in place, as copyFloat32Into). */
+export function copyFloat32RangeInto(tensor: tf.Tensor, start: number, end: number, target: Float32Array, offset = 0): void {
+  if (tensor.dtype !== 'float32') throw new Error(`copyFloat32RangeInto: expected a float32 tensor, got ${tensor.dtype}`);
+  if (tensor.isDisposed) throw new Error('copyFloat32RangeInto: the tensor is disposed');
+  if (!(start >= 0 && start <= end && end <= tensor.size)) throw new Error(`copyFloat32RangeInto: range [${start}, ${end}) outside the tensor's ${tensor.size} values`);
+  const heap = wasmHeapHolding(tensor);
+  const values = heap ? heap.typedArrayFromHeap({ dataId: tensor.dataId, shape: tensor.shape, dtype: 'float32' }) : (tensor.dataSync() as Float32Array);
+  target.set(values.subarray(start, end), offset);
+}
