@@ -54,10 +54,10 @@ async function runOnce(peers: number, config: DpWorkerConfig, cpuProfDir?: strin
   const outcomes = await launchRing({
     worldSize: peers,
     timeoutMs: 3_600_000,
-    spawn: (rank, env) => {
+    spawn: (_rank, env) => {
+      // RINGPIPE_BENCH_NODE_ARGS="--single-threaded-gc …": extra V8/Node flags for every rank, both configurations.
       const nodeArgs = [...(process.env.RINGPIPE_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), ...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []), '--import', 'tsx', WORKER];
-      const bind = process.env.DP_BIND && peers > 1;
-      return spawn(bind ? 'taskset' : process.execPath, bind ? ['-c', String(rank % os.availableParallelism()), process.execPath, ...nodeArgs] : nodeArgs, {
+      return spawn(process.execPath, nodeArgs, {
         env: { ...process.env, ...env, RINGPIPE_DP_CONFIG: JSON.stringify(config), RINGPIPE_LOG_LEVEL: 'warn', RINGPIPE_LOG_FORMAT: 'json' },
         stdio: ['pipe', 'pipe', 'pipe'],
       });
