@@ -23,6 +23,12 @@ export interface PipelineScheduleOptions {
   rematerialize?: boolean;
   /** Dense weights' gradients once per mini-batch, at the update (default true; see StageCompute). */
   deferWeightGradients?: boolean;
+  /**
+   * The first stage multiplies its deferred weight-gradient factors during its backward passes, every
+   * `settleRows` rows (default: never; one product per weight over the whole mini-batch at the
+   * update). See stage-step.ts.
+   */
+  settleRows?: number;
 }
 
 /** Where the first stage gets its mini-batches (EpochBatches and the data pipeline's iterator fit). */
@@ -114,7 +120,7 @@ export async function runPipelineStage(options: PipelineStageOptions): Promise<P
     const startUs = nowUs();
     const batch = isFirst ? await waitForData(options.batches!, step, timeline) : undefined;
     const outcome = await runStageStep(
-      { stage, stages, compute, neighbours, ops, microBatches: schedule.microBatches, batchSize: options.batchSize, receiveTimeoutMs: options.receiveTimeoutMs ?? 60_000, buffers, ...(timeline ? { timeline } : {}) },
+      { stage, stages, compute, neighbours, ops, microBatches: schedule.microBatches, batchSize: options.batchSize, receiveTimeoutMs: options.receiveTimeoutMs ?? 60_000, buffers, ...(schedule.settleRows ? { settleRows: schedule.settleRows } : {}), ...(timeline ? { timeline } : {}) },
       step,
       batch,
     );

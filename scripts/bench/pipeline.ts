@@ -7,7 +7,7 @@
  *
  *   npm run bench:pipeline -- [--model mlp-deep] [--stages 2,3] [--micro 1,2,4,8,16] [--batch 256] [--steps 20]
  *                             [--backend wasm] [--balance parameters|time|2,2] [--schedules gpipe,1f1b]
- *                             [--remat] [--defer true,false] [--rounds 3] [--one-session] [--cpu-prof DIR] [--out DIR]
+ *                             [--remat] [--defer true,false] [--settle-rows 64,128] [--rounds 3] [--one-session] [--cpu-prof DIR] [--out DIR]
  *   npm run bench:pipeline -- --stage-cpu [--stages 2] [--micro …] [--balance …]
  *                             CPU time of every stage's passes, in one process, no links: the arithmetic alone
  *
@@ -62,6 +62,9 @@ const { values } = parseArgs({
     remat: { type: 'boolean', default: false },
     // 'true,false' also runs every configuration with weight gradients per micro-batch, side by side.
     defer: { type: 'string', default: 'true' },
+    // '64,128' also runs every configuration with the first stage multiplying its deferred weight
+    // gradients every 64 and 128 rows during its backward passes (default: all at the update).
+    'settle-rows': { type: 'string' },
     'one-session': { type: 'boolean', default: false },
     'baseline-worker': { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
@@ -88,6 +91,7 @@ const deferModes = list(values.defer).map((part) => {
   if (part !== 'true' && part !== 'false') throw new Error(`--defer takes true, false or true,false, got '${values.defer}'`);
   return part === 'true';
 });
+const settleRowsModes: (number | undefined)[] = values['settle-rows'] ? integers(values['settle-rows'], 'settle-rows') : [undefined];
 for (const schedule of schedules) if (!SCHEDULE_KINDS.includes(schedule)) throw new Error(`--schedules: unknown schedule '${schedule}' (${SCHEDULE_KINDS.join(', ')})`);
 if (!isBackendFlag(values.backend)) throw new Error(`--backend: unknown backend '${values.backend}'`);
 const backend = values.backend;
@@ -209,8 +213,10 @@ async function benchStages(stages: number, round: number): Promise<Measurement[]
   const model = await createModel(values.model, { inputShape: [28, 28, 1], numClasses: 10, seed: SEED });
   const plan = planBalance(model, stages, values.balance, { batchSize: Math.max(1, Math.floor(batchSize! / 4)) });
   model.dispose();
-  const runs: PipelineRun[] = deferModes.flatMap((deferWeightGradients) =>
-    schedules.flatMap((schedule) => microCounts.map((microBatches) => ({ microBatches, schedule, rematerialize: values.remat, deferWeightGradients }))),
+  const runs: PipelineRun[] = settleRowsModes.flatMap((settleRows) =>
+    deferModes.flatMap((deferWeightGradients) =>
+      schedules.flatMap((schedule) => microCounts.map((microBatches) => ({ microBatches, schedule, rematerialize: values.remat, deferWeightGradients, ...(settleRows ? { settleRows } : {}) }))),
+    ),
   );
   const dir = path.join(outDir, `round-${round}`, `K${stages}`);
   const job: PipelineJobInput = { model: values.model, seed: SEED, data: 'mnist', balance: plan.balance, batchSize, steps: steps! + 1, backend, runs, outDir: dir, receiveTimeoutMs: 120_000 };
@@ -228,7 +234,7 @@ async function benchStages(stages: number, round: number): Promise<Measurement[]
       timelines.push(JSON.parse(await readFile(`${stageFilePrefix(dir, index, stage, 0)}.timeline.json`, 'utf8')) as TimelineData);
     }
     const summary = summarizeBubble(timelines, { skipSteps: 1 });
-    const trace = path.join(outDir, `round-${round}`, `trace-K${stages}-${run.schedule}${run.rematerialize ? '-remat' : ''}${run.deferWeightGradients ? '' : '-dW-per-micro'}-M${run.microBatches}.json`);
+    const trace = path.join(outDir, `round-${round}`, `trace-K${stages}-${run.schedule}${run.rematerialize ? '-remat' : ''}${run.deferWeightGradients ? '' : '-dW-per-micro'}${run.settleRows ? `-settle${run.settleRows}` : ''}-M${run.microBatches}.json`);
     await writeFile(trace, JSON.stringify(toChromeTrace(timelines)));
     const runReports = reports.filter((r) => r.run === index).sort((a, b) => a.stage - b.stage);
     const wallMs = Math.max(...runReports.map((r) => r.trainMs));
@@ -271,7 +277,7 @@ function table(baseline: Baseline, rows: Row[]): string {
       return [
         String(first.stages),
         String(first.run.microBatches),
-        `${first.run.schedule}${first.run.rematerialize ? ' remat' : ''}${first.run.deferWeightGradients === false ? ' dW/micro' : ''}`,
+        `${first.run.schedule}${first.run.rematerialize ? ' remat' : ''}${first.run.deferWeightGradients === false ? ' dW/micro' : ''}${first.run.settleRows ? ` settle ${first.run.settleRows}` : ''}`,
         of((m) => m.summary.stepMs).toFixed(1),
         of((m) => m.samplesPerSecond).toFixed(0),
         `${row.speedup.toFixed(2)}×`,
@@ -388,7 +394,7 @@ async function main(): Promise<void> {
     console.error(`round ${round}, one process: ${baseline.stepMs.toFixed(1)} ms/step, ${baseline.samplesPerSecond.toFixed(0)} samples/s`);
     for (const stages of stageCounts) {
       for (const m of await benchStages(stages, round)) {
-        const key = `${m.stages}/${m.run.schedule}/${m.run.rematerialize}/${m.run.deferWeightGradients}/${m.run.microBatches}`;
+        const key = `${m.stages}/${m.run.schedule}/${m.run.rematerialize}/${m.run.deferWeightGradients}/${m.run.settleRows}/${m.run.microBatches}`;
         const entry = measured.get(key) ?? { measurements: [], ratios: [] };
         entry.measurements.push(m);
         entry.ratios.push(m.samplesPerSecond / baseline.samplesPerSecond);

@@ -15,6 +15,8 @@ export const pipelineRunSchema = z
     rematerialize: z.boolean().default(false),
     /** Dense weights' gradients once per mini-batch instead of per micro-batch (StageCompute). */
     deferWeightGradients: z.boolean().default(true),
+    /** The first stage multiplies its deferred weight gradients every `settleRows` rows during its backward passes (default: all at the update; see stage-step.ts). */
+    settleRows: z.number().int().min(1).optional(),
   })
   .strict();
 
