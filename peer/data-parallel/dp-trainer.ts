@@ -20,8 +20,8 @@ import { createShardedAdamExchange } from './sharded-adam-exchange.js';
 import { createFlatGradientExchange, createGradientExchange, type ExchangeReport, type GradientExchangeArgs } from './gradient-exchange.js';
 import { broadcastWeights, ReplicaCheck, verifySameSettings } from './weight-sync.js';
 
-/** Bucket size of the overlapped backward pass, chosen by measurement (docs/benchmarks.md, time to accuracy). */
-export const DEFAULT_BACKWARD_BUCKET_BYTES = 512 * 1024;
+/** Bucket size of the overlapped backward pass: 1 MiB measured as fast as one fused buffer, 0.5 MiB slower (docs/benchmarks.md, time to accuracy). */
+export const DEFAULT_BACKWARD_BUCKET_BYTES = 1024 * 1024;
 
 export interface DataParallelOptions {
   /** The ring of all replicas; a ring of one is plain single-process training through the same code. */

@@ -31,7 +31,7 @@ const HELP = `Usage: npm run bench:dp -- [flags]
   --compress C       none | fp16 | powersgd                                   [none]
   --data-plane P     tcp | tcp-threaded | link                                [tcp]
   --overlap          all-reduce bucket by bucket during the backward pass (DDP-style)
-  --bucket-mib X     gradient bucket size in MiB (as Horovod / DDP name it)   [0.5 with --overlap,
+  --bucket-mib X     gradient bucket size in MiB (as Horovod / DDP name it)   [1 with --overlap,
                      else one fused buffer]
   --sharded          Adam inside the all-reduce (ZeRO-1 style): each rank updates the segment it
                      finishes reducing, the all-gather carries weights (no compression only)
