@@ -59,7 +59,7 @@ function runReports(outcomes: StageOutcome[]): StageRunReport[] {
 const runs = [
   { microBatches: 4, schedule: 'gpipe', rematerialize: false },
   { microBatches: 4, schedule: 'gpipe', rematerialize: true },
-  // The first stage also multiplies its deferred weight gradients during its backward passes here (every 12 rows).
+  // The first stage also multiplies its deferred weight gradients every 12 rows here (besides while it waits, the default).
   { microBatches: 3, schedule: '1f1b', rematerialize: false, settleRows: 12 },
 ] as const;
 

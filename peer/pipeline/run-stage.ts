@@ -29,6 +29,11 @@ export interface PipelineScheduleOptions {
    * update). See stage-step.ts.
    */
   settleRows?: number;
+  /**
+   * The first stage multiplies its deferred weight gradients while it waits for an output gradient
+   * that has not arrived (default true; the rest at the update; see stage-step.ts).
+   */
+  settleWhileWaiting?: boolean;
 }
 
 /** Where the first stage gets its mini-batches (EpochBatches and the data pipeline's iterator fit). */
@@ -120,7 +125,7 @@ export async function runPipelineStage(options: PipelineStageOptions): Promise<P
     const startUs = nowUs();
     const batch = isFirst ? await waitForData(options.batches!, step, timeline) : undefined;
     const outcome = await runStageStep(
-      { stage, stages, compute, neighbours, ops, microBatches: schedule.microBatches, batchSize: options.batchSize, receiveTimeoutMs: options.receiveTimeoutMs ?? 60_000, buffers, ...(schedule.settleRows ? { settleRows: schedule.settleRows } : {}), ...(timeline ? { timeline } : {}) },
+      { stage, stages, compute, neighbours, ops, microBatches: schedule.microBatches, batchSize: options.batchSize, receiveTimeoutMs: options.receiveTimeoutMs ?? 60_000, buffers, ...(schedule.settleRows ? { settleRows: schedule.settleRows } : {}), settleWhileWaiting: schedule.settleWhileWaiting ?? true, ...(timeline ? { timeline } : {}) },
       step,
       batch,
     );

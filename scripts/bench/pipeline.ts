@@ -65,6 +65,9 @@ const { values } = parseArgs({
     // '64,128' also runs every configuration with the first stage multiplying its deferred weight
     // gradients every 64 and 128 rows during its backward passes (default: all at the update).
     'settle-rows': { type: 'string' },
+    // The first stage multiplies its deferred weight gradients while it waits for an output gradient
+    // (the default); 'true,false' also runs every configuration without, side by side.
+    'settle-waiting': { type: 'string', default: 'true' },
     'one-session': { type: 'boolean', default: false },
     'baseline-worker': { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
@@ -89,6 +92,10 @@ const [rounds] = integers(values.rounds, 'rounds');
 const schedules = list(values.schedules) as ScheduleKind[];
 const deferModes = list(values.defer).map((part) => {
   if (part !== 'true' && part !== 'false') throw new Error(`--defer takes true, false or true,false, got '${values.defer}'`);
+  return part === 'true';
+});
+const settleWaitingModes = list(values['settle-waiting']).map((part) => {
+  if (part !== 'true' && part !== 'false') throw new Error(`--settle-waiting takes true, false or false,true, got '${values['settle-waiting']}'`);
   return part === 'true';
 });
 const settleRowsModes: (number | undefined)[] = values['settle-rows'] ? integers(values['settle-rows'], 'settle-rows') : [undefined];
@@ -213,9 +220,13 @@ async function benchStages(stages: number, round: number): Promise<Measurement[]
   const model = await createModel(values.model, { inputShape: [28, 28, 1], numClasses: 10, seed: SEED });
   const plan = planBalance(model, stages, values.balance, { batchSize: Math.max(1, Math.floor(batchSize! / 4)) });
   model.dispose();
-  const runs: PipelineRun[] = settleRowsModes.flatMap((settleRows) =>
-    deferModes.flatMap((deferWeightGradients) =>
-      schedules.flatMap((schedule) => microCounts.map((microBatches) => ({ microBatches, schedule, rematerialize: values.remat, deferWeightGradients, ...(settleRows ? { settleRows } : {}) }))),
+  const runs: PipelineRun[] = settleWaitingModes.flatMap((settleWhileWaiting) =>
+    settleRowsModes.flatMap((settleRows) =>
+      deferModes.flatMap((deferWeightGradients) =>
+        schedules.flatMap((schedule) =>
+          microCounts.map((microBatches) => ({ microBatches, schedule, rematerialize: values.remat, deferWeightGradients, ...(settleRows ? { settleRows } : {}), settleWhileWaiting })),
+        ),
+      ),
     ),
   );
   const dir = path.join(outDir, `round-${round}`, `K${stages}`);
@@ -234,7 +245,7 @@ async function benchStages(stages: number, round: number): Promise<Measurement[]
       timelines.push(JSON.parse(await readFile(`${stageFilePrefix(dir, index, stage, 0)}.timeline.json`, 'utf8')) as TimelineData);
     }
     const summary = summarizeBubble(timelines, { skipSteps: 1 });
-    const trace = path.join(outDir, `round-${round}`, `trace-K${stages}-${run.schedule}${run.rematerialize ? '-remat' : ''}${run.deferWeightGradients ? '' : '-dW-per-micro'}${run.settleRows ? `-settle${run.settleRows}` : ''}-M${run.microBatches}.json`);
+    const trace = path.join(outDir, `round-${round}`, `trace-K${stages}-${run.schedule}${run.rematerialize ? '-remat' : ''}${run.deferWeightGradients ? '' : '-dW-per-micro'}${run.settleRows ? `-settle${run.settleRows}` : ''}${run.settleWhileWaiting ? '' : '-no-settle-waiting'}-M${run.microBatches}.json`);
     await writeFile(trace, JSON.stringify(toChromeTrace(timelines)));
     const runReports = reports.filter((r) => r.run === index).sort((a, b) => a.stage - b.stage);
     const wallMs = Math.max(...runReports.map((r) => r.trainMs));
@@ -277,7 +288,7 @@ function table(baseline: Baseline, rows: Row[]): string {
       return [
         String(first.stages),
         String(first.run.microBatches),
-        `${first.run.schedule}${first.run.rematerialize ? ' remat' : ''}${first.run.deferWeightGradients === false ? ' dW/micro' : ''}${first.run.settleRows ? ` settle ${first.run.settleRows}` : ''}`,
+        `${first.run.schedule}${first.run.rematerialize ? ' remat' : ''}${first.run.deferWeightGradients === false ? ' dW/micro' : ''}${first.run.settleRows ? ` settle ${first.run.settleRows}` : ''}${first.run.settleWhileWaiting ? '' : ' no settle waiting'}`,
         of((m) => m.summary.stepMs).toFixed(1),
         of((m) => m.samplesPerSecond).toFixed(0),
         `${row.speedup.toFixed(2)}×`,
@@ -394,7 +405,7 @@ async function main(): Promise<void> {
     console.error(`round ${round}, one process: ${baseline.stepMs.toFixed(1)} ms/step, ${baseline.samplesPerSecond.toFixed(0)} samples/s`);
     for (const stages of stageCounts) {
       for (const m of await benchStages(stages, round)) {
-        const key = `${m.stages}/${m.run.schedule}/${m.run.rematerialize}/${m.run.deferWeightGradients}/${m.run.settleRows}/${m.run.microBatches}`;
+        const key = `${m.stages}/${m.run.schedule}/${m.run.rematerialize}/${m.run.deferWeightGradients}/${m.run.settleRows}/${m.run.settleWhileWaiting}/${m.run.microBatches}`;
         const entry = measured.get(key) ?? { measurements: [], ratios: [] };
         entry.measurements.push(m);
         entry.ratios.push(m.samplesPerSecond / baseline.samplesPerSecond);

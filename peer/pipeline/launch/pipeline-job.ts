@@ -17,6 +17,8 @@ export const pipelineRunSchema = z
     deferWeightGradients: z.boolean().default(true),
     /** The first stage multiplies its deferred weight gradients every `settleRows` rows during its backward passes (default: all at the update; see stage-step.ts). */
     settleRows: z.number().int().min(1).optional(),
+    /** The first stage multiplies its deferred weight gradients while it waits for an output gradient (default true; see stage-step.ts). */
+    settleWhileWaiting: z.boolean().default(true),
   })
   .strict();
 

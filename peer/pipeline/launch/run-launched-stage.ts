@@ -53,7 +53,7 @@ export async function runLaunchedStage(job: PipelineJob, options: { cluster: str
         stage,
         stages,
         neighbours,
-        schedule: { microBatches: settings.microBatches, kind: settings.schedule as ScheduleKind, rematerialize: settings.rematerialize, deferWeightGradients: settings.deferWeightGradients, ...(settings.settleRows ? { settleRows: settings.settleRows } : {}) },
+        schedule: { microBatches: settings.microBatches, kind: settings.schedule as ScheduleKind, rematerialize: settings.rematerialize, deferWeightGradients: settings.deferWeightGradients, ...(settings.settleRows ? { settleRows: settings.settleRows } : {}), settleWhileWaiting: settings.settleWhileWaiting },
         batchSize: job.batchSize,
         optimizer,
         steps: job.steps,

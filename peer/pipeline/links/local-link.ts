@@ -42,6 +42,10 @@ class Mailbox {
     });
   }
 
+  get hasItems(): boolean {
+    return this.items.length > 0;
+  }
+
   close(error: Error): void {
     this.closedBy ??= error;
     for (const waiter of this.waiters.splice(0)) waiter.reject(error);
@@ -73,6 +77,7 @@ export function localLinkPair(labels: [string, string] = ['stage a', 'stage b'])
       into.set(data);
       return into;
     },
+    hasArrived: () => inbox.hasItems,
     close(reason = 'closed') {
       const error = new PipelineError('link', `link between ${self} and ${peer} closed: ${reason}`);
       outbox.close(error);

@@ -30,6 +30,8 @@ export interface NeighbourLink {
    * returned: a stage reuses its receive buffers instead of touching fresh memory per tensor.
    */
   receive(expected: TensorTag, timeoutMs: number, into?: StageTensor): Promise<StageTensor>;
+  /** Whether a whole tensor from the neighbour is already here, waiting for `receive`. */
+  hasArrived(): boolean;
   close(reason?: string): void;
 }
 

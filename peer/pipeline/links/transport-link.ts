@@ -73,6 +73,8 @@ export function transportNeighbourLink<M extends ControlMessage>(link: Link<M>, 
         throw linkError(error, `waiting for the ${describeTag(expected)} from ${label}`);
       }
     },
+    // Complete frames queued and not yet taken (a tensor still arriving does not count).
+    hasArrived: () => link.queuedTensorBytes > 0,
     close(reason = 'pipeline closed') {
       link.close(reason);
     },
