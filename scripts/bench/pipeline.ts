@@ -47,6 +47,7 @@ import { summarizeBubble, type BubbleSummary } from '../../peer/pipeline/timelin
 import { replayBubble, type ReplayedBubble } from '../../peer/pipeline/timeline/replayed-bubble.js';
 import { toChromeTrace } from '../../peer/pipeline/timeline/chrome-trace.js';
 import type { TimelineData } from '../../peer/pipeline/timeline/timeline.js';
+import { median } from './median.js';
 
 const { values } = parseArgs({
   options: {
@@ -107,12 +108,6 @@ const SEED = 42;
 /** The stages' optimizer settings (the launcher's job defaults). */
 const ADAM = { optimizer: 'adam', learningRate: 0.001 } as const;
 const STAGE_PROGRAM = path.join(path.dirname(new URL(import.meta.url).pathname), '../../peer/pipeline/launch/stage-main.ts');
-
-const median = (xs: number[]) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 
 interface Baseline {
   stepMs: number;
