@@ -85,20 +85,19 @@ const integers = (text: string, name: string) =>
     if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} takes positive whole numbers separated by commas, got '${text}'`);
     return n;
   });
+const booleans = (text: string, name: string) =>
+  list(text).map((part) => {
+    if (part !== 'true' && part !== 'false') throw new Error(`--${name} takes true, false or true,false, got '${text}'`);
+    return part === 'true';
+  });
 const stageCounts = integers(values.stages, 'stages');
 const microCounts = integers(values.micro, 'micro');
 const [batchSize] = integers(values.batch, 'batch');
 const [steps] = integers(values.steps, 'steps');
 const [rounds] = integers(values.rounds, 'rounds');
 const schedules = list(values.schedules) as ScheduleKind[];
-const deferModes = list(values.defer).map((part) => {
-  if (part !== 'true' && part !== 'false') throw new Error(`--defer takes true, false or true,false, got '${values.defer}'`);
-  return part === 'true';
-});
-const settleWaitingModes = list(values['settle-waiting']).map((part) => {
-  if (part !== 'true' && part !== 'false') throw new Error(`--settle-waiting takes true, false or false,true, got '${values['settle-waiting']}'`);
-  return part === 'true';
-});
+const deferModes = booleans(values.defer, 'defer');
+const settleWaitingModes = booleans(values['settle-waiting'], 'settle-waiting');
 const settleRowsModes: (number | undefined)[] = values['settle-rows'] ? integers(values['settle-rows'], 'settle-rows') : [undefined];
 for (const schedule of schedules) if (!SCHEDULE_KINDS.includes(schedule)) throw new Error(`--schedules: unknown schedule '${schedule}' (${SCHEDULE_KINDS.join(', ')})`);
 if (!isBackendFlag(values.backend)) throw new Error(`--backend: unknown backend '${values.backend}'`);
