@@ -20,11 +20,6 @@ export interface MapTaskMessage {
   pack: boolean;
 }
 
-/** Finish the task in hand, drop the queued ones, and exit. */
-export interface CloseMessage {
-  close: true;
-}
-
 /** A pipeline was closed: drop its queued tasks (answered `dropped`); the task in hand finishes. */
 export interface CancelMessage {
   cancel: number;
@@ -66,26 +61,16 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 // Tasks are handled strictly in arrival order: `chain` serialises the async module loading.
 let chain = Promise.resolve();
-let closing = false;
 const cancelled = new Set<number>();
-port.on('message', (message: MapTaskMessage | CloseMessage | CancelMessage) => {
-  if ('close' in message) {
-    // Leaving by closing the port lets the thread end on its own. worker.terminate() can stop it in
-    // the middle of a zlib call (PNG decoding), which aborts the whole process in Node 20
-    // ("CompressionStream::Close: close before init").
-    closing = true;
-    chain = chain.then(() => port.close());
-    return;
-  }
+port.on('message', (message: MapTaskMessage | CancelMessage) => {
   if ('cancel' in message) {
     // Seen at once (not queued): the tasks of that pipeline still waiting in `chain` are dropped.
     cancelled.add(message.cancel);
     return;
   }
-  // A turn of the event loop before each task, so that a close or cancel message queued meanwhile
-  // is seen and the tasks behind it are dropped rather than started.
+  // A turn of the event loop before each task, so that a cancel message queued meanwhile is seen
+  // and the tasks behind it are dropped rather than started.
   chain = chain.then(nextTurn).then(() => {
-    if (closing) return undefined;
     if (cancelled.has(message.lease)) {
       port.postMessage({ id: message.id, dropped: true } satisfies MapReplyMessage);
       return undefined;

@@ -60,7 +60,8 @@ export class WorkerPool {
   /**
    * Ends the threads still busy with the lease's work (a transform stuck in a loop): their tasks
    * fail, and fresh threads take their place at the next run. terminate() is the last resort: it
-   * can stop a thread inside a zlib call, which aborts Node 20 (see transform-worker.ts).
+   * can stop a thread in the middle of a zlib call (PNG decoding), which aborts the whole process in
+   * Node 20 ("CompressionStream::Close: close before init").
    */
   async terminateBusy(lease: number): Promise<void> {
     await Promise.all(
