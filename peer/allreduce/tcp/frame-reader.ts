@@ -163,7 +163,7 @@ export class FrameReader {
 
   private startFrame(): boolean {
     const header = decodeDataFrameHeader(this.header);
-    const limit = this.fixedSlots ? Math.min(this.options.maxFrameBytes, ...this.free.map((slot) => slot.bytes.length)) : this.options.maxFrameBytes;
+    const limit = this.maxFrameBytes;
     if (typeof header === 'string' || header.length > limit) {
       const why = typeof header === 'string' ? header : `frame of ${header.length} bytes exceeds the limit of ${limit}`;
       this.fail(new RingError('link', `protocol violation on the data connection from ${this.options.peerLabel}: ${why}`));
