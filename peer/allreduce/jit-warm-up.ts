@@ -1,8 +1,8 @@
 import { Float32Codec } from './float32-codec.js';
 import type { RingChannel } from './ring-channel.js';
 import { allReducePlan } from './ring-plans.js';
+import { allocateRingBuffer } from './ring-collective.js';
 import { runRingStream } from './ring-stream.js';
-import { allocateShared } from './wasm-arena.js';
 
 /**
  * V8 compiles a function to optimised code only after it has run for a while. The ring's per-frame
@@ -61,9 +61,6 @@ export async function warmUpRing(channel: RingChannel, membership: { rank: numbe
 
 /** One buffer per process in the ring arena (where real ring buffers live), grown when needed. */
 function ringScratch(length: number): Float32Array {
-  if (!warmUpBuffer || warmUpBuffer.length < length) {
-    const { buffer, byteOffset } = allocateShared(length * 4);
-    warmUpBuffer = new Float32Array(buffer, byteOffset, length);
-  }
+  if (!warmUpBuffer || warmUpBuffer.length < length) warmUpBuffer = allocateRingBuffer(length);
   return warmUpBuffer;
 }
