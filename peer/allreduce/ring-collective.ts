@@ -215,7 +215,8 @@ export class RingCollective {
     if (!codec.needsScratch) return [];
     let scratch = this.scratchByCodec.get(codec.name);
     if (!scratch) {
-      const bytes = codec.encodedBytes(this.fixedChunkElements ?? DEFAULT_CHUNK_BYTES / 4);
+      // Sized for the chunk this codec is sent in (independent of the buffer for codecs with scratch).
+      const bytes = codec.encodedBytes(this.chunkElementsFor(0, codec));
       scratch = Array.from({ length: this.maxInFlight }, () => new Uint8Array(bytes));
       this.scratchByCodec.set(codec.name, scratch);
     }
