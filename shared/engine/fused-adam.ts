@@ -210,9 +210,7 @@ export class FusedAdam extends tf.Optimizer implements FlatGradientOptimizer {
           if (start >= end) continue;
           const slot = this.slotFor(entry.name, true);
           if (entry.size !== slot.size) throw new Error(`gradient of '${entry.name}' has ${entry.size} values, the variable ${slot.size}`);
-          const stride = Math.ceil(slot.size / 4) * 4;
-          const from = start - entry.offset;
-          const [g, m, v, w] = [slot.offset, slot.offset + stride, slot.offset + 2 * stride, slot.offset + 3 * stride].map((o) => o + from) as [number, number, number, number];
+          const [g, m, v, w] = this.pointers(slot, start - entry.offset);
           this.memory.floats.set(values.subarray(start, end), g);
           this.memory.stepExact(g, m, v, w, end - start, constants);
           values.set(this.memory.floats.subarray(w, w + end - start), start);
@@ -234,7 +232,8 @@ export class FusedAdam extends tf.Optimizer implements FlatGradientOptimizer {
   }
 
   private assignWeights(slot: AdamSlot, weights: Float32Array): void {
-    // The wasm backend copies the values into its own heap; the cpu backend keeps the array it is given.
+    // The wasm backend copies the values into its own heap; the cpu backend keeps the array it is
+    // given, and a view of our memory goes stale (detached) when the memory grows for the next slot.
     const updated = tf.tensor(tf.getBackend() === 'wasm' ? weights : weights.slice(), slot.shape, 'float32');
     slot.variable.assign(updated);
     updated.dispose();
@@ -258,18 +257,21 @@ export class FusedAdam extends tf.Optimizer implements FlatGradientOptimizer {
   private update(name: string, gradientSize: number, constants: number[], fill: (target: Float32Array, offset: number) => void): void {
     const slot = this.slotFor(name);
     if (gradientSize !== slot.size) throw new Error(`gradient of '${name}' has ${gradientSize} values, the variable ${slot.size}`);
-    const { offset, size } = slot;
-    const stride = Math.ceil(size / 4) * 4;
-    const [g, m, v, w] = [offset, offset + stride, offset + 2 * stride, offset + 3 * stride];
+    const { size } = slot;
+    const [g, m, v, w] = this.pointers(slot);
     fill(this.memory.floats, g);
     this.memory.step(g, m, v, w, size, constants);
-    // The wasm backend copies the values into its own heap; the cpu backend keeps the array it is
-    // given, and a view of our memory goes stale (detached) when the memory grows for the next slot.
-    const weights = this.memory.floats.subarray(w, w + size);
-    const updated = tf.tensor(tf.getBackend() === 'wasm' ? weights : weights.slice(), slot.shape, 'float32');
-    slot.variable.assign(updated);
-    updated.dispose();
-    slot.writtenData = slot.variable.dataId;
+    this.assignWeights(slot, this.memory.floats.subarray(w, w + size));
+  }
+
+  /**
+   * Where the slot's gradient, first and second moments and weights sit in the kernel memory (each
+   * padded to whole groups of 4 floats), `from` elements into the variable.
+   */
+  private pointers(slot: AdamSlot, from = 0): [g: number, m: number, v: number, w: number] {
+    const stride = Math.ceil(slot.size / 4) * 4;
+    const start = slot.offset + from;
+    return [start, start + stride, start + 2 * stride, start + 3 * stride];
   }
 
   private finishStep(): void {
@@ -291,8 +293,7 @@ export class FusedAdam extends tf.Optimizer implements FlatGradientOptimizer {
     }
     // Someone else assigned the variable (initial weights, a broadcast, a restore): start from its values.
     if (slot.variable.dataId !== slot.writtenData || (slot.partialWeights && !sharded)) {
-      const w = slot.offset + 3 * Math.ceil(slot.size / 4) * 4;
-      copyFloat32Into(slot.variable, this.memory.floats, w);
+      copyFloat32Into(slot.variable, this.memory.floats, this.pointers(slot)[3]);
       // The slot holds the variable's values now: later parts of a sharded step must not copy them again.
       slot.writtenData = slot.variable.dataId;
       slot.partialWeights = false;
