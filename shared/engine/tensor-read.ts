@@ -19,19 +19,21 @@ function wasmHeapHolding(tensor: tf.Tensor): WasmHeapBackend | undefined {
  * this machine (DESIGN.md §3) — for the mlp's 2 MiB of gradients, a new 2 MiB allocation per step.
  */
 export function copyFloat32Into(tensor: tf.Tensor, target: Float32Array, offset = 0): void {
-  if (tensor.dtype !== 'float32') throw new Error(`copyFloat32Into: expected a float32 tensor, got ${tensor.dtype}`);
-  if (tensor.isDisposed) throw new Error('copyFloat32Into: the tensor is disposed');
-  const heap = wasmHeapHolding(tensor);
   // The view is used at once: no allocation in between, so the heap cannot grow under it.
-  target.set(heap ? heap.typedArrayFromHeap({ dataId: tensor.dataId, shape: tensor.shape, dtype: 'float32' }) : (tensor.dataSync() as Float32Array), offset);
+  target.set(float32Values(tensor, 'copyFloat32Into'), offset);
 }
 
 /** Copies elements [start, end) of a float32 tensor's values into `target` at `offset` (from the wasm heap in place, as copyFloat32Into). */
 export function copyFloat32RangeInto(tensor: tf.Tensor, start: number, end: number, target: Float32Array, offset = 0): void {
-  if (tensor.dtype !== 'float32') throw new Error(`copyFloat32RangeInto: expected a float32 tensor, got ${tensor.dtype}`);
-  if (tensor.isDisposed) throw new Error('copyFloat32RangeInto: the tensor is disposed');
+  const values = float32Values(tensor, 'copyFloat32RangeInto');
   if (!(start >= 0 && start <= end && end <= tensor.size)) throw new Error(`copyFloat32RangeInto: range [${start}, ${end}) outside the tensor's ${tensor.size} values`);
-  const heap = wasmHeapHolding(tensor);
-  const values = heap ? heap.typedArrayFromHeap({ dataId: tensor.dataId, shape: tensor.shape, dtype: 'float32' }) : (tensor.dataSync() as Float32Array);
   target.set(values.subarray(start, end), offset);
+}
+
+/** A float32 tensor's values: a view of the wasm heap (valid until the next allocation there), else dataSync's array. */
+function float32Values(tensor: tf.Tensor, caller: string): Float32Array {
+  if (tensor.dtype !== 'float32') throw new Error(`${caller}: expected a float32 tensor, got ${tensor.dtype}`);
+  if (tensor.isDisposed) throw new Error(`${caller}: the tensor is disposed`);
+  const heap = wasmHeapHolding(tensor);
+  return heap ? heap.typedArrayFromHeap({ dataId: tensor.dataId, shape: tensor.shape, dtype: 'float32' }) : (tensor.dataSync() as Float32Array);
 }
