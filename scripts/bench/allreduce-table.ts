@@ -1,9 +1,5 @@
 /** The nccl-tests style table of `npm run bench:allreduce`: one row per size, ours beside gloo. */
 import type { SizeResult } from './allreduce-runners.js';
-import { median } from './median.js';
-
-/** Kept exported here for the scripts that take it from the all-reduce table. */
-export { median };
 
 export interface TableColumn {
   name: string;

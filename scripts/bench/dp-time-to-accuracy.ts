@@ -12,11 +12,13 @@ import { parseArgs } from 'node:util';
 import { launchRing } from '../../peer/allreduce/launch/launch-ring.js';
 import { isCompression } from '../../peer/compression/create-reducer.js';
 import type { DataParallelResult, DataParallelStepReport } from '../../peer/data-parallel/dp-trainer.js';
-import { median } from './allreduce-table.js';
+import { median } from './median.js';
 import type { DpWorkerConfig } from './dp-worker.js';
 import { isEntryPoint, runCommand } from '../../shared/cli/command.js';
 
 const WORKER = path.join(import.meta.dirname, 'dp-worker.ts');
+
+type StepTimes = Pick<DataParallelStepReport, 'computeMs' | 'commMs' | 'dataWaitMs'>;
 
 const HELP = `Usage: npm run bench:dp -- [flags]
 
@@ -78,10 +80,11 @@ async function runOnce(peers: number, config: DpWorkerConfig, cpuProfDir?: strin
   return { peers, result, steps, cpuMsPerStep, perRank };
 }
 
-function stepBreakdown(steps: DataParallelStepReport[]): { compute: number; comm: number; dataWait: number; total: number } {
+/** Mean ms per step after the warm-up steps (also each rank's own summary in dp-worker.ts). */
+export function stepBreakdown(steps: StepTimes[]): { compute: number; comm: number; dataWait: number; total: number } {
   // The first steps include warm-up (kernel compilation, fresh buffers): leave them out.
   const steady = steps.slice(Math.min(10, Math.floor(steps.length / 5)));
-  const mean = (f: (s: DataParallelStepReport) => number) => steady.reduce((sum, s) => sum + f(s), 0) / Math.max(1, steady.length);
+  const mean = (f: (s: StepTimes) => number) => steady.reduce((sum, s) => sum + f(s), 0) / Math.max(1, steady.length);
   const compute = mean((s) => s.computeMs);
   const comm = mean((s) => s.commMs);
   const dataWait = mean((s) => s.dataWaitMs);

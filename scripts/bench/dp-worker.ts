@@ -12,6 +12,7 @@ import { loadMnist } from '../../shared/data/mnist.js';
 import { describeSelection, selectBackend } from '../../shared/engine/select-backend.js';
 import { parseTrainingJob, type TrainingJobInput } from '../../shared/job/schema.js';
 import { createLogger } from '../../shared/log/logger.js';
+import { stepBreakdown } from './dp-time-to-accuracy.js';
 
 export interface DpWorkerConfig {
   job: TrainingJobInput;
@@ -75,16 +76,10 @@ async function main(): Promise<void> {
     },
   });
   log.debug({ rank, worldSize, ...result }, 'done');
-  reportToLauncher('cpu', { rank, trainCpuMsPerStep: trainCpuMs / Math.max(1, cpuSteps), steps: cpuSteps, ...steadyMeans(perStep) });
+  const steady = stepBreakdown(perStep);
+  reportToLauncher('cpu', { rank, trainCpuMsPerStep: trainCpuMs / Math.max(1, cpuSteps), steps: cpuSteps, computeMs: steady.compute, commMs: steady.comm, dataWaitMs: steady.dataWait });
   reportToLauncher('result', { ...result, backend: selection.flag });
   await ring.close();
-}
-
-/** Mean ms per step after the warm-up steps (the launcher's stepBreakdown leaves out the same ones). */
-function steadyMeans(steps: { computeMs: number; commMs: number; dataWaitMs: number }[]): { computeMs: number; commMs: number; dataWaitMs: number } {
-  const steady = steps.slice(Math.min(10, Math.floor(steps.length / 5)));
-  const mean = (key: 'computeMs' | 'commMs' | 'dataWaitMs') => steady.reduce((sum, s) => sum + s[key], 0) / Math.max(1, steady.length);
-  return { computeMs: mean('computeMs'), commMs: mean('commMs'), dataWaitMs: mean('dataWaitMs') };
 }
 
 runLaunchedRank(main);
