@@ -131,6 +131,12 @@ export async function runPipelineStage(options: PipelineStageOptions): Promise<P
     );
     // take() multiplies the deferred weight gradients: timed as part of the update.
     const timed = <T>(fn: () => T): T => (timeline ? timeline.time('update', step, fn) : fn());
+    const update = (ready: tf.NamedTensorMap): void => {
+      options.optimizer.applyGradients(ready);
+      // The new weights' packing now, while this stage waits for its first activation, instead of
+      // in the first forward pass (the first stage has no such wait: its first forward follows).
+      if (!isFirst) prepackDenseWeights(stage);
+    };
     const averaged = options.replicas && options.replicas.replicas > 1 ? options.replicas : undefined;
     let gradients: tf.NamedTensorMap | undefined;
     try {
@@ -139,18 +145,9 @@ export async function runPipelineStage(options: PipelineStageOptions): Promise<P
         const averaging = averaged.average(gradients);
         gradients = timeline ? await timeline.wait('all-reduce', step, averaging) : await averaging;
         const ready = gradients;
-        timed(() => {
-          options.optimizer.applyGradients(ready);
-          if (!isFirst) prepackDenseWeights(stage);
-        });
+        timed(() => update(ready));
       } else {
-        timed(() => {
-          gradients = compute.gradients.take();
-          options.optimizer.applyGradients(gradients);
-          // The new weights' packing now, while this stage waits for its first activation, instead of
-          // in the first forward pass (the first stage has no such wait: its first forward follows).
-          if (!isFirst) prepackDenseWeights(stage);
-        });
+        timed(() => update((gradients = compute.gradients.take())));
       }
     } finally {
       if (gradients) tf.dispose(gradients);
