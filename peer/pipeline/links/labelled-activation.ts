@@ -12,11 +12,9 @@ export function labelledLength(samples: number, elementsPerSample: number): numb
 
 /** Writes `activation` and `labels` into `into` (length labelledLength(labels.length, …)). */
 export function packLabelled(activation: Float32Array, labels: Int32Array, into: Float32Array): Float32Array {
-  if (into.length !== activation.length + labels.length) {
-    throw new PipelineError('usage', `a labelled activation of ${activation.length} values and ${labels.length} labels needs ${activation.length + labels.length} floats, got ${into.length}`);
-  }
+  // writeLabels checks the length first, so a wrong `into` is refused before anything is written.
+  writeLabels(into, activation.length, labels);
   into.set(activation);
-  new Int32Array(into.buffer, into.byteOffset + activation.byteLength, labels.length).set(labels);
   return into;
 }
 
