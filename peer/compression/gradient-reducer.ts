@@ -29,3 +29,8 @@ export interface GradientReducer {
 export function ringWireBytes(elements: number, bytesPerElement: number, worldSize: number): number {
   return worldSize === 1 ? 0 : Math.round((2 * (worldSize - 1) * elements * bytesPerElement) / worldSize);
 }
+
+/** The stats of several reductions (the buckets of one exchange) added up. */
+export function sumReduceStats(stats: readonly ReduceStats[]): ReduceStats {
+  return { wireBytes: stats.reduce((sum, s) => sum + s.wireBytes, 0), fp32Bytes: stats.reduce((sum, s) => sum + s.fp32Bytes, 0) };
+}

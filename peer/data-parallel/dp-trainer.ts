@@ -164,7 +164,7 @@ export async function trainDataParallel(job: TrainingJob, options: DataParallelO
       let result: StepResult;
       if (overlapped) {
         const step = await overlappedStep(ctx as StepContext & { optimizer: FusedAdam }, batch, overlapped, share);
-        exchangeReport = { ms: step.exchangeMs, wireBytes: step.stats.wireBytes, fp32Bytes: step.stats.fp32Bytes };
+        exchangeReport = { ms: step.exchangeMs, ...step.stats };
         result = step;
       } else {
         result = await trainStep(ctx, batch, exchange, { lossScale: share });

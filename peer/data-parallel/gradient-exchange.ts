@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { RingCollective } from '../allreduce/ring-collective.js';
 import { scaleInPlace } from '../allreduce/reduce-kernels.js';
-import type { GradientReducer, ReduceStats } from '../compression/gradient-reducer.js';
+import { sumReduceStats, type GradientReducer, type ReduceStats } from '../compression/gradient-reducer.js';
 import type { FlatGradients } from '../../shared/engine/flat-gradients.js';
 import type { GradientExchange } from '../trainer/train-step.js';
 import type { GradientFusion } from './gradient-fusion.js';
@@ -63,11 +63,7 @@ export function createFlatGradientExchange(args: GradientExchangeArgs): (grads: 
     }
     if (!reducer.bucketed) pending.push(reducer.reduce(fusion.buffer, whole, ring, share));
     const stats = await Promise.all(pending);
-    args.onReport?.({
-      ms: performance.now() - started,
-      wireBytes: stats.reduce((sum, s) => sum + s.wireBytes, 0),
-      fp32Bytes: stats.reduce((sum, s) => sum + s.fp32Bytes, 0),
-    });
+    args.onReport?.({ ms: performance.now() - started, ...sumReduceStats(stats) });
     return fusion.flat();
   };
 }

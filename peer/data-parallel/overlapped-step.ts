@@ -18,7 +18,7 @@ import type { Batch } from '../../shared/data/batch.js';
 import { copyFloat32RangeInto } from '../../shared/engine/tensor-read.js';
 import type { FlatGradientOptimizer } from '../../shared/engine/flat-gradients.js';
 import type { RingCollective } from '../allreduce/ring-collective.js';
-import type { GradientReducer, ReduceStats } from '../compression/gradient-reducer.js';
+import { sumReduceStats, type GradientReducer, type ReduceStats } from '../compression/gradient-reducer.js';
 import { recordForward, type DeferredWeightGradients } from '../pipeline/autodiff/deferred-tape.js';
 import { yieldToEventLoop } from '../session/yield-to-event-loop.js';
 import { crossEntropy } from '../trainer/loss.js';
@@ -104,7 +104,7 @@ export async function overlappedStep(
     loss,
     computeMs: performance.now() - started - exchangeMs,
     exchangeMs,
-    stats: { wireBytes: stats.reduce((sum, s) => sum + s.wireBytes, 0), fp32Bytes: stats.reduce((sum, s) => sum + s.fp32Bytes, 0) },
+    stats: sumReduceStats(stats),
   };
 }
 
