@@ -14,25 +14,12 @@ export class GradientAccumulator {
 
   /** Adds one micro-batch's gradients (in `variables` order; null: kept as factors) and takes ownership of them. */
   add(gradients: readonly (tf.Tensor | null)[]): void {
-    const present = gradients.filter((g): g is tf.Tensor => g !== null);
     if (gradients.length !== this.variables.length) {
-      tf.dispose(present);
+      tf.dispose(gradients.filter((g): g is tf.Tensor => g !== null));
       throw new Error(`expected ${this.variables.length} gradients, got ${gradients.length}`);
     }
-    if (!this.sums) {
-      this.sums = gradients.map((g) => g ?? undefined);
-      return;
-    }
-    const sums = this.sums;
-    this.sums = sums.map((sum, i) => {
-      const g = gradients[i];
-      if (!g) return sum;
-      if (!sum) return g;
-      const next = tf.add(sum, g);
-      sum.dispose();
-      g.dispose();
-      return next;
-    });
+    const sums = this.sums ?? this.variables.map(() => undefined);
+    this.sums = sums.map((sum, i) => plus(sum, gradients[i] ?? undefined));
   }
 
   /** Keeps one micro-batch's factors of variable `index`'s gradient, aᵀ·dy; takes ownership of both. */
@@ -60,12 +47,7 @@ export class GradientAccumulator {
       // One product over all kept rows instead of one per micro-batch.
       const product = tf.tidy(() => tf.matMul(a.length === 1 ? a[0]! : tf.concat(a, 0), dy.length === 1 ? dy[0]! : tf.concat(dy, 0), true, false));
       tf.dispose([...a, ...dy]);
-      const sum = sums[index];
-      sums[index] = sum ? tf.tidy(() => tf.add(sum, product)) : product;
-      if (sum) {
-        sum.dispose();
-        product.dispose();
-      }
+      sums[index] = plus(sums[index], product);
     }
     this.factors.clear();
     this.sums = sums;
@@ -92,4 +74,14 @@ export class GradientAccumulator {
     this.factors.clear();
     this.sums = undefined;
   }
+}
+
+/** sum + gradient, taking ownership of both (either may be missing: then the other, as it is). */
+function plus(sum: tf.Tensor | undefined, gradient: tf.Tensor | undefined): tf.Tensor | undefined {
+  if (!gradient) return sum;
+  if (!sum) return gradient;
+  const next = tf.add(sum, gradient);
+  sum.dispose();
+  gradient.dispose();
+  return next;
 }
