@@ -11,7 +11,7 @@
  * (dW[r0:r1] = a[:, r0:r1]ᵀ·dy), and after each bucket the step yields to the event loop so the
  * ring's frames move while the next product runs. The arithmetic is tfjs's own (the same products,
  * each output element summed in the same order), so the weights stay those of single-process
- * training (test/data-parallel-overlap.test.ts).
+ * training (test/data-parallel-processes.test.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../../shared/data/batch.js';
