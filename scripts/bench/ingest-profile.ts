@@ -24,10 +24,17 @@ const { values: flags } = parseArgs({ options: { images: { type: 'string', defau
 const batches = Number(flags.batches);
 const batchSize = Number(flags.batch);
 
-/** CPU ms of this process's main thread so far (utime + stime of its task, in 10 ms ticks). */
+/** Name and CPU ms so far (utime + stime, in 10 ms ticks) of thread `tid` of this process, from /proc. */
+function taskCpu(tid: string | number): { name: string; ms: number } {
+  const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+  const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { name, ms: (Number(fields[11]) + Number(fields[12])) * 10 };
+}
+
+/** CPU ms of this process's main thread so far. */
 function mainThreadCpuMs(): number {
-  const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+  return taskCpu(process.pid).ms;
 }
 
 /** CPU ms per thread of this process (name from /proc comm, id), for the per-thread breakdown. */
@@ -35,10 +42,8 @@ function threadCpuMs(): Map<string, number> {
   const out = new Map<string, number>();
   for (const tid of readdirSync('/proc/self/task')) {
     try {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(`${name}#${tid}`, (Number(fields[11]) + Number(fields[12])) * 10);
+      const { name, ms } = taskCpu(tid);
+      out.set(`${name}#${tid}`, ms);
     } catch {
       // the thread ended meanwhile
     }
