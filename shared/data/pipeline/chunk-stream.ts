@@ -62,7 +62,7 @@ export class ChunkStream {
     const { start, end, batchEnd } = range.value;
     this.peeked = this.ranges.next();
     const last = Boolean(this.peeked.done);
-    const chunk: Chunk = { epoch: this.epoch, start, samples: this.order.slice(start, end), last, ...(batchEnd !== undefined ? { batchEnd } : {}) };
+    const chunk: Chunk = { epoch: this.epoch, start, samples: this.order.slice(start, end), last, batchEnd };
     const computed = this.compute(chunk).then((outcomes) => ({ chunk, outcomes }));
     // Awaited later in order; until then a failure must not count as an unhandled rejection.
     computed.catch(() => undefined);

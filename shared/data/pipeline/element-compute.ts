@@ -14,9 +14,10 @@ export interface Chunk {
   last: boolean;
   /**
    * With `split()`: this chunk ends the peer's slice of a global batch, and the next global batch
-   * starts at this position of the epoch's order.
+   * starts at this position of the epoch's order. Otherwise undefined, but always present: one
+   * object shape for every chunk keeps the pipeline's optimised code (see chunk-layout.ts).
    */
-  batchEnd?: number;
+  batchEnd: number | undefined;
 }
 
 export type ComputeChunk = (chunk: Chunk) => Promise<ItemOutcome[]>;
