@@ -11,7 +11,7 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | { [key:
 
 export interface TransformContext {
   /** Seeded from (map seed, stage, epoch, sample): the same augmentation whichever thread runs it. */
-  random: Prng;
+  readonly random: Prng;
   /** Index of the sample in its source (stable across shards, shuffles and epochs). */
   sampleIndex: number;
   epoch: number;
@@ -88,15 +88,38 @@ function assertJson(value: unknown, what: string): void {
  * augmentation is the same inline or in any worker, on any peer, before or after a resume.
  */
 export function sampleSeed(seed: number, stage: number, epoch: number, sampleIndex: number): number {
-  let h = 0x9e3779b9 ^ seed;
-  for (const v of [stage, epoch, sampleIndex]) {
-    h = Math.imul(h ^ (v >>> 0), 0x85ebca6b);
-    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-    h ^= h >>> 16;
+  // Unrolled over (stage, epoch, sampleIndex): it runs for every sample, and a loop over an array
+  // literal allocated one array per call.
+  return mixSeed(mixSeed(mixSeed(0x9e3779b9 ^ seed, stage), epoch), sampleIndex) >>> 0;
+}
+
+function mixSeed(h: number, v: number): number {
+  h = Math.imul(h ^ (v >>> 0), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
+
+/**
+ * A sample's context. Its generator is made on first use: most transforms (scaling, decoding) draw
+ * no random numbers, and a generator per sample (a typed array for its state) was most of the
+ * inline pipeline's cost per sample. Made whenever, it starts from the same seed.
+ */
+class SampleContext implements TransformContext {
+  private generator: Prng | undefined;
+
+  constructor(
+    private readonly seed: number,
+    private readonly stage: number,
+    readonly epoch: number,
+    readonly sampleIndex: number,
+  ) {}
+
+  get random(): Prng {
+    this.generator ??= new Prng(sampleSeed(this.seed, this.stage, this.epoch, this.sampleIndex));
+    return this.generator;
   }
-  return h >>> 0;
 }
 
 export function contextFor(seed: number, stage: number, epoch: number, sampleIndex: number): TransformContext {
-  return { random: new Prng(sampleSeed(seed, stage, epoch, sampleIndex)), sampleIndex, epoch };
+  return new SampleContext(seed, stage, epoch, sampleIndex);
 }
