@@ -101,8 +101,8 @@ function mixSeed(h: number, v: number): number {
 
 /**
  * A sample's context. Its generator is made on first use: most transforms (scaling, decoding) draw
- * no random numbers, and a generator per sample (a typed array for its state) was most of the
- * inline pipeline's cost per sample. Made whenever, it starts from the same seed.
+ * no random numbers, and building one for every sample and stage (a typed array for its state) was
+ * wasted work and garbage. Made whenever, it starts from the same seed.
  */
 class SampleContext implements TransformContext {
   private generator: Prng | undefined;
