@@ -119,17 +119,20 @@ export class BatchAssembler {
     }
   }
 
+  /** Names a sample in an error; built only when something is wrong (a string per good sample was garbage). */
+  private sampleName(sampleIndex: number): string {
+    return `${this.sourceName} sample ${sampleIndex}`;
+  }
+
   private checkSample(value: unknown, sampleIndex: number): { x: Float32Array; label: number } {
     const sample = value as { x?: unknown; label?: unknown };
-    // Named only when something is wrong: a string per good sample was measurable garbage.
-    const where = (): string => `${this.sourceName} sample ${sampleIndex}`;
     if (typeof sample !== 'object' || sample === null || !(sample.x instanceof Float32Array)) {
-      throw new DataError(`${where()}: batch() needs samples { x: Float32Array, label: number }; got ${describe(value)}. End the pipeline with a map that produces them (e.g. scalePixels for images).`);
+      throw new DataError(`${this.sampleName(sampleIndex)}: batch() needs samples { x: Float32Array, label: number }; got ${describe(value)}. End the pipeline with a map that produces them (e.g. scalePixels for images).`);
     }
-    if (!Number.isInteger(sample.label) || (sample.label as number) < 0) throw new DataError(`${where()}: label must be a class index (a whole number ≥ 0), got ${String(sample.label)}.`);
+    if (!Number.isInteger(sample.label) || (sample.label as number) < 0) throw new DataError(`${this.sampleName(sampleIndex)}: label must be a class index (a whole number ≥ 0), got ${String(sample.label)}.`);
     this.featureCount ??= sample.x.length;
     if (sample.x.length !== this.featureCount) {
-      throw new DataError(`${where()}: ${sample.x.length} features, but earlier samples have ${this.featureCount}. Resize or crop every sample to the same shape.`);
+      throw new DataError(`${this.sampleName(sampleIndex)}: ${sample.x.length} features, but earlier samples have ${this.featureCount}. Resize or crop every sample to the same shape.`);
     }
     return { x: sample.x, label: sample.label as number };
   }
